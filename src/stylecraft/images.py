@@ -1,0 +1,253 @@
+"""Images in and out: files, bytes and PIL images <-> float tensors, safely.
+
+Inside stylecraft an image is a float32 tensor, RGB, shape (1, 3, H, W), values in [0, 1]. This module is
+the only place that touches image files: it normalises every readable mode (grey, alpha, palette, CMYK,
+16-bit, EXIF-rotated) to RGB, refuses what cannot be read with one clear line, and writes results
+atomically so that an output is either the complete new picture or the old file untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, Image.Image, bytes]
+
+#: Largest image accepted, in pixels: well above any camera (200 MP), far below a decompression bomb.
+MAX_PIXELS = 200_000_000
+
+#: File extensions we can write, mapped to Pillow format names.
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+METADATA_KEY = "stylecraft"
+
+
+def _describe(source: ImageInput) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "the image"
+
+
+def _open(source: ImageInput) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("the image data is empty (0 bytes)")
+        return Image.open(io.BytesIO(source))
+    path = Path(source)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes)")
+    return Image.open(path)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Read an image from a path, bytes or a PIL image and return it as upright 8-bit RGB.
+
+    Raises ImageError with a one-line reason for anything that is not a complete, readable picture of at
+    most ``max_pixels`` pixels; the size is checked from the header, before the pixels are decoded.
+    """
+    name = _describe(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _open(source)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(f"{name}: {width} x {height} pixels is more than the limit of "
+                                 f"{max_pixels:,} pixels")
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: too many pixels ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not an image file stylecraft can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: the image is truncated or corrupt ({exc})") from exc
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> a (1, 3, H, W) float32 tensor in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """A (1, 3, H, W) or (3, H, W) tensor in [0, 1] -> an RGB PIL image (values are clamped)."""
+    if tensor.dim() == 4:
+        tensor = tensor[0]
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")
+
+
+def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The (width, height) that gives the long side ``long_side`` pixels at the same aspect ratio."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (N, C, H, W) image tensor to ``size`` = (width, height), antialiased when shrinking."""
+    width, height = size
+    if tensor.shape[-2:] == (height, width):
+        return tensor
+    return F.interpolate(tensor, size=(height, width), mode="bicubic", align_corners=False,
+                         antialias=True).clamp(0, 1)
+
+
+def resize_long_side(tensor: torch.Tensor, long_side: int) -> torch.Tensor:
+    """Resize an image tensor so that its long side is ``long_side`` pixels."""
+    height, width = tensor.shape[-2:]
+    return resize(tensor, fit_long_side(width, height, long_side))
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early, before any work, if ``path`` cannot receive an image: unknown type, no folder, no access."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_FORMATS:
+        raise ImageError(f"{path}: unknown image type {path.suffix or '(none)'!r}; use one of "
+                         + ", ".join(sorted(WRITE_FORMATS)))
+    return check_writable(path)
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early if a file cannot be created at ``path``: the folder is missing, not a folder, or read-only."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.exists():
+        raise ImageError(f"{path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ImageError(f"{path}: {folder} is not a folder")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stylecraft-probe-"):
+            pass
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from exc
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def encode_image(image: Image.Image, fmt: str, metadata: dict | None = None) -> bytes:
+    """Encode ``image`` in Pillow format ``fmt``; PNGs carry ``metadata`` as a JSON text chunk."""
+    buffer = io.BytesIO()
+    options: dict = {}
+    if fmt == "PNG" and metadata is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+        options["pnginfo"] = info
+    if fmt == "JPEG":
+        options["quality"] = 95
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike,
+               metadata: dict | None = None) -> Path:
+    """Save atomically; the settings in ``metadata`` go into the PNG, or a ``.json`` sidecar for other types.
+
+    The picture is complete or absent: a failure never leaves a half-written or clobbered file.
+    """
+    path = check_output_path(path)
+    if isinstance(image, torch.Tensor):
+        image = to_pil(image)
+    fmt = WRITE_FORMATS[path.suffix.lower()]
+    try:
+        atomic_write_bytes(path, encode_image(image, fmt, metadata))
+        if metadata is not None and fmt != "PNG":
+            sidecar = path.with_name(path.name + ".json")
+            atomic_write_bytes(sidecar, json.dumps(metadata, indent=2, sort_keys=True).encode())
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The settings stylecraft recorded with an image it wrote, or None."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}).get(METADATA_KEY)
+    return json.loads(text) if text else None
+
+
+def rgb_to_yuv(image: torch.Tensor) -> torch.Tensor:
+    """RGB -> YUV (BT.601): Y is luminance, U and V the colour; used for colour-preserving transfer."""
+    matrix = image.new_tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
+    return torch.einsum("ij,njhw->nihw", matrix, image)
+
+
+def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """YUV (BT.601) -> RGB, the inverse of :func:`rgb_to_yuv`."""
+    matrix = image.new_tensor([[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]])
+    return torch.einsum("ij,njhw->nihw", matrix, image)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """The luminance of an RGB image, repeated on three channels so that VGG can read it."""
+    return rgb_to_yuv(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Shift and scale ``source``'s luminance to ``reference``'s mean and spread (Gatys et al. 2016, sec. 3)."""
+    src, ref = source[:, :1], reference[:, :1]
+    scaled = (src - src.mean()) * (ref.std() / src.std().clamp_min(1e-6)) + ref.mean()
+    return scaled.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def restore_colour(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Combine the luminance of ``result`` with the colour (U, V) of ``content``."""
+    yuv = rgb_to_yuv(content)
+    yuv = torch.cat([rgb_to_yuv(result)[:, :1], yuv[:, 1:]], dim=1)
+    return yuv_to_rgb(yuv).clamp(0, 1)

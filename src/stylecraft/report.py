@@ -1,0 +1,156 @@
+"""What people look at: snapshots, progress animations, loss histories and plots, contact-sheet grids.
+
+Snapshots and animations are progress callbacks; everything here writes its files atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from PIL import Image, ImageDraw, ImageFont
+
+from . import images
+from .errors import ConfigError
+from .optimize import Progress
+
+PathLike = Union[str, os.PathLike]
+HISTORY_TYPES = (".csv", ".json")
+
+
+class Snapshots:
+    """A callback that saves the current image as ``DIR/iter_00050.png`` every ``every`` iterations."""
+
+    def __init__(self, folder: PathLike, every: int) -> None:
+        if every < 1:
+            raise ConfigError(f"--save-every must be at least 1 (got {every})")
+        self.folder = Path(folder)
+        self.every = every
+        self.folder.mkdir(parents=True, exist_ok=True)
+        images.check_output_path(self.folder / "iter_00000.png")
+
+    def __call__(self, event: Progress) -> None:
+        if event.iteration % self.every == 0 or event.iteration == event.iterations:
+            images.save_image(event.image(), self.folder / f"iter_{event.iteration:05d}.png")
+
+
+class Animation:
+    """A callback that keeps about ``frames`` evenly spaced frames (long side ``max_side``) for a GIF."""
+
+    def __init__(self, iterations: int, frames: int = 60, max_side: int = 384) -> None:
+        self.every = max(1, iterations // frames)
+        self.max_side = max_side
+        self.frames: list[Image.Image] = []
+
+    def __call__(self, event: Progress) -> None:
+        if event.iteration == 1 or event.iteration % self.every == 0 or event.iteration == event.iterations:
+            frame = images.to_pil(event.image())
+            frame.thumbnail((self.max_side, self.max_side))
+            self.frames.append(frame)
+
+    def save(self, path: PathLike, frame_ms: int = 80, final_ms: int = 1500) -> None:
+        """Write the frames as a looping GIF; the last frame is held longer."""
+        if not self.frames:
+            return
+        durations = [frame_ms] * (len(self.frames) - 1) + [final_ms]
+        buffer = io.BytesIO()
+        self.frames[0].save(buffer, format="GIF", save_all=True, append_images=self.frames[1:],
+                            duration=durations, loop=0, optimize=True)
+        images.atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_suffix(path: PathLike, suffixes: Sequence[str], option: str) -> Path:
+    """Fail before a run if ``path`` has the wrong type or cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: use a file ending in {' or '.join(suffixes)}")
+    return images.check_writable(path)
+
+
+def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = None) -> None:
+    """Every loss term per iteration, with elapsed seconds, as CSV (one row each) or JSON."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = json.dumps({**(extra or {}), "history": list(history)}, indent=1).encode()
+    else:
+        columns = list(dict.fromkeys(key for row in history for key in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+        data = text.getvalue().encode()
+    images.atomic_write_bytes(path, data)
+
+
+def plot_history(history: Sequence[dict], path: PathLike, title: str = "") -> None:
+    """Loss curves (total and each term, log scale) against iterations, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    steps = [row["iteration"] for row in history]
+    for key in ("total", "content", "style", "tv"):
+        values = [row.get(key) for row in history]
+        if any(v is not None and v > 0 for v in values):
+            axes.plot(steps, values, label=key, linewidth=2 if key == "total" else 1.2)
+    axes.set_yscale("log")
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("weighted loss")
+    axes.set_title(title or "stylecraft loss history")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    images.atomic_write_bytes(path, buffer.getvalue())
+
+
+@dataclass
+class Cell:
+    """One picture of a contact sheet with its caption (the setting and the seconds it took)."""
+
+    image: Image.Image
+    caption: str
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def contact_sheet(rows: Sequence[Sequence[Cell]], row_labels: Sequence[str] = (),
+                  column_labels: Sequence[str] = (), title: str = "", cell_side: int = 256) -> Image.Image:
+    """Lay cells out in a labelled grid: a title, column headers, row headers and a caption under each."""
+    pad, caption_h, font = 8, 20, _font(14)
+    header_h = caption_h if column_labels else 0
+    title_h = 28 if title else 0
+    label_w = max((int(font.getlength(label)) for label in row_labels), default=0)
+    label_w = label_w + 2 * pad if label_w else 0
+    columns = max(len(row) for row in rows)
+    width = label_w + columns * (cell_side + pad) + pad
+    height = title_h + header_h + len(rows) * (cell_side + caption_h + pad) + pad
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 6), title, fill="black", font=_font(18))
+    for c, label in enumerate(column_labels):
+        draw.text((label_w + pad + c * (cell_side + pad), title_h + 2), label, fill="black", font=font)
+    for r, row in enumerate(rows):
+        top = title_h + header_h + r * (cell_side + caption_h + pad) + pad
+        if r < len(row_labels):
+            draw.text((pad, top + cell_side // 2), row_labels[r], fill="black", font=font)
+        for c, cell in enumerate(row):
+            left = label_w + pad + c * (cell_side + pad)
+            picture = cell.image.copy()
+            picture.thumbnail((cell_side, cell_side))
+            sheet.paste(picture, (left + (cell_side - picture.width) // 2, top + (cell_side - picture.height) // 2))
+            draw.text((left, top + cell_side + 2), cell.caption, fill="dimgray", font=font)
+    return sheet
