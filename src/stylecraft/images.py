@@ -14,7 +14,6 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, Image.Image, bytes]
+ImageInput = str | os.PathLike | Image.Image | bytes
 
 #: Largest image accepted, in pixels: well above any camera (200 MP), far below a decompression bomb.
 MAX_PIXELS = 200_000_000
@@ -88,14 +87,14 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(f"{name}: {width} x {height} pixels is more than the limit of "
-                                 f"{max_pixels:,} pixels")
+                                 f"{max_pixels:,} pixels (a decompression bomb?)")
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: too many pixels ({exc})") from exc
+        raise ImageError(f"{name}: more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image file stylecraft can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -105,7 +104,7 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """An RGB PIL image -> a (1, 3, H, W) float32 tensor in [0, 1]."""
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:

@@ -99,8 +99,9 @@ class TransferConfig:
             layers = getattr(self, f"{kind}_layers")
             if not layers and (kind == "style" or mode != "texture"):
                 raise ConfigError(f"--{kind}-layers: give at least one layer")
-            for layer in layers:
-                canonical_layer(layer, self.model)
+            canonical = [canonical_layer(layer, self.model) for layer in layers]
+            if len(set(canonical)) != len(canonical):
+                raise ConfigError(f"--{kind}-layers: a layer is named twice")
             _weights(f"{kind}-layer-weights", getattr(self, f"{kind}_layer_weights"), len(layers))
         if mode != "reconstruct":
             _weights("style-blend", self.style_blend, styles)
@@ -187,6 +188,10 @@ def _check_size(image: torch.Tensor, net: VGG, what: str) -> None:
                          "use a larger --size or shallower layers")
 
 
+def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    return sum(w * v for v, w in zip(parts.values(), weights, strict=True))
+
+
 def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
     return (0.5 + 0.15 * torch.randn(shape, generator=generator)).clamp(0, 1)
 
@@ -268,7 +273,7 @@ def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = 
 
     start = _initial_image(config, mode, shape, content, styles, init, generator).to(device)
     _check_size(start, net, "image")
-    pixels = start.clone().requires_grad_(True)
+    pixels = start.contiguous().clone().requires_grad_(True)
     optimizer = _make_optimizer(config, pixels)
     layers = list(dict.fromkeys(content_layers + style_layers))
     state: dict = {"good": start.detach().clone(), "losses": {}, "finite": True}
@@ -281,12 +286,12 @@ def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = 
         if content_layers:
             parts = {n: losses.content_loss(feats[n], targets[n]) for n in content_layers}
             terms.update({f"content:{n}": v for n, v in parts.items()})
-            terms["content"] = content_weight * sum(w * parts[n] for n, w in zip(content_layers, content_weights, strict=False))
+            terms["content"] = content_weight * _weighted(parts, content_weights)
             total = total + terms["content"]
         if style_layers:
             parts = {n: losses.style_loss(feats[n], targets[f"gram:{n}"]) for n in style_layers}
             terms.update({f"style:{n}": v for n, v in parts.items()})
-            terms["style"] = style_weight * sum(w * parts[n] for n, w in zip(style_layers, style_weights, strict=False))
+            terms["style"] = style_weight * _weighted(parts, style_weights)
             total = total + terms["style"]
         if config.tv_weight:
             terms["tv"] = config.tv_weight * losses.total_variation(pixels)

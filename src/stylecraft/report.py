@@ -12,7 +12,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -20,7 +19,7 @@ from . import images
 from .errors import ConfigError
 from .optimize import Progress
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 HISTORY_TYPES = (".csv", ".json")
 
 

@@ -1,0 +1,276 @@
+"""The stylecraft command end to end: every mode and output option, and the table of bad inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_content, make_style
+from PIL import Image
+
+from stylecraft import images
+from stylecraft.cli import main
+
+FAST = ["--size", "48", "--iterations", "3", "--seed", "1", "--quiet"]
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+# ---- the modes and every output option -------------------------------------------------------------------
+
+
+def test_transfer_writes_png_with_settings(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST)
+    assert code == 0, err
+    with Image.open(out) as picture:
+        assert picture.size == (48, 36)
+    settings = images.read_metadata(out)
+    assert settings["seed"] == 1 and settings["mode"] == "transfer" and settings["iterations"] == 3
+    assert settings["content"] == str(content_path)
+
+
+def test_same_seed_same_picture(capsys, tmp_path, content_path, style_path):
+    outs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for out in outs:
+        assert run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, "--init", "noise")[0] == 0
+    pixels = [np.asarray(Image.open(o)) for o in outs]
+    assert np.array_equal(*pixels)
+
+
+def test_reconstruct_and_texture(capsys, tmp_path, content_path, style_path):
+    assert run_cli(capsys, "reconstruct", content_path, "-o", tmp_path / "r.png", *FAST)[0] == 0
+    code, err = run_cli(capsys, "texture", style_path, "-o", tmp_path / "t.png", *FAST,
+                        "--width", "40", "--height", "56")
+    assert code == 0, err
+    assert Image.open(tmp_path / "t.png").size == (40, 56)
+    assert images.read_metadata(tmp_path / "t.png")["content"] is None
+
+
+def test_records_history_plot_animation_snapshots(capsys, tmp_path, content_path, style_path):
+    args = ["transfer", content_path, style_path, "-o", tmp_path / "o.jpg", "--size", "48", "--iterations", "4",
+            "--quiet", "--history", tmp_path / "h.csv", "--plot", tmp_path / "p.png",
+            "--animation", tmp_path / "a.gif", "--save-every", "2", "--snapshots", tmp_path / "snaps"]
+    code, err = run_cli(capsys, *args)
+    assert code == 0, err
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,elapsed") and "style:relu1_1" in rows[0] and len(rows) == 5
+    with Image.open(tmp_path / "p.png") as plot:
+        assert plot.size[0] > 400
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames >= 3
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["iter_00002.png", "iter_00004.png"]
+    assert json.loads((tmp_path / "o.jpg.json").read_text())["iterations"] == 4
+
+
+def test_history_json_and_options(capsys, tmp_path, content_path, style_path):
+    style2 = tmp_path / "style2.png"
+    make_style(seed=3).rotate(90).save(style2)
+    code, err = run_cli(capsys, "transfer", content_path, style_path, style2, "-o", tmp_path / "o.png", *FAST,
+                        "--history", tmp_path / "h.json", "--style-blend", "2,1", "--optimizer", "adam",
+                        "--lr", "0.05", "--pooling", "avg", "--content-layers", "relu3_2,block4_conv2",
+                        "--content-layer-weights", "1,2", "--style-layers", "relu1_1,relu2_1",
+                        "--style-layer-weights", "1,1", "--content-weight", "2", "--style-weight", "5",
+                        "--tv-weight", "0", "--style-scale", "0.5", "--preserve-color", "--device", "cpu")
+    assert code == 0, err
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert data["settings"]["style_blend"] == [2.0, 1.0]
+    assert len(data["history"]) == 3 and "content:relu4_2" in data["history"][0]
+    assert "tv" not in data["history"][0]
+
+
+def test_init_from_file(capsys, tmp_path, content_path, style_path):
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "o.png", *FAST,
+                        "--init", style_path)
+    assert code == 0, err
+
+
+def test_layers_lists_both_namings(capsys):
+    assert main(["layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "relu4_2   block4_conv2" in lines and lines[0] == "conv1_1" and lines[-1].startswith("pool5")
+    assert main(["layers", "--model", "vgg16"]) == 0
+    assert "conv5_3" in capsys.readouterr().out
+
+
+def test_grid_sweeps_an_option(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "grid.png"
+    code, err = run_cli(capsys, "grid", "transfer", "--content", content_path, "--style", style_path,
+                        "--vary", "style-weight=1,100", "--vary", "init=noise,content", "-o", out, *FAST,
+                        "--cell-size", "64")
+    assert code == 0, err
+    with Image.open(out) as sheet:
+        assert sheet.width > 2 * 64 and sheet.height > 2 * 64
+    settings = images.read_metadata(out)
+    assert settings["grid"]["vary"] == ["style-weight=1,100", "init=noise,content"]
+
+
+def test_grid_content_by_style_and_layer_sweep(capsys, tmp_path, content_path, style_path):
+    style2 = tmp_path / "s2.png"
+    make_style(seed=5).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(style2)
+    code, err = run_cli(capsys, "grid", "transfer", "--content", content_path, "--style", style_path, style2,
+                        "-o", tmp_path / "g.png", *FAST)
+    assert code == 0, err
+    code, err = run_cli(capsys, "grid", "reconstruct", "--content", content_path,
+                        "--vary", "content-layers=relu1_1,relu3_1", "-o", tmp_path / "r.png", *FAST)
+    assert code == 0, err
+
+
+# ---- inputs that are fine to read are converted ----------------------------------------------------------
+
+
+def _exif_rotated(path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    make_content(64, 32).save(path, exif=exif)
+
+
+CONVERTIBLE = {
+    "grey.png": lambda p: make_content().convert("L").save(p),
+    "rgba.png": lambda p: make_content().convert("RGBA").save(p),
+    "palette.png": lambda p: make_content().convert("P").save(p),
+    "cmyk.jpg": lambda p: make_content().convert("CMYK").save(p),
+    "sixteen.png": lambda p: Image.fromarray(np.asarray(make_content().convert("L"), np.uint16) * 257).save(p),
+    "rotated.jpg": _exif_rotated,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERTIBLE))
+def test_readable_modes_are_converted(capsys, tmp_path, style_path, name):
+    path = tmp_path / name
+    CONVERTIBLE[name](path)
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", path, style_path, "-o", out, *FAST)
+    assert code == 0, err
+    if name == "rotated.jpg":
+        assert Image.open(out).size == (24, 48)
+
+
+# ---- bad input: one line, the right exit code, no output written or clobbered ----------------------------
+
+
+def _bomb(path: Path) -> None:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def _truncated(path: Path) -> None:
+    buffer = io.BytesIO()
+    make_content(256, 192).save(buffer, format="JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+BAD_CONTENT = {
+    "missing": (None, "no such file"),
+    "text.jpg": (lambda p: p.write_text("not a picture"), "not an image"),
+    "empty.jpg": (lambda p: p.write_bytes(b""), "empty"),
+    "truncated.jpg": (_truncated, "truncated"),
+    "bomb.png": (_bomb, "decompression bomb"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONTENT))
+def test_bad_images_fail_cleanly(capsys, tmp_path, style_path, name):
+    make, message = BAD_CONTENT[name]
+    path = tmp_path / name
+    if make:
+        make(path)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"previous result")
+    code, err = run_cli(capsys, "transfer", path, style_path, "-o", out, *FAST)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("stylecraft: error:") and message in err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"previous result"
+
+
+BAD_OPTIONS = {
+    "unknown layer": (["--style-layers", "relu1_1,rleu2_1"], "did you mean relu2_1"),
+    "negative weight": (["--style-weight", "-1"], "--style-weight"),
+    "nan weight": (["--content-weight", "nan"], "--content-weight"),
+    "zero iterations": (["--iterations", "0"], "--iterations"),
+    "too small": (["--size", "8"], "too small"),
+    "weights count": (["--style-layer-weights", "1,2"], "2 weights for 5"),
+    "not a number": (["--tv-weight", "lots"], "expected a number"),
+    "unknown optimizer": (["--optimizer", "sgd"], "invalid choice"),
+    "vgg16 without weights": (["--model", "vgg16"], "pass --weights"),
+    "missing weights file": (["--weights", "nowhere.pth"], "no such weights file"),
+    "missing cuda": (["--device", "cuda"], "CUDA"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
+def test_bad_options_fail_cleanly(capsys, tmp_path, content_path, style_path, monkeypatch, case):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    extra, message = BAD_OPTIONS[case]
+    if case == "missing cuda":
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, *extra)
+    assert code == 2, err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("target", ["missing-folder/out.png", "file.txt/out.png", "out.xyz"])
+def test_unwritable_outputs_fail_before_work(capsys, tmp_path, content_path, style_path, target):
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / target, *FAST)
+    assert code == 2 and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_read_only_folder(capsys, tmp_path, content_path, style_path):
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", "/proc/stylecraft-out.png", *FAST)
+    assert code == 2 and "cannot write" in err
+
+
+def test_debug_shows_traceback(capsys, tmp_path, style_path):
+    code, err = run_cli(capsys, "transfer", tmp_path / "nope.jpg", style_path, "-o", tmp_path / "o.png", *FAST,
+                        "--debug")
+    assert code == 2 and "Traceback" in err
+
+
+def test_non_finite_loss_keeps_last_good_image(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST,
+                        "--style-weight", "3e38", "--init", "noise")
+    assert code == 1 and "the loss became" in err and "last good image" in err
+    assert np.isfinite(np.asarray(Image.open(out), dtype=float)).all()
+
+
+def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
+    out, snaps = tmp_path / "out.png", tmp_path / "snaps"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stylecraft", "transfer", str(content_path), str(style_path), "-o", str(out),
+         "--size", "64", "--iterations", "100000", "--save-every", "1", "--snapshots", str(snaps), "--quiet"],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (snaps.is_dir() and len(list(snaps.glob("iter_*.png"))) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert Image.open(out).size == (64, 48)
