@@ -24,8 +24,9 @@ from .errors import ImageError
 
 ImageInput = str | os.PathLike | Image.Image | bytes
 
-#: Largest image accepted, in pixels: well above any camera (200 MP), far below a decompression bomb.
-MAX_PIXELS = 200_000_000
+#: Largest image accepted, in pixels: above any camera, below Pillow's own decompression-bomb refusal (2 x
+#: Image.MAX_IMAGE_PIXELS, about 179 MP), which a larger ``max_pixels`` cannot lift.
+MAX_PIXELS = 178_000_000
 
 #: File extensions we can write, mapped to Pillow format names.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
@@ -61,7 +62,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB; transparency is composited over white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        if image.mode == "F" and array.max() <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
     if image.mode == "P":
@@ -80,6 +84,7 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
     most ``max_pixels`` pixels; the size is checked from the header, before the pixels are decoded.
     """
     name = _describe(source)
+    image = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -89,16 +94,20 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 raise ImageError(f"{name}: {width} x {height} pixels is more than the limit of "
                                  f"{max_pixels:,} pixels (a decompression bomb?)")
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+            return _to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{name}: more pixels than the limit of {max_pixels:,} (a decompression bomb?)") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image file stylecraft can read") from exc
+    except PermissionError as exc:
+        raise ImageError(f"{name}: cannot read ({exc.strerror or exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: the image is truncated or corrupt ({exc})") from exc
+    finally:
+        if image is not None and image is not source:
+            image.close()
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
@@ -163,6 +172,12 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
@@ -170,6 +185,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -202,9 +218,11 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike,
     fmt = WRITE_FORMATS[path.suffix.lower()]
     try:
         atomic_write_bytes(path, encode_image(image, fmt, metadata))
+        sidecar = path.with_name(path.name + ".json")
         if metadata is not None and fmt != "PNG":
-            sidecar = path.with_name(path.name + ".json")
             atomic_write_bytes(sidecar, json.dumps(metadata, indent=2, sort_keys=True).encode())
+        else:
+            sidecar.unlink(missing_ok=True)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     return path

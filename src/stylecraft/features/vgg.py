@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .weights import BLOCKS, WeightSet, conv_shapes
 
 POOLINGS = ("max", "avg")
-_KERAS = re.compile(r"^block(\d)_(conv|pool)(\d*)$")
+_KERAS = re.compile(r"^block(\d)_(?:pool|conv(\d+))$")
 
 
 def layer_names(model: str = "vgg19") -> list[str]:
@@ -40,8 +40,8 @@ def canonical_layer(name: str, model: str = "vgg19") -> str:
     cleaned = name.strip().lower()
     match = _KERAS.match(cleaned)
     if match:
-        block, kind, index = match.groups()
-        cleaned = f"pool{block}" if kind == "pool" else f"relu{block}_{index}"
+        block, index = match.groups()
+        cleaned = f"pool{block}" if index is None else f"relu{block}_{index}"
     if cleaned in names:
         return cleaned
     close = difflib.get_close_matches(cleaned, names, n=3)
@@ -108,16 +108,20 @@ class VGG(nn.Module):
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Activations of ``layers`` (stylecraft or Keras names) for an RGB [0, 1] batch."""
-        wanted = {canonical_layer(layer, self.model): layer for layer in layers}
+        wanted: dict[str, list[str]] = {}
+        for layer in layers:
+            wanted.setdefault(canonical_layer(layer, self.model), []).append(layer)
         missing = [layer for layer in wanted if layer not in self.layers]
         if missing:
             raise ConfigError(f"layer {missing[0]} is deeper than this truncated network ({self.names[-1]})")
         out: dict[str, torch.Tensor] = {}
+        remaining = len(wanted)
         x = self.preprocess(image)
         for name, module in self.layers.items():
             x = module(x)
             if name in wanted:
-                out[wanted[name]] = x
-                if len(out) == len(wanted):
+                out.update(dict.fromkeys(wanted[name], x))
+                remaining -= 1
+                if not remaining:
                     break
         return out

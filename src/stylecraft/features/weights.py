@@ -118,8 +118,18 @@ def _infer_model(state: dict, pattern: str, source: str, model: str | None) -> s
     return found
 
 
-def _float(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().to(torch.float32).contiguous()
+def _float(state: dict, key: str, source: str) -> torch.Tensor:
+    value = state[key]
+    if not isinstance(value, torch.Tensor):
+        raise WeightsError(f"{source}: {key} is not a tensor")
+    return value.detach().to(torch.float32).contiguous()
+
+
+def _pairs(state: dict, prefixes: list[str], source: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    missing = [p + "bias" for p in prefixes if p + "bias" not in state]
+    if missing:
+        raise WeightsError(f"{source}: {missing[0]} is missing")
+    return [(_float(state, p + "weight", source), _float(state, p + "bias", source)) for p in prefixes]
 
 
 def from_state_dict(state: dict, source: str = "state dict", model: str | None = None,
@@ -133,22 +143,20 @@ def from_state_dict(state: dict, source: str = "state dict", model: str | None =
         found = _infer_model(state, "{name}_W_q", source, model)
         convs = []
         for name in _keras_names(found):
-            codes, table = state[f"{name}_W_q"], state.get(f"{name}_W_table")
-            if table is None or f"{name}_b" not in state:
+            if f"{name}_W_table" not in state or f"{name}_b" not in state:
                 raise WeightsError(f"{source}: {name} lacks its codebook or bias")
-            if codes.dtype != torch.uint8 or table.numel() != 256:
+            codes, table = state[f"{name}_W_q"], _float(state, f"{name}_W_table", source)
+            if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8 or table.numel() != 256:
                 raise WeightsError(f"{source}: {name} is not a uint8 index into a 256-entry codebook")
-            convs.append((_float(table)[codes.long()], _float(state[f"{name}_b"])))
+            convs.append((table[codes.long()], _float(state, f"{name}_b", source)))
         preprocess = PREPROCESS[weights_format or "caffe"]
     elif "block1_conv1.weight" in state:
         found = _infer_model(state, "{name}.weight", source, model)
-        convs = [(_float(state[f"{n}.weight"]), _float(state[f"{n}.bias"])) for n in _keras_names(found)
-                 if f"{n}.bias" in state]
+        convs = _pairs(state, [f"{n}." for n in _keras_names(found)], source)
         preprocess = PREPROCESS[weights_format or "caffe"]
     elif "features.0.weight" in state:
         found = _infer_model(state, "features.{index}.weight", source, model)
-        convs = [(_float(state[f"features.{i}.weight"]), _float(state[f"features.{i}.bias"]))
-                 for i in _torchvision_indices(found) if f"features.{i}.bias" in state]
+        convs = _pairs(state, [f"features.{i}." for i in _torchvision_indices(found)], source)
         known = KNOWN_FILES.get(Path(source).name, (None, None))[1]
         caffe_classifier = "classifier.1.weight" in state
         fmt = weights_format or known or ("caffe" if caffe_classifier else None)
@@ -160,8 +168,6 @@ def from_state_dict(state: dict, source: str = "state dict", model: str | None =
     else:
         sample = ", ".join(list(state)[:3]) or "no keys"
         raise WeightsError(f"{source}: not VGG weights stylecraft knows (keys: {sample}, ...)")
-    if len(convs) != len(conv_shapes(found)):
-        raise WeightsError(f"{source}: some convolution biases are missing")
     _check(found, convs, source)
     return WeightSet(model=found, convs=tuple(convs), preprocess=preprocess, source=source)
 

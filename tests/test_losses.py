@@ -1,0 +1,169 @@
+"""The perceptual losses (losses.py), checked against values worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecraft.losses import content_loss, gram_matrix, relative_error, style_loss, total_variation
+
+
+def test_gram_matrix_by_hand():
+    # Two channels at two positions: channel 0 = [1, 2], channel 1 = [3, 4].
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])  # (1, 2, 1, 2)
+    # F F^T = [[1+4, 3+8], [3+8, 9+16]] = [[5, 11], [11, 25]], divided by H*W = 2 positions.
+    expected = torch.tensor([[[2.5, 5.5], [5.5, 12.5]]])
+    gram = gram_matrix(features)
+    assert gram.shape == (1, 2, 2)
+    assert torch.allclose(gram, expected)
+
+
+def test_gram_matrix_per_batch_item():
+    a = torch.tensor([[[1.0, 2.0]], [[3.0, 4.0]]])
+    b = torch.tensor([[[0.0, 1.0]], [[2.0, 0.0]]])  # [[0+1, 0+0], [0, 4+0]] / 2
+    gram = gram_matrix(torch.stack([a, b]))
+    assert gram.shape == (2, 2, 2)
+    assert torch.allclose(gram[0], torch.tensor([[2.5, 5.5], [5.5, 12.5]]))
+    assert torch.allclose(gram[1], torch.tensor([[0.5, 0.0], [0.0, 2.0]]))
+
+
+def test_gram_matrix_is_symmetric_and_positive():
+    features = torch.randn(2, 5, 6, 7, generator=torch.Generator().manual_seed(0))
+    gram = gram_matrix(features)
+    assert gram.shape == (2, 5, 5)
+    assert torch.allclose(gram, gram.transpose(1, 2))
+    assert (torch.linalg.eigvalsh(gram) > -1e-5).all()
+    # The diagonal is the mean square activation of each channel.
+    assert torch.allclose(torch.diagonal(gram, dim1=1, dim2=2), features.pow(2).mean(dim=(2, 3)), atol=1e-5)
+
+
+def test_gram_of_constant_channels_does_not_depend_on_size():
+    values = torch.tensor([0.5, -2.0, 3.0])
+    for height, width in [(1, 1), (4, 4), (7, 13), (32, 5)]:
+        features = values.view(1, 3, 1, 1).expand(1, 3, height, width)
+        # Every position contributes v v^T, and the Gram is their mean.
+        assert torch.allclose(gram_matrix(features)[0], torch.outer(values, values))
+
+
+def test_gram_of_tiled_texture_is_unchanged():
+    texture = torch.rand(1, 4, 6, 5, generator=torch.Generator().manual_seed(1))
+    tiled = texture.repeat(1, 1, 2, 2)  # the texture 2 x 2 times: each position appears four times
+    assert tiled.shape == (1, 4, 12, 10)
+    assert torch.allclose(gram_matrix(tiled), gram_matrix(texture), atol=1e-6)
+    assert style_loss(tiled, gram_matrix(texture)) < 1e-10
+    # A plain sum (no division by positions) would be four times larger: make sure that is not what we get.
+    assert not torch.allclose(gram_matrix(tiled), 4 * gram_matrix(texture))
+
+
+def test_relative_error_by_hand():
+    # (0^2 + 2^2) / (1^2 + 0^2) = 4
+    assert relative_error(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 0.0])).item() == pytest.approx(4.0)
+    # (1^2 + 1^2) / (3^2 + 4^2) = 2 / 25
+    value, target = torch.tensor([[2.0, 5.0]]), torch.tensor([[3.0, 4.0]])
+    assert relative_error(value, target).item() == pytest.approx(0.08)
+    assert relative_error(target, target).item() == 0.0
+
+
+def test_relative_error_sums_over_the_batch():
+    value = torch.tensor([[1.0], [0.0]])
+    target = torch.tensor([[1.0], [2.0]])
+    # (0 + 4) / (1 + 4): one error over the whole batch, not a mean of per-item errors (which would be 0.5).
+    assert relative_error(value, target).item() == pytest.approx(0.8)
+
+
+def test_relative_error_zero_target_is_finite():
+    zero = torch.zeros(3)
+    assert relative_error(zero, zero).item() == 0.0
+    assert torch.isfinite(relative_error(torch.ones(3), zero))
+
+
+def test_content_loss_zero_for_equal_and_one_for_zero_input():
+    target = torch.randn(1, 8, 5, 5, generator=torch.Generator().manual_seed(2))
+    assert content_loss(target.clone(), target).item() == 0.0
+    assert content_loss(torch.zeros_like(target), target).item() == pytest.approx(1.0)
+    # Twice the target: ||2t - t||^2 / ||t||^2 = 1 as well; half of it: 1/4.
+    assert content_loss(2 * target, target).item() == pytest.approx(1.0)
+    assert content_loss(0.5 * target, target).item() == pytest.approx(0.25)
+
+
+def test_style_loss_identical_features_is_zero():
+    features = torch.randn(1, 6, 8, 8, generator=torch.Generator().manual_seed(3))
+    assert style_loss(features, gram_matrix(features)).item() == pytest.approx(0.0, abs=1e-10)
+    assert style_loss(torch.zeros_like(features), gram_matrix(features)).item() == pytest.approx(1.0)
+
+
+def test_style_loss_by_hand():
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    target = torch.tensor([[[2.5, 5.5], [5.5, 13.5]]])  # one entry off by 1 from the true Gram
+    # 1^2 / (2.5^2 + 2 * 5.5^2 + 13.5^2) = 1 / 249
+    assert style_loss(features, target).item() == pytest.approx(1 / 249)
+
+
+def test_style_loss_ignores_spatial_arrangement():
+    features = torch.randn(1, 4, 6, 6, generator=torch.Generator().manual_seed(4))
+    shuffled = features.flatten(2)[..., torch.randperm(36)].view(1, 4, 6, 6)
+    assert style_loss(shuffled, gram_matrix(features)).item() == pytest.approx(0.0, abs=1e-10)
+    assert content_loss(shuffled, features).item() > 0.5
+
+
+def test_losses_are_scale_invariant():
+    gen = torch.Generator().manual_seed(5)
+    features, target = torch.randn(1, 4, 6, 6, generator=gen), torch.randn(1, 4, 6, 6, generator=gen)
+    content = content_loss(features, target)
+    style = style_loss(features, gram_matrix(target))
+    assert content.item() > 0.1 and style.item() > 0.01
+    assert content_loss(100 * features, 100 * target).item() == pytest.approx(content.item(), rel=1e-5)
+    assert style_loss(100 * features, gram_matrix(100 * target)).item() == pytest.approx(style.item(), rel=1e-4)
+
+
+def test_losses_do_not_depend_on_image_size():
+    # The same texture on a small and a 3 x 3 larger canvas gives the same style loss against one target.
+    gen = torch.Generator().manual_seed(6)
+    texture, style = torch.rand(1, 3, 4, 4, generator=gen), torch.rand(1, 3, 4, 4, generator=gen)
+    small = style_loss(texture, gram_matrix(style))
+    large = style_loss(texture.repeat(1, 1, 3, 3), gram_matrix(style))
+    assert small.item() > 1e-3
+    assert large.item() == pytest.approx(small.item(), rel=1e-4)
+
+
+def test_losses_give_gradients():
+    gen = torch.Generator().manual_seed(7)
+    features = torch.randn(1, 3, 4, 4, generator=gen, requires_grad=True)
+    target = torch.randn(1, 3, 4, 4, generator=gen)
+    (content_loss(features, target) + style_loss(features, gram_matrix(target))).backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+
+
+def test_total_variation_2x2_by_hand():
+    # [[0, 1],     horizontal differences: 1, 1 -> mean square 1
+    #  [0, 1]]     vertical differences:   0, 0 -> mean square 0
+    image = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    assert total_variation(image).item() == pytest.approx(1.0)
+    # A checkerboard [[0, 1], [1, 0]]: horizontal 1, -1 and vertical 1, -1 -> 1 + 1.
+    checker = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])
+    assert total_variation(checker).item() == pytest.approx(2.0)
+
+
+def test_total_variation_3x3_by_hand():
+    # One bright pixel in the middle of a 3 x 3 black image.
+    # Horizontal differences (3 rows x 2): row 1 is [1, -1], the rest 0 -> sum of squares 2 over 6 = 1/3.
+    # Vertical differences (2 x 3 columns): column 1 is [1, -1], the rest 0 -> 2 over 6 = 1/3.
+    image = torch.zeros(1, 1, 3, 3)
+    image[0, 0, 1, 1] = 1.0
+    assert total_variation(image).item() == pytest.approx(2 / 3)
+    # Half the contrast: every difference halves, every square quarters.
+    assert total_variation(0.5 * image).item() == pytest.approx(1 / 6)
+
+
+def test_total_variation_rgb_and_constant():
+    assert total_variation(torch.full((1, 3, 5, 7), 0.3)).item() == 0.0
+    # A vertical ramp with steps of 0.25 in every channel: no horizontal change, 0.25^2 vertically.
+    ramp = torch.arange(5.0).mul(0.25).view(1, 1, 5, 1).expand(2, 3, 5, 4)
+    assert total_variation(ramp).item() == pytest.approx(0.0625)
+
+
+def test_total_variation_is_a_mean():
+    # The same pattern on a larger canvas keeps (about) the same value, unlike a sum.
+    small = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])
+    large = small.repeat(1, 1, 8, 8)
+    assert total_variation(large).item() == pytest.approx(total_variation(small).item())
