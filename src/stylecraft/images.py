@@ -264,7 +264,14 @@ def match_luminance(source: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 
 
 def restore_colour(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Combine the luminance of ``result`` with the colour (U, V) of ``content``."""
-    yuv = rgb_to_yuv(content)
-    yuv = torch.cat([rgb_to_yuv(result)[:, :1], yuv[:, 1:]], dim=1)
-    return yuv_to_rgb(yuv).clamp(0, 1)
+    """Combine the luminance of ``result`` with the colour (U, V) of ``content``.
+
+    The luminance is clamped per pixel to the range in which that pixel's colour stays a valid RGB value,
+    so the content's colour is kept exactly instead of being distorted by clamping RGB afterwards.
+    """
+    colour = rgb_to_yuv(content)[:, 1:]
+    u, v = colour[:, :1], colour[:, 1:]
+    offsets = torch.cat([1.13983 * v, -0.39465 * u - 0.58060 * v, 2.03211 * u], dim=1)
+    low, high = (-offsets).amax(dim=1, keepdim=True), (1 - offsets).amin(dim=1, keepdim=True)
+    luma = torch.maximum(torch.minimum(rgb_to_yuv(result)[:, :1], high), low)
+    return yuv_to_rgb(torch.cat([luma, colour], dim=1)).clamp(0, 1)

@@ -10,6 +10,7 @@ all callbacks).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -41,7 +42,7 @@ class TransferConfig:
     style_scale: float = 1.0
     width: int | None = None
     height: int | None = None
-    iterations: int = 500
+    iterations: int = 300
     optimizer: str = "lbfgs"
     lr: float | None = None
     init: str | None = None
@@ -67,7 +68,8 @@ class TransferConfig:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {', '.join(sorted(names))}")
-        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+        changes = {k: tuple(v) if isinstance(v, list) else os.fspath(v) if isinstance(v, os.PathLike) else v
+                   for k, v in changes.items()}
         return TransferConfig(**{**asdict(self), **changes})
 
     def learning_rate(self) -> float:
@@ -97,7 +99,8 @@ class TransferConfig:
             raise ConfigError("--style-scale and --lr must be greater than 0")
         for kind in ("content", "style"):
             layers = getattr(self, f"{kind}_layers")
-            if not layers and (kind == "style" or mode != "texture"):
+            used = mode != ("texture" if kind == "content" else "reconstruct")
+            if not layers and used:
                 raise ConfigError(f"--{kind}-layers: give at least one layer")
             canonical = [canonical_layer(layer, self.model) for layer in layers]
             if len(set(canonical)) != len(canonical):
@@ -107,10 +110,16 @@ class TransferConfig:
             _weights("style-blend", self.style_blend, styles)
         if self.preserve_color and mode == "texture":
             raise ConfigError("--preserve-color needs a content image; a texture has none")
-        if self.init is not None and self.init == "content" and mode == "texture":
+        if self.init == "content" and mode == "texture":
             raise ConfigError("--init content needs a content image; a texture has none")
-        if self.init is not None and self.init == "style" and mode == "reconstruct":
+        if self.init == "style" and mode == "reconstruct":
             raise ConfigError("--init style needs a style image; a reconstruction has none")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be between 0 and 2**63 - 1 (got {self.seed})")
+        active = {"content": self.content_weight if mode != "texture" else 0.0,
+                  "style": self.style_weight if mode != "reconstruct" else 0.0, "tv": self.tv_weight}
+        if not any(active.values()):
+            raise ConfigError(f"every loss weight of a {mode} is 0 ({', '.join(active)}): nothing to optimise")
 
 
 def _choice(name: str, value: str, choices: Sequence[str]) -> None:

@@ -127,29 +127,36 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def contact_sheet(rows: Sequence[Sequence[Cell]], row_labels: Sequence[str] = (),
                   column_labels: Sequence[str] = (), title: str = "", cell_side: int = 256) -> Image.Image:
-    """Lay cells out in a labelled grid: a title, column headers, row headers and a caption under each."""
+    """Lay cells out in a labelled grid: a title, column headers, row headers and a caption under each.
+
+    Pictures are shrunk to fit ``cell_side`` x ``cell_side``; each row is as tall as its tallest picture.
+    """
     pad, caption_h, font = 8, 20, _font(14)
+    thumbs = [[cell.image.copy() for cell in row] for row in rows]
+    for row in thumbs:
+        for picture in row:
+            picture.thumbnail((cell_side, cell_side))
+    heights = [max(p.height for p in row) for row in thumbs]
     header_h = caption_h if column_labels else 0
     title_h = 28 if title else 0
     label_w = max((int(font.getlength(label)) for label in row_labels), default=0)
     label_w = label_w + 2 * pad if label_w else 0
     columns = max(len(row) for row in rows)
     width = label_w + columns * (cell_side + pad) + pad
-    height = title_h + header_h + len(rows) * (cell_side + caption_h + pad) + pad
+    height = title_h + header_h + sum(heights) + len(rows) * (caption_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((pad, 6), title, fill="black", font=_font(18))
     for c, label in enumerate(column_labels):
         draw.text((label_w + pad + c * (cell_side + pad), title_h + 2), label, fill="black", font=font)
-    for r, row in enumerate(rows):
-        top = title_h + header_h + r * (cell_side + caption_h + pad) + pad
+    top = title_h + header_h + pad
+    for r, (row, pictures) in enumerate(zip(rows, thumbs, strict=True)):
         if r < len(row_labels):
-            draw.text((pad, top + cell_side // 2), row_labels[r], fill="black", font=font)
-        for c, cell in enumerate(row):
+            draw.text((pad, top + heights[r] // 2 - 7), row_labels[r], fill="black", font=font)
+        for c, (cell, picture) in enumerate(zip(row, pictures, strict=True)):
             left = label_w + pad + c * (cell_side + pad)
-            picture = cell.image.copy()
-            picture.thumbnail((cell_side, cell_side))
-            sheet.paste(picture, (left + (cell_side - picture.width) // 2, top + (cell_side - picture.height) // 2))
-            draw.text((left, top + cell_side + 2), cell.caption, fill="dimgray", font=font)
+            sheet.paste(picture, (left + (cell_side - picture.width) // 2, top + (heights[r] - picture.height) // 2))
+            draw.text((left, top + heights[r] + 2), cell.caption, fill="dimgray", font=font)
+        top += heights[r] + caption_h + pad
     return sheet
