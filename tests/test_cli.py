@@ -67,7 +67,7 @@ def test_records_history_plot_animation_snapshots(capsys, tmp_path, content_path
     code, err = run_cli(capsys, *args)
     assert code == 0, err
     rows = (tmp_path / "h.csv").read_text().splitlines()
-    assert rows[0].startswith("iteration,elapsed") and "style:relu1_1" in rows[0] and len(rows) == 5
+    assert rows[0].startswith("iteration,scale,width,height,elapsed") and "style:relu1_1" in rows[0] and len(rows) == 5
     with Image.open(tmp_path / "p.png") as plot:
         assert plot.size[0] > 400
     with Image.open(tmp_path / "a.gif") as gif:

@@ -18,6 +18,7 @@ from PIL import Image
 import stylecraft
 from stylecraft import ConfigError, ImageError, Progress, TransferConfig, WeightsError, images
 from stylecraft.features.weights import conv_shapes
+from stylecraft.optimize import schedule
 
 # --------------------------------------------------------------------------------------------------- pictures
 
@@ -502,3 +503,39 @@ def test_vgg16_weights_from_a_file(content, stripes, tmp_path):
     with pytest.raises(WeightsError, match="vgg16"):
         stylecraft.run("transfer", content, stripes, size=32, iterations=1, seed=0, model="vgg19",
                        weights=str(path))
+
+
+# ----------------------------------------------------------------------------------------------- coarse to fine
+
+
+def test_schedule_grows_by_sqrt2_and_favours_small_scales():
+    plan = schedule(TransferConfig(iterations=300), (512, 384))
+    assert [size for size, _ in plan] == [(128, 96), (181, 136), (256, 192), (362, 272), (512, 384)]
+    counts = [count for _, count in plan]
+    assert counts == sorted(counts, reverse=True) and sum(counts) == 300
+    assert schedule(TransferConfig(single_scale=True, iterations=7), (512, 384)) == [((512, 384), 7)]
+    assert len(schedule(TransferConfig(scales=3), (1024, 768))) == 3
+    assert schedule(TransferConfig(scale_iterations=(5, 6)), (512, 384)) == [((128, 96), 5), ((512, 384), 6)]
+    assert len(schedule(TransferConfig(), (181, 136))) == 2
+    with pytest.raises(ConfigError, match="scale-iterations"):
+        schedule(TransferConfig(scale_iterations=(5,), scales=2), (512, 384))
+
+
+def test_coarse_to_fine_runs_every_scale_and_recomputes_targets(content, stripes):
+    sizes = []
+    result = stylecraft.run("transfer", content, stripes, size=96, min_size=48, iterations=6, seed=0,
+                            callbacks=[lambda e: sizes.append((e.scale, e.size))])
+    assert [s for _, s in sizes] == [(48, 36)] * 3 + [(68, 51)] * 2 + [(96, 72)]
+    assert [row["scale"] for row in result.history] == [1, 1, 1, 2, 2, 3]
+    assert result.image.shape[-2:] == (72, 96)
+    # The style term restarts from a fresh target at each scale rather than carrying the last scale's value.
+    assert result.history[3]["style"] != result.history[2]["style"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_coarse_to_fine_lowers_the_loss_per_scale(content, stripes, optimizer):
+    result = stylecraft.run("transfer", content, stripes, size=96, min_size=48, scale_iterations=(20, 10),
+                            scales=2, seed=0, optimizer=optimizer)
+    first = [row["total"] for row in result.history if row["scale"] == 1]
+    assert first[-1] < first[0] * 0.75
+    assert result.image.shape[-2:] == (72, 96)

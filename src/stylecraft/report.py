@@ -42,13 +42,14 @@ class Snapshots:
 class Animation:
     """A callback that keeps about ``frames`` evenly spaced frames (long side ``max_side``) for a GIF."""
 
-    def __init__(self, iterations: int, frames: int = 60, max_side: int = 384) -> None:
-        self.every = max(1, iterations // frames)
+    def __init__(self, frames: int = 60, max_side: int = 384) -> None:
+        self.wanted = frames
         self.max_side = max_side
         self.frames: list[Image.Image] = []
 
     def __call__(self, event: Progress) -> None:
-        if event.iteration == 1 or event.iteration % self.every == 0 or event.iteration == event.iterations:
+        every = max(1, event.iterations // self.wanted)
+        if event.iteration == 1 or event.iteration % every == 0 or event.iteration == event.iterations:
             frame = images.to_pil(event.image())
             frame.thumbnail((self.max_side, self.max_side))
             self.frames.append(frame)

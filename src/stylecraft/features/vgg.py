@@ -96,6 +96,8 @@ class VGG(nn.Module):
         self.register_buffer("shift", torch.tensor(pre.shift).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+        # Channels-last convolutions are faster on CPUs (oneDNN) and on tensor-core GPUs.
+        self.to(memory_format=torch.channels_last)
 
     @property
     def min_size(self) -> int:
@@ -116,7 +118,7 @@ class VGG(nn.Module):
             raise ConfigError(f"layer {missing[0]} is deeper than this truncated network ({self.names[-1]})")
         out: dict[str, torch.Tensor] = {}
         remaining = len(wanted)
-        x = self.preprocess(image)
+        x = self.preprocess(image).contiguous(memory_format=torch.channels_last)
         for name, module in self.layers.items():
             x = module(x)
             if name in wanted:
