@@ -274,3 +274,20 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert Image.open(out).size == (64, 48)
+
+
+def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_path, style_path, monkeypatch):
+    from stylecraft import api
+
+    monkeypatch.setattr(api, "available_memory", lambda device: 50 * 2**20)
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "1024", "--quiet")
+    assert code == 2 and "GiB" in err and "use --size" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_history_reports_peak_memory(capsys, tmp_path, content_path, style_path):
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "o.png", *FAST,
+                        "--history", tmp_path / "h.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "h.json").read_text())["peak_memory_mb"] > 50

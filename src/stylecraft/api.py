@@ -6,6 +6,8 @@ settings with the result; the algorithm itself (``optimize``) sees only tensors.
 
 from __future__ import annotations
 
+import math
+import resource
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -102,17 +104,20 @@ def run(mode: str, content: ImageInput | None = None,
     layers += [] if mode == "reconstruct" else list(config.style_layers)
     net = build_network(config, [canonical_layer(n, config.model) for n in layers], device)
 
-    content_tensor = None
-    if mode != "texture":
-        content_tensor = images.resize_long_side(images.to_tensor(images.load_image(content)), config.size)
+    content_image = images.load_image(content) if mode != "texture" else None
     style_tensors = [images.to_tensor(images.load_image(s)) for s in style_list] if mode != "reconstruct" else []
-    canvas = None
-    if mode == "texture":
-        canvas = _texture_canvas(config, style_tensors[0])
+    if content_image is not None:
+        full = images.fit_long_side(*content_image.size, config.size)
+    else:
+        full = _texture_canvas(config, style_tensors[0])
+    check_memory(net, full, device)
+    content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
+    canvas = full if mode == "texture" else None
     init = None
     if config.init is not None and config.init not in INITS:
         init = images.to_tensor(images.load_image(config.init))
-
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     result = stylise(config, net, content=None if content_tensor is None else content_tensor.to(device),
                      styles=[s.to(device) for s in style_tensors], init=init, canvas=canvas, mode=mode,
                      callbacks=callbacks, seed=seed)
@@ -120,8 +125,45 @@ def run(mode: str, content: ImageInput | None = None,
                        "content": None if mode == "texture" else _name(content),
                        "styles": [_name(s) for s in style_list] if mode != "reconstruct" else [],
                        **asdict(config), "seed": seed, "device": str(device),
-                       "iterations_done": result.iterations}
+                       "iterations_done": result.iterations, "peak_memory_mb": peak_memory_mb(device)}
     return result
+
+
+#: Peak memory of a run over the activations one forward pass keeps, measured with --history at 512-1024 px
+#: on the CPU (autograd's gradients, the optimiser's state and oneDNN's workspaces come on top).
+MEMORY_FACTOR = 3.0
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that a run can still allocate on ``device``, or None where that cannot be known."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                fields = dict(line.split(":", 1) for line in meminfo)
+            return int(fields["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
+            return None
+    return None
+
+
+def check_memory(net: VGG, size: tuple[int, int], device: torch.device) -> None:
+    """Refuse, before any work, a size whose estimated peak memory exceeds what the device has free."""
+    available = available_memory(device)
+    needed = MEMORY_FACTOR * net.activation_bytes(*size)
+    if available is None or needed <= available:
+        return
+    fits = int(max(size) * math.sqrt(available / needed) / 16) * 16
+    raise ConfigError(f"a {size[0]} x {size[1]} image needs about {needed / 2**30:.1f} GiB on {device.type}, "
+                      f"but only {available / 2**30:.1f} GiB is free; use --size {fits} or less")
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The run's peak memory in MiB: the GPU's allocator peak on CUDA, the process's peak RSS otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput], *,

@@ -235,7 +235,8 @@ def _write(result: Result, output: Path, history: Path | None, plot: Path | None
            animation: report.Animation | None) -> None:
     images.save_image(result.image, output, metadata=result.settings)
     if history:
-        report.write_history(result.history, history, extra={"settings": result.settings})
+        report.write_history(result.history, history, extra={"settings": result.settings,
+                                                             "peak_memory_mb": result.settings["peak_memory_mb"]})
     if plot and result.history:
         report.plot_history(result.history, plot, title=f"{result.settings['mode']}: {output.name}")
     if gif and animation:

@@ -74,16 +74,23 @@ def check_suffix(path: PathLike, suffixes: Sequence[str], option: str) -> Path:
 
 
 def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = None) -> None:
-    """Every loss term per iteration, with elapsed seconds, as CSV (one row each) or JSON."""
+    """Every loss term per iteration, with elapsed seconds, as CSV (one row each) or JSON.
+
+    JSON holds ``extra`` beside the rows; CSV repeats the scalar values of ``extra`` (such as the peak
+    memory) as columns of every row.
+    """
     path = Path(path)
+    extra = extra or {}
     if path.suffix.lower() == ".json":
-        data = json.dumps({**(extra or {}), "history": list(history)}, indent=1).encode()
+        data = json.dumps({**extra, "history": list(history)}, indent=1).encode()
     else:
-        columns = list(dict.fromkeys(key for row in history for key in row))
+        scalars = {k: v for k, v in extra.items() if isinstance(v, (int, float, str))}
+        rows = [{**row, **scalars} for row in history]
+        columns = list(dict.fromkeys(key for row in rows for key in row))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(history)
+        writer.writerows(rows)
         data = text.getvalue().encode()
     images.atomic_write_bytes(path, data)
 

@@ -104,6 +104,17 @@ class VGG(nn.Module):
         """The smallest image side (pixels) for which the deepest layer still has one position."""
         return 2 ** sum(1 for n in self.names if n.startswith("pool"))
 
+    def activation_bytes(self, width: int, height: int) -> int:
+        """Bytes of float32 activations one forward pass keeps for the backward pass at this image size."""
+        total, channels = 3 * width * height, 3
+        for name, module in self.layers.items():
+            if isinstance(module, nn.Conv2d):
+                channels = module.out_channels
+            elif name.startswith("pool"):
+                width, height = width // 2, height // 2
+            total += channels * width * height
+        return 4 * total
+
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] -> what the weights were trained on."""
         return image[:, self.order] * self.scale - self.shift
