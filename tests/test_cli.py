@@ -291,3 +291,19 @@ def test_history_reports_peak_memory(capsys, tmp_path, content_path, style_path)
                         "--history", tmp_path / "h.json")
     assert code == 0, err
     assert json.loads((tmp_path / "h.json").read_text())["peak_memory_mb"] > 50
+
+
+def test_scale_and_size_options(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "o.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "96", "--seed", "1",
+                        "--quiet", "--min-size", "48", "--scale-iterations", "2,1", "--style-size", "40",
+                        "--init", "style", "--precision", "fp32", "--history", tmp_path / "h.csv")
+    assert code == 0, err
+    rows = (tmp_path / "h.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[2] for row in rows] == ["48", "48", "96"]
+    settings = images.read_metadata(out)
+    assert settings["style_size"] == 40 and settings["scale_iterations"] == [2, 1]
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "96", "--seed", "1",
+                        "--quiet", "--single-scale", "--iterations", "2", "--history", tmp_path / "h2.csv")
+    assert code == 0, err
+    assert all(row.split(",")[1] == "1" for row in (tmp_path / "h2.csv").read_text().splitlines()[1:])

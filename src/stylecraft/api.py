@@ -110,7 +110,7 @@ def run(mode: str, content: ImageInput | None = None,
         full = images.fit_long_side(*content_image.size, config.size)
     else:
         full = _texture_canvas(config, style_tensors[0])
-    check_memory(net, full, device)
+    check_memory(net, full, device, config.optimizer)
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     canvas = full if mode == "texture" else None
     init = None
@@ -148,10 +148,19 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_memory(net: VGG, size: tuple[int, int], device: torch.device) -> None:
+def estimate_memory(net: VGG, size: tuple[int, int], optimizer: str) -> float:
+    """Bytes a run at ``size`` is expected to need at its peak: activations and the optimiser's state.
+
+    L-BFGS keeps 100 pairs of image-sized vectors, which dominates at large sizes; Adam keeps two.
+    """
+    images_kept = 2 * 100 if optimizer == "lbfgs" else 2
+    return MEMORY_FACTOR * net.activation_bytes(*size) + images_kept * 3 * 4 * size[0] * size[1]
+
+
+def check_memory(net: VGG, size: tuple[int, int], device: torch.device, optimizer: str) -> None:
     """Refuse, before any work, a size whose estimated peak memory exceeds what the device has free."""
     available = available_memory(device)
-    needed = MEMORY_FACTOR * net.activation_bytes(*size)
+    needed = estimate_memory(net, size, optimizer)
     if available is None or needed <= available:
         return
     fits = int(max(size) * math.sqrt(available / needed) / 16) * 16
