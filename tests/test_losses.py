@@ -64,11 +64,17 @@ def test_relative_error_by_hand():
     assert relative_error(target, target).item() == 0.0
 
 
-def test_relative_error_sums_over_the_batch():
+def test_relative_error_is_a_mean_over_the_batch():
     value = torch.tensor([[1.0], [0.0]])
     target = torch.tensor([[1.0], [2.0]])
-    # (0 + 4) / (1 + 4): one error over the whole batch, not a mean of per-item errors (which would be 0.5).
-    assert relative_error(value, target).item() == pytest.approx(0.8)
+    # (0 / 1 + 4 / 4) / 2: each item relative to its own target, so a batch weighs every photo alike.
+    assert relative_error(value, target).item() == pytest.approx(0.5)
+
+
+def test_relative_error_broadcasts_one_target_over_the_batch():
+    value = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    target = torch.tensor([[3.0, 4.0]])
+    assert relative_error(value, target).item() == pytest.approx(0.5)
 
 
 def test_relative_error_zero_target_is_finite():

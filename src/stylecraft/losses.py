@@ -29,8 +29,13 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||value - target||^2 / ||target||^2, summed over the whole batch: 0 when equal, ~1 when unrelated."""
-    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(_EPS)
+    """||value - target||^2 / ||target||^2 per batch item, averaged: 0 when equal, ~1 when unrelated.
+
+    ``target`` may have a batch of 1, which is compared with every item of ``value`` (one style, many photos).
+    """
+    dims = tuple(range(1, value.dim())) if value.dim() > 1 else (0,)
+    error = (value - target).pow(2).sum(dims)
+    return (error / target.pow(2).sum(dims).clamp_min(_EPS)).mean()
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 import torch.nn.functional as F
 
-from . import images, losses
-from .errors import ConfigError, ImageError
+from . import images
+from .errors import ConfigError
 from .features import POOLINGS, VGG, canonical_layer
 from .features.weights import BLOCKS, FORMATS
+from .perceptual import Objective, Targets, check_size, normalised
 
 MODES = ("transfer", "reconstruct", "texture")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -45,7 +46,7 @@ class TransferConfig:
     style_scale: float = 1.0
     width: int | None = None
     height: int | None = None
-    iterations: int = 300
+    iterations: int = 400
     single_scale: bool = False
     scales: int | None = None
     min_size: int = 128
@@ -156,12 +157,6 @@ def _weights(name: str, values: Sequence[float] | None, count: int) -> None:
         raise ConfigError(f"--{name}: at least one weight must be greater than 0")
 
 
-def _normalised(values: Sequence[float] | None, count: int) -> list[float]:
-    values = list(values) if values is not None else [1.0] * count
-    total = sum(values)
-    return [v / total for v in values]
-
-
 @dataclass
 class Progress:
     """What a callback receives after every iteration.
@@ -211,18 +206,6 @@ def style_canvas(config: TransferConfig, content_size: tuple[int, int] | None,
         canvas = max(content_size) if content_size else config.size
         long_side = max(1, round(canvas * config.style_scale))
     return images.fit_long_side(*style_size, long_side)
-
-
-def _check_size(image: torch.Tensor, net: VGG, what: str) -> None:
-    height, width = image.shape[-2:]
-    if min(height, width) < net.min_size:
-        raise ImageError(f"the {what} is {width} x {height} px at this size, too small for layer "
-                         f"{net.names[-1]} (it needs at least {net.min_size} px per side); "
-                         "use a larger --size or shallower layers")
-
-
-def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    return sum(w * v for v, w in zip(parts.values(), weights, strict=True))
 
 
 def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -299,66 +282,7 @@ def _make_optimizer(config: TransferConfig, pixels: torch.Tensor,
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
-@dataclass
-class _Targets:
-    content: dict[str, torch.Tensor]
-    grams: dict[str, torch.Tensor]
-
-
-class _Objective:
-    """The weighted sum of content, style and TV terms for one run; targets are recomputed per scale."""
-
-    def __init__(self, config: TransferConfig, net: VGG, mode: str, autocast: Callable) -> None:
-        self.net, self.autocast, self.tv_weight = net, autocast, config.tv_weight
-        self.content_weight = config.content_weight if mode != "texture" else 0.0
-        self.style_weight = config.style_weight if mode != "reconstruct" else 0.0
-        self.content_layers = [canonical_layer(n, net.model) for n in config.content_layers] \
-            if self.content_weight else []
-        self.style_layers = [canonical_layer(n, net.model) for n in config.style_layers] if self.style_weight else []
-        self.content_weights = _normalised(config.content_layer_weights, len(config.content_layers))
-        self.style_weights = _normalised(config.style_layer_weights, len(config.style_layers))
-        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
-
-    def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor], blend: list[float]) -> _Targets:
-        """Content activations and blended style Gram matrices at the current scale."""
-        result = _Targets({}, {})
-        with torch.no_grad(), self.autocast():
-            if self.content_layers:
-                _check_size(content, self.net, "content image")
-                result.content = {k: v.float() for k, v in self.net(content, self.content_layers).items()}
-            for style, share in zip(styles, blend, strict=True):
-                if not self.style_layers or not share:
-                    continue
-                _check_size(style, self.net, "style image")
-                for name, feats in self.net(style, self.style_layers).items():
-                    gram = losses.gram_matrix(feats.float()) * share
-                    result.grams[name] = result.grams[name] + gram if name in result.grams else gram
-        return result
-
-    def __call__(self, pixels: torch.Tensor, targets: _Targets) -> dict[str, torch.Tensor]:
-        """Every term of the loss for ``pixels`` (tensors, no host synchronisation); "total" is their sum."""
-        with self.autocast():
-            feats = self.net(pixels, self.layers) if self.layers else {}
-        terms: dict[str, torch.Tensor] = {}
-        total = pixels.new_zeros(())
-        if self.content_layers:
-            parts = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
-            terms.update({f"content:{n}": v for n, v in parts.items()})
-            terms["content"] = self.content_weight * _weighted(parts, self.content_weights)
-            total = total + terms["content"]
-        if self.style_layers:
-            parts = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
-            terms.update({f"style:{n}": v for n, v in parts.items()})
-            terms["style"] = self.style_weight * _weighted(parts, self.style_weights)
-            total = total + terms["style"]
-        if self.tv_weight:
-            terms["tv"] = self.tv_weight * losses.total_variation(pixels)
-            total = total + terms["tv"]
-        terms["total"] = total
-        return terms
-
-
-def _closure(objective: _Objective, targets: _Targets, pixels: torch.Tensor, optimizer: torch.optim.Optimizer,
+def _closure(objective: Objective, targets: Targets, pixels: torch.Tensor, optimizer: torch.optim.Optimizer,
              terms: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
     """The optimiser's closure: evaluate, keep the terms (detached) in ``terms``, back-propagate."""
 
@@ -388,8 +312,13 @@ def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = 
     config.validate(mode, len(styles))
     device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    objective = _Objective(config, net, mode, _autocast(config, device))
-    blend = _normalised(config.style_blend, len(styles)) if styles else []
+    objective = Objective(
+        net, content_layers=config.content_layers, content_layer_weights=config.content_layer_weights,
+        style_layers=config.style_layers, style_layer_weights=config.style_layer_weights,
+        content_weight=config.content_weight if mode != "texture" else 0.0,
+        style_weight=config.style_weight if mode != "reconstruct" else 0.0, tv_weight=config.tv_weight,
+        autocast=_autocast(config, device))
+    blend = normalised(config.style_blend, len(styles)) if styles else []
 
     if mode != "texture" and content is None:
         raise ConfigError(f"{mode} needs a content image")
@@ -433,7 +362,7 @@ def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = 
                 start = start.to(device)
             else:
                 start = images.resize(pixels.detach(), size)
-            _check_size(start, net, "image")
+            check_size(start, net, "image")
             pixels = start.contiguous().clone().requires_grad_(True)
             good = pixels.detach().clone()
             optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None)

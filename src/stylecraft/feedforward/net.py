@@ -1,0 +1,77 @@
+"""The image transformation network of Johnson, Alahi & Fei-Fei (2016), with the fixes its successors adopted.
+
+Three convolutions (9x9 stride 1, 3x3 stride 2, 3x3 stride 2), five residual blocks, two upsampling stages
+and a final 9x9 convolution. The choices beside the paper's, and why:
+
+* instance normalisation instead of batch normalisation (Ulyanov et al. 2016): the style of one picture
+  should not depend on the others in its batch, and it visibly improves quality;
+* reflection padding instead of zero padding: no dark frame at the borders;
+* nearest-neighbour upsampling followed by a convolution instead of a transposed convolution (Odena et al.
+  2016): no checkerboard artefacts;
+* the output squashed into [0, 1] by ``(tanh(x) + 1) / 2``, a scaled tanh as in the paper, so the network
+  never produces invalid pixels.
+
+``width`` sets the channels of the first stage (32 in the paper; the others double it at each stride);
+:data:`WIDTHS` names the paper's network and a compact one for CPUs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Named widths: the paper's network and a compact one with a quarter of its channels (1/16 of its work).
+WIDTHS = {"full": 32, "compact": 8}
+
+
+class _ConvLayer(nn.Sequential):
+    """Reflection pad, convolve, optionally instance-normalise and ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: bool = True,
+                 relu: bool = True) -> None:
+        layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(cout, affine=True))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class _Residual(nn.Module):
+    """Two 3x3 convolutions with instance norm and a skip connection (no ReLU after the sum, as in the paper's
+    supplementary material)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_ConvLayer(channels, channels, 3), _ConvLayer(channels, channels, 3, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class _Upsample(nn.Sequential):
+    """Nearest-neighbour x2, then a convolution: upsampling without checkerboard artefacts."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), _ConvLayer(cin, cout, 3))
+
+
+class TransformerNet(nn.Module):
+    """Image in, stylised image out: (N, 3, H, W) in [0, 1] -> (N, 3, H, W) in [0, 1], H and W multiples of 4."""
+
+    def __init__(self, width: int = WIDTHS["full"], residual_blocks: int = 5) -> None:
+        super().__init__()
+        if width < 1 or residual_blocks < 0:
+            raise ValueError("width must be >= 1 and residual_blocks >= 0")
+        self.width = width
+        self.residual_blocks = residual_blocks
+        w1, w2, w3 = width, 2 * width, 4 * width
+        self.body = nn.Sequential(
+            _ConvLayer(3, w1, 9), _ConvLayer(w1, w2, 3, stride=2), _ConvLayer(w2, w3, 3, stride=2),
+            *[_Residual(w3) for _ in range(residual_blocks)],
+            _Upsample(w3, w2), _Upsample(w2, w1),
+            _ConvLayer(w1, 3, 9, norm=False, relu=False),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return (torch.tanh(self.body(image * 2 - 1)) + 1) / 2
