@@ -6,22 +6,26 @@ settings with the result; the algorithm itself (``optimize``) sees only tensors.
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import resource
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 
 import torch
 from PIL import Image
 
-from . import images
-from .errors import ConfigError
+from . import feedforward, images
+from .errors import ConfigError, ImageError, WeightsError
 from .features import VGG, WeightSet, canonical_layer, load_weights
 from .images import ImageInput
 from .optimize import INITS, Progress, Result, TransferConfig, stylise
+from .optimize import autocast as optimize_autocast
 
 Callback = Callable[[Progress], None]
 
@@ -196,3 +200,78 @@ def _pil(result: Result) -> Image.Image:
     image = images.to_pil(result.image)
     image.info["stylecraft"] = result.settings
     return image
+
+
+def train_network(style: ImageInput, data: str | os.PathLike, output: str | os.PathLike, *,
+                  config: feedforward.TrainConfig | None = None, device: str = "auto", precision: str = "auto",
+                  model: str = "vgg19", weights: str | None = None, weights_format: str | None = None,
+                  sample: ImageInput | None = None, resume: str | os.PathLike | None = None,
+                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
+                  **options: object) -> feedforward.TrainResult:
+    """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
+
+    A checkpoint (``output`` + ``.ckpt``) is written every ``checkpoint_every`` steps and at the end;
+    ``resume`` continues from one. ``sample`` is the validation photo that progress events stylise
+    (default: the first readable photo of ``data``).
+    """
+    config = (config or feedforward.TrainConfig()).replace(**options)
+    config.validate()
+    output = Path(output)
+    images.check_writable(output)
+    checkpoint_path = output.with_name(output.name + ".ckpt")
+    device_ = resolve_device(device)
+    net_config = TransferConfig(model=model, weights=weights, weights_format=weights_format, precision=precision)
+    net_config.validate()
+    vgg = build_network(net_config, [canonical_layer(n, model) for n in config.content_layers + config.style_layers],
+                        device_)
+    style_image = images.load_image(style)
+    style_tensor = images.resize_long_side(images.to_tensor(style_image), config.style_size or config.size)
+    data_set = feedforward.PhotoFolder(data, config.size)
+    sample_tensor = _first_sample(sample, data_set, config.size)
+    state = _load_checkpoint(resume) if resume is not None else None
+
+    def save_checkpoint(payload: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        images.atomic_write_bytes(checkpoint_path, buffer.getvalue())
+
+    result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, device=device_,
+                               resume=state, callbacks=callbacks, on_checkpoint=save_checkpoint,
+                               autocast=optimize_autocast(net_config, device_))
+    save_checkpoint(result.checkpoint)
+    digest, thumbnail = feedforward.model.style_fingerprint(style_image)
+    feedforward.save_model(result.net, output, {
+        "stylecraft": version(), "style": _name(style), "style_sha256": digest, "steps": result.steps,
+        "skipped_photos": result.skipped, "data": str(data), "training": asdict(config), "model": model,
+        "stopped": result.stopped}, thumbnail)
+    return result
+
+
+def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size: int) -> torch.Tensor:
+    if sample is not None:
+        return images.resize_long_side(images.to_tensor(images.load_image(sample)), size)
+    for path in data.paths:
+        try:
+            return images.resize_long_side(images.to_tensor(images.load_image(path)), size)
+        except ImageError:
+            continue
+    raise ImageError(f"none of the {len(data.paths)} photos could be read")
+
+
+def _load_checkpoint(path: str | os.PathLike) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a stylecraft training checkpoint ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(state, dict) or not {"state_dict", "optimizer", "step"} <= set(state):
+        raise WeightsError(f"{path}: not a stylecraft training checkpoint")
+    return state
+
+
+def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
+                preserve_color: bool = False, device: str = "auto", tile: int = 1024) -> Image.Image:
+    """Paint ``image`` with a trained real-time network (a model file or a loaded StyleModel)."""
+    loaded = model if isinstance(model, feedforward.StyleModel) else feedforward.load_model(model)
+    net = loaded.net.to(resolve_device(device))
+    picture = images.to_tensor(images.load_image(image))
+    return images.to_pil(feedforward.apply(net, picture, size=size, preserve_color=preserve_color, tile=tile))

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import api, images, report
-from .errors import ConfigError, StylecraftError, UsageError
+from .errors import ConfigError, ImageError, StylecraftError, UsageError
 from .features import layer_names
 from .features.weights import BLOCKS, FORMATS
+from .feedforward.train import PHOTO_TYPES, TrainConfig
 from .optimize import INITS, MODES, OPTIMIZERS, Progress, Result, TransferConfig
 
 DEFAULTS = TransferConfig()
 CONFIG_FIELDS = {f.name for f in fields(TransferConfig)}
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,9 +165,142 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--cell-size", type=_integer, default=256, help="cell side in the sheet (default 256)")
     _add_run_options(grid)
 
+    _add_train(sub, common)
+    _add_apply(sub, common)
+
     layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
     layers.add_argument("--model", choices=sorted(BLOCKS), default=DEFAULTS.model)
     return parser
+
+
+def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    train = sub.add_parser("train", parents=[common], help="train a real-time network for one style",
+                           description="Train a feed-forward network (Johnson et al. 2016) on a folder of photos "
+                           "to paint in one style; `stylecraft apply` then stylises any photo in one pass.")
+    train.add_argument("--style", required=True, help="the style image")
+    train.add_argument("--data", required=True, help="folder of training photos (e.g. COCO 2014 train)")
+    train.add_argument("-o", "--output", required=True, help="the model file to write")
+    train.add_argument("--steps", type=_integer, help=f"training steps (default: --epochs {t.epochs:g})")
+    train.add_argument("--epochs", type=_number, help="passes over the photos")
+    train.add_argument("--batch-size", type=_integer, help=f"default {t.batch_size}")
+    train.add_argument("--size", type=_integer, help=f"crop size in pixels (default {t.size})")
+    train.add_argument("--style-size", type=_integer, help="style image long side (default: --size)")
+    train.add_argument("--lr", type=_number, help=f"Adam's step size (default {t.lr:g})")
+    train.add_argument("--width", help=f"network width: full, compact or channels (default {t.width})")
+    train.add_argument("--content-layers", type=_names, help=f"default {','.join(t.content_layers)}")
+    train.add_argument("--style-layers", type=_names, help=f"default {','.join(t.style_layers)}")
+    train.add_argument("--content-weight", type=_number, help=f"default {t.content_weight:g}")
+    train.add_argument("--style-weight", type=_number, help=f"default {t.style_weight:g}")
+    train.add_argument("--tv-weight", type=_number, help=f"default {t.tv_weight:g}")
+    train.add_argument("--sample", help="validation photo for the samples (default: the first photo)")
+    train.add_argument("--sample-every", type=_integer, help=f"save a sample every N steps (default "
+                       f"{t.sample_every})")
+    train.add_argument("--samples", help="folder for samples (default: OUTPUT's name + _samples)")
+    train.add_argument("--checkpoint-every", type=_integer, help=f"default {t.checkpoint_every}")
+    train.add_argument("--resume", help="continue from a checkpoint (OUTPUT.ckpt)")
+    train.add_argument("--seed", type=_integer, help=f"default {t.seed}")
+    train.add_argument("--workers", type=_integer, help="data-loading processes (default 0)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    train.add_argument("--model", choices=sorted(BLOCKS), default=DEFAULTS.model)
+    train.add_argument("--weights", help="VGG weight file (default: the Oxford VGG-19 weights)")
+
+
+def _add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    apply = sub.add_parser("apply", parents=[common], help="stylise photos with a trained network",
+                           description="Stylise image files or folders with a model from `stylecraft train`.")
+    apply.add_argument("model", help="the model file")
+    apply.add_argument("inputs", nargs="+", metavar="input", help="images or folders of images")
+    apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
+    apply.add_argument("--size", type=_integer, help="long side of the result (default: the input's)")
+    apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
+    apply.add_argument("--tile", type=_integer, default=1024, help="largest side run at once; bigger images "
+                       "go through overlapping tiles (default 1024)")
+    apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    output = images.check_writable(args.output)
+    options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
+    config = TrainConfig().replace(**options)
+    samples = Path(args.samples) if args.samples else output.with_name(output.stem + "_samples")
+    samples.mkdir(parents=True, exist_ok=True)
+    callbacks: list[Callable] = [report.TrainSamples(samples, config.sample_every)]
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="train", unit="step", dynamic_ncols=True, leave=False)
+
+        def show(event) -> None:
+            bar.total = event.steps
+            bar.set_postfix({"loss": f"{event.losses['total']:.3g}", "img/s": f"{event.images_per_second:.1f}",
+                             "skipped": event.skipped}, refresh=False)
+            bar.update(1)
+
+        callbacks.append(show)
+    try:
+        result = api.train_network(args.style, args.data, output, config=config, device=args.device,
+                                   precision=args.precision, model=args.model, weights=args.weights,
+                                   sample=args.sample, resume=args.resume, callbacks=callbacks)
+    finally:
+        if bar:
+            bar.close()
+    where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
+    if result.stopped == "interrupted":
+        print(f"stylecraft: interrupted; saved the network so far to {where}", file=sys.stderr)
+        return 130
+    if result.stopped:
+        print(f"stylecraft: error: {result.stopped}; saved the network to {where}", file=sys.stderr)
+        return 1
+    _say(args, f"wrote {where}")
+    return 0
+
+
+def _run_apply(args: argparse.Namespace) -> int:
+    from .feedforward import load_model
+
+    sources: list[Path] = []
+    for item in map(Path, args.inputs):
+        if item.is_dir():
+            sources += sorted(p for p in item.rglob("*") if p.suffix.lower() in PHOTO_TYPES and p.is_file())
+        else:
+            sources.append(item)
+    if not sources:
+        raise UsageError("no images found in the inputs")
+    output = Path(args.output)
+    single = len(sources) == 1 and not output.is_dir() and output.suffix
+    if single:
+        targets = [images.check_output_path(output)]
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        targets = [images.check_output_path(output / (s.stem + ".png")) for s in sources]
+    model = load_model(args.model)
+    iterator = zip(sources, targets, strict=True)
+    if not args.quiet and len(sources) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(list(iterator), desc="apply", unit="image", leave=False)
+    failed: list[str] = []
+    for source, target in iterator:
+        try:
+            picture = api.apply_model(model, source, size=args.size, preserve_color=args.preserve_color,
+                                      device=args.device, tile=args.tile)
+        except ImageError as exc:
+            if single:
+                raise
+            failed.append(str(exc))
+            continue
+        images.save_image(picture, target, metadata={"model": str(args.model), "source": str(source),
+                                                     "style": model.metadata.get("style")})
+    done = len(targets) - len(failed)
+    if failed:
+        print(f"stylecraft: error: wrote {done} image(s) to {output}; {len(failed)} unreadable skipped "
+              f"(first: {failed[0]})", file=sys.stderr)
+        return 1
+    _say(args, f"wrote {done} image(s) to {output}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> TransferConfig:
@@ -357,6 +492,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_layers(args)
         if args.command == "grid":
             return _run_grid(args)
+        if args.command == "train":
+            return _run_train(args)
+        if args.command == "apply":
+            return _run_apply(args)
         return _run_single(args)
     except StylecraftError as exc:
         if debug:

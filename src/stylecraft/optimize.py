@@ -317,7 +317,7 @@ def stylise(config: TransferConfig, net: VGG, *, content: torch.Tensor | None = 
         style_layers=config.style_layers, style_layer_weights=config.style_layer_weights,
         content_weight=config.content_weight if mode != "texture" else 0.0,
         style_weight=config.style_weight if mode != "reconstruct" else 0.0, tv_weight=config.tv_weight,
-        autocast=_autocast(config, device))
+        autocast=autocast(config, device))
     blend = normalised(config.style_blend, len(styles)) if styles else []
 
     if mode != "texture" and content is None:
@@ -428,7 +428,7 @@ def _floats(records: list[dict]) -> list[dict]:
     return [{k: float(v) if isinstance(v, torch.Tensor) else v for k, v in r.items()} for r in records]
 
 
-def _autocast(config: TransferConfig, device: torch.device) -> Callable:
+def autocast(config: TransferConfig, device: torch.device) -> Callable:
     """A context factory: bf16/fp16 autocast for the feature network on CUDA, or nothing."""
     precision = config.precision
     if precision == "auto":

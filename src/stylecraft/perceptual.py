@@ -64,10 +64,11 @@ class Objective:
 
     def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor] = (),
                 blend: Sequence[float] = ()) -> Targets:
-        """Content activations (one per batch item) and the style Grams blended by ``blend``."""
+        """Content activations (one per batch item; none without ``content``) and the style Grams blended by
+        ``blend``."""
         result = Targets()
         with torch.no_grad(), self.autocast():
-            if self.content_layers:
+            if self.content_layers and content is not None:
                 check_size(content, self.net, "content image")
                 result.content = {k: v.float() for k, v in self.net(content, self.content_layers).items()}
             for style, share in zip(styles, blend, strict=True):

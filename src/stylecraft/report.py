@@ -9,18 +9,35 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from . import images
 from .errors import ConfigError
-from .optimize import Progress
 
 PathLike = str | os.PathLike
 HISTORY_TYPES = (".csv", ".json")
+
+
+class _Frame(Protocol):
+    """A progress event that can render the current picture (``optimize.Progress``)."""
+
+    iteration: int
+    iterations: int
+    image: Callable[[], torch.Tensor]
+
+
+class _TrainFrame(Protocol):
+    """A training progress event (``feedforward.TrainProgress``)."""
+
+    step: int
+    steps: int
+    sample: Callable[[], torch.Tensor]
 
 
 class Snapshots:
@@ -34,9 +51,21 @@ class Snapshots:
         self.folder.mkdir(parents=True, exist_ok=True)
         images.check_output_path(self.folder / "iter_00000.png")
 
-    def __call__(self, event: Progress) -> None:
+    def __call__(self, event: _Frame) -> None:
         if event.iteration % self.every == 0 or event.iteration == event.iterations:
             images.save_image(event.image(), self.folder / f"iter_{event.iteration:05d}.png")
+
+
+class TrainSamples:
+    """A training callback that saves the validation photo, stylised, as ``DIR/step_000500.png``."""
+
+    def __init__(self, folder: PathLike, every: int) -> None:
+        self.folder = Path(folder)
+        self.every = every
+
+    def __call__(self, event: _TrainFrame) -> None:
+        if event.step % self.every == 0 or event.step == event.steps:
+            images.save_image(event.sample(), self.folder / f"step_{event.step:06d}.png")
 
 
 class Animation:
@@ -47,7 +76,7 @@ class Animation:
         self.max_side = max_side
         self.frames: list[Image.Image] = []
 
-    def __call__(self, event: Progress) -> None:
+    def __call__(self, event: _Frame) -> None:
         every = max(1, event.iterations // self.wanted)
         if event.iteration == 1 or event.iteration % every == 0 or event.iteration == event.iterations:
             frame = images.to_pil(event.image())

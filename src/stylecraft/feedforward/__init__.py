@@ -1,0 +1,9 @@
+"""Real-time style networks (Johnson et al. 2016): the network, its training, its model file, applying it."""
+
+from .apply import apply
+from .model import StyleModel, load_model, save_model
+from .net import WIDTHS, TransformerNet
+from .train import PhotoFolder, TrainConfig, TrainProgress, TrainResult, train
+
+__all__ = ["WIDTHS", "PhotoFolder", "StyleModel", "TrainConfig", "TrainProgress", "TrainResult",
+           "TransformerNet", "apply", "load_model", "save_model", "train"]

@@ -1,0 +1,73 @@
+"""Applying a trained network: any size, padded to a multiple of 4, large images in blended tiles.
+
+Instance normalisation makes a tile's result depend a little on the tile's own statistics, so tiles overlap
+and are blended with linear ramps; memory stays bounded by the tile size whatever the image size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import images
+from .net import TransformerNet
+
+
+def _padded(net: TransformerNet, image: torch.Tensor) -> torch.Tensor:
+    """Run ``net`` on an image of any size: reflect-pad to a multiple of 4, then crop back."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % 4, (-width) % 4
+    if pad_h or pad_w:
+        mode = "reflect" if height > pad_h and width > pad_w else "replicate"
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    return net(image)[..., :height, :width]
+
+
+def _ramp(length: int, overlap: int, start: bool, end: bool) -> torch.Tensor:
+    weights = torch.ones(length)
+    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
+    if start and overlap:
+        weights[:overlap] = ramp
+    if end and overlap:
+        weights[-overlap:] = ramp.flip(0)
+    return weights
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def stylise(net: TransformerNet, image: torch.Tensor, tile: int = 1024, overlap: int = 64) -> torch.Tensor:
+    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through overlapping tiles."""
+    device = next(net.parameters()).device
+    height, width = image.shape[-2:]
+    with torch.no_grad():
+        if height <= tile and width <= tile:
+            return _padded(net, image.to(device)).float().cpu().clamp(0, 1)
+        out = torch.zeros(image.shape[0], 3, height, width)
+        total = torch.zeros(1, 1, height, width)
+        step = tile - overlap
+        for top in _starts(height, tile, step):
+            for left in _starts(width, tile, step):
+                piece = image[..., top:top + tile, left:left + tile].to(device)
+                result = _padded(net, piece).float().cpu()
+                h, w = result.shape[-2:]
+                weight = (_ramp(h, overlap, top > 0, top + h < height)[:, None]
+                          * _ramp(w, overlap, left > 0, left + w < width)[None, :])
+                out[..., top:top + h, left:left + w] += result * weight
+                total[..., top:top + h, left:left + w] += weight
+        return (out / total).clamp(0, 1)
+
+
+def apply(net: TransformerNet, image: torch.Tensor, *, size: int | None = None, preserve_color: bool = False,
+          tile: int = 1024, overlap: int = 64) -> torch.Tensor:
+    """Resize (``size`` = long side, optional), stylise, and optionally keep the photo's colours."""
+    if size is not None:
+        image = images.resize_long_side(image, size)
+    result = stylise(net, image, tile=tile, overlap=overlap)
+    if preserve_color:
+        result = images.restore_colour(result, image)
+    return result
