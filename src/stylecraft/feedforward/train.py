@@ -23,6 +23,7 @@ from .. import images
 from ..errors import ConfigError, ImageError
 from ..features import VGG
 from ..perceptual import Objective
+from .apply import stylise
 from .net import WIDTHS, TransformerNet
 
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -176,8 +177,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
 
     def stylise_sample() -> torch.Tensor:
         net.eval()
-        with torch.no_grad():
-            picture = net(sample.to(device)).float().cpu()
+        picture = stylise(net, sample)
         net.train()
         return picture
 
