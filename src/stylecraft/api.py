@@ -133,9 +133,10 @@ def run(mode: str, content: ImageInput | None = None,
     return result
 
 
-#: Peak memory of a run over the activations one forward pass keeps, measured with --history at 512-1024 px
-#: on the CPU (autograd's gradients, the optimiser's state and oneDNN's workspaces come on top).
-MEMORY_FACTOR = 3.0
+#: Peak memory of one step over the activations its forward pass keeps: 1.3-1.5 measured by
+#: benchmarks/scaling.py at 512-1024 px on the CPU (gradients and oneDNN workspaces come on top); 2 leaves
+#: room for the targets, the image copies and the Python process itself.
+MEMORY_FACTOR = 2.0
 
 
 def available_memory(device: torch.device) -> int | None:
