@@ -248,14 +248,7 @@ def _run_train(args: argparse.Namespace) -> int:
         if bar:
             bar.close()
     where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
-    if result.stopped == "interrupted":
-        print(f"stylecraft: interrupted; saved the network so far to {where}", file=sys.stderr)
-        return 130
-    if result.stopped:
-        print(f"stylecraft: error: {result.stopped}; saved the network to {where}", file=sys.stderr)
-        return 1
-    _say(args, f"wrote {where}")
-    return 0
+    return _finish(args, result.stopped, where, "network")
 
 
 def _run_apply(args: argparse.Namespace) -> int:
@@ -380,11 +373,16 @@ def _write(result: Result, output: Path, history: Path | None, plot: Path | None
 
 def _report_end(args: argparse.Namespace, result: Result, output: Path) -> int:
     where = f"{output} (seed {result.seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
-    if result.stopped == "interrupted":
-        print(f"stylecraft: interrupted; saved the image so far to {where}", file=sys.stderr)
+    return _finish(args, result.stopped, where, "image")
+
+
+def _finish(args: argparse.Namespace, stopped: str | None, where: str, what: str) -> int:
+    """Say how a run ended and return its exit code: 130 interrupted, 1 stopped by a fault, 0 done."""
+    if stopped == "interrupted":
+        print(f"stylecraft: interrupted; saved the {what} so far to {where}", file=sys.stderr)
         return 130
-    if result.stopped:
-        print(f"stylecraft: error: {result.stopped}; saved the last good image to {where}", file=sys.stderr)
+    if stopped:
+        print(f"stylecraft: error: {stopped}; saved the last good {what} to {where}", file=sys.stderr)
         return 1
     _say(args, f"wrote {where}")
     return 0
