@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 import traceback
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(sub, common)
     _add_apply(sub, common)
+    _add_serve(sub, common)
 
     layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
     layers.add_argument("--model", choices=sorted(BLOCKS), default=DEFAULTS.model)
@@ -218,6 +220,56 @@ def _add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     apply.add_argument("--tile", type=_integer, default=1024, help="largest side run at once; bigger images "
                        "go through overlapping tiles (default 1024)")
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def _add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    serve = sub.add_parser("serve", parents=[common], help="start the web studio (a page and a JSON API)",
+                           description="Start stylecraft studio: stylise from the browser, with a queue and a "
+                           "gallery. Binds to localhost; another --host needs --token.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_integer, default=8000, help="default 8000")
+    serve.add_argument("--data", default=str(_default_studio_data()),
+                       help="folder for the job database, uploads and results (default %(default)s)")
+    serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
+    serve.add_argument("--models", help="folder of real-time model files, *.pt (default DATA/models)")
+    serve.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
+                       help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    serve.add_argument("--max-upload-mb", type=_number, default=25.0, help="largest upload (default 25 MB)")
+    serve.add_argument("--max-pixels", type=_integer, default=50_000_000, help="largest upload in pixels "
+                       "(default 50,000,000)")
+    serve.add_argument("--max-queue", type=_integer, default=20, help="jobs queued or running at most "
+                       "(default 20; more get HTTP 429)")
+
+
+def _default_studio_data() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "stylecraft" / "studio"
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .studio.app import StudioConfig, check_port, is_loopback, serve
+
+    loopback = is_loopback(args.host)
+    if not loopback and not args.token:
+        raise UsageError(f"--host {args.host} can be reached from other machines: give --token SECRET (or set "
+                         "STYLECRAFT_TOKEN); every request will need it")
+    if args.token is not None and len(args.token) < 12:
+        raise UsageError("--token must be at least 12 characters (try: python -c 'import secrets; "
+                         "print(secrets.token_urlsafe())')")
+    if args.max_upload_mb <= 0 or args.max_pixels < 1 or args.max_queue < 1:
+        raise UsageError("--max-upload-mb, --max-pixels and --max-queue must be greater than 0")
+    device = str(api.resolve_device(args.device))
+    check_port(args.host, args.port)
+    config = StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
+                          models=Path(args.models) if args.models else None, token=args.token, device=device,
+                          max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
+                          loopback=loopback)
+    config.data.mkdir(parents=True, exist_ok=True)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    link = f"http://{shown}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    _say(args, f"stylecraft studio on {device}: open {link}  (data: {config.data}; Ctrl-C stops)")
+    serve(config, args.host, args.port, log_level="warning" if args.quiet else "info")
+    return 0
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -494,6 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_train(args)
         if args.command == "apply":
             return _run_apply(args)
+        if args.command == "serve":
+            return _run_serve(args)
         return _run_single(args)
     except StylecraftError as exc:
         if debug:
