@@ -304,7 +304,10 @@ def create_app(config: StudioConfig) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc)
         return _error(422, f"{where}: {first['msg']}" if where else str(first["msg"]))
 
     @app.exception_handler(UsageError)
