@@ -133,6 +133,7 @@ class Job(BaseModel):
     elapsed: float | None
     seed: int | None
     error: str | None
+    version: int
     queue_position: int | None
     preview: str | None
     result: str | None
@@ -252,7 +253,7 @@ def create_app(config: StudioConfig) -> FastAPI:
         base = f"/api/jobs/{job['id']}"
         return {
             **{k: job[k] for k in ("id", "state", "options", "created", "started", "finished", "iteration",
-                                   "iterations", "losses", "elapsed", "seed", "error")},
+                                   "iterations", "losses", "elapsed", "seed", "error", "version")},
             "content": picture(job["content"]), "styles": [picture(s) for s in job["styles"]],
             "queue_position": store().queue_position(job),
             "preview": f"{base}/preview?v={job['preview']}" if job["preview"] else None,

@@ -12,6 +12,7 @@ Layout of the data folder::
 Ids are random hex strings made here; names given by users are kept for display only and never become
 paths. A job is ``queued``, ``running``, then ``done``, ``failed`` or ``cancelled``; a job found ``running``
 when the store opens belonged to a server that died and becomes ``interrupted`` (it can be restarted).
+Every change adds 1 to a job's ``version``, so that a page can tell the newer of two copies.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     styles TEXT NOT NULL, created REAL NOT NULL, queued REAL NOT NULL, started REAL, finished REAL,
     iteration INTEGER NOT NULL DEFAULT 0, iterations INTEGER NOT NULL DEFAULT 0,
     losses TEXT NOT NULL DEFAULT '{}', elapsed REAL, preview INTEGER NOT NULL DEFAULT 0,
-    result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT);
+    result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, version INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
 """
 
@@ -221,7 +222,7 @@ class JobStore:
             row = self._db.execute("SELECT id FROM jobs WHERE state='queued' ORDER BY queued, rowid LIMIT 1").fetchone()
             if row is None:
                 return None
-            self._db.execute("UPDATE jobs SET state='running', started=?, error=NULL WHERE id=?",
+            self._db.execute("UPDATE jobs SET state='running', started=?, error=NULL, version=version+1 WHERE id=?",
                              (time.time(), row["id"]))
         self.on_change(row["id"])
         return self.job(row["id"])
@@ -231,7 +232,7 @@ class JobStore:
         if not fields:
             return
         values = [json.dumps(v) if isinstance(v, dict) else v for v in fields.values()]
-        assignments = ", ".join(f"{name}=?" for name in fields)
+        assignments = ", ".join([*(f"{name}=?" for name in fields), "version=version+1"])
         with self._lock:
             changed = self._db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (*values, job_id)).rowcount
         if changed:
@@ -242,7 +243,8 @@ class JobStore:
         with self._lock:
             state = self.job(job_id)["state"]
             if state == "queued":
-                self._db.execute("UPDATE jobs SET state='cancelled', finished=? WHERE id=?", (time.time(), job_id))
+                self._db.execute("UPDATE jobs SET state='cancelled', finished=?, version=version+1 WHERE id=?",
+                                 (time.time(), job_id))
             elif state != "running":
                 raise Conflict(f"job {job_id} is {state}: only a queued or running job can be cancelled")
         self.on_change(job_id)
@@ -260,7 +262,8 @@ class JobStore:
                 raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
                                 "try again when one has finished")
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
-                             "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL WHERE id=?",
+                             "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, version=version+1 "
+                             "WHERE id=?",
                              (time.time(), job_id))
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self.job_dir(job_id).mkdir()

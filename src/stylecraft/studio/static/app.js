@@ -314,11 +314,11 @@ function renderLive() {
     return;
   }
   $("#live-title").textContent = job.state === "running" ? "Now painting" : job.state === "queued" ? "Up next" : "Your picture";
-  const key = `${job.id}|${job.state}|${Boolean(job.result)}|${job.error}`;
+  const key = `${job.id}|${job.state}|${Boolean(picture(job))}|${Boolean(job.result)}|${job.error}`;
   if (key !== state.liveKey) {
     state.liveKey = key;
     const image = picture(job);
-    body.replaceChildren(
+    body.replaceChildren(...[
       el("div", {class: "job-title"}, el("span", {class: `badge ${job.state}`, text: job.state}), el("strong", {text: names(job)})),
       el("div", {class: "stage"}, image ? el("img", {id: "live-image", class: job.result ? "result" : "preview", src: image, alt: job.result ? "The result" : "The picture so far"})
         : el("div", {class: "waiting", text: job.state === "queued" ? "Waiting for its turn…" : job.state === "running" ? "Warming up: the first preview comes after a few iterations…" : "No picture."})),
@@ -328,7 +328,7 @@ function renderLive() {
       job.error ? el("div", {class: job.state === "interrupted" ? "note" : "error", text: job.error}) : null,
       job.state === "cancelled" && job.result ? el("div", {class: "note", text: `Stopped at iteration ${job.iteration}: the picture so far is kept.`}) : null,
       el("p", {class: "hint", text: summary(job)}),
-      actions(job, false));
+      actions(job, false)].filter(Boolean));
   }
   updateLive(job);
 }
@@ -414,6 +414,8 @@ function render() {
 }
 
 function upsert(job) {
+  const known = state.jobs.get(job.id);
+  if (known && known.version > job.version) return;  // an older copy (a reply overtaken by an event)
   state.jobs.set(job.id, job);
   render();
 }

@@ -1,0 +1,121 @@
+"""The studio page in a real browser: Playwright for Python driving Debian's chromium (no browser download).
+
+Skips cleanly where Playwright or chromium is missing. Screenshots at desktop and phone widths go to the
+test's folder, and to ``out/`` beside the tests where that folder exists (a development checkout).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import make_content, make_style
+from PIL import Image
+from test_studio import config, live_server
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+OUT = Path(__file__).resolve().parents[1] / "out"
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+# Records every text the live panel's status line shows and whether a preview image appeared, so that the
+# test sees progress even when a tiny job finishes between two polls.
+WATCH = """() => {
+  window.seen = {states: [], preview: false};
+  new MutationObserver(() => {
+    const line = document.querySelector('#live-state');
+    if (line && window.seen.states[window.seen.states.length - 1] !== line.textContent) {
+      window.seen.states.push(line.textContent);
+    }
+    if (document.querySelector('#live-image.preview')) window.seen.preview = true;
+  }).observe(document.querySelector('#live'), {subtree: true, childList: true, characterData: true,
+                                               attributes: true});
+}"""
+
+
+def _keep(path: Path) -> None:
+    if OUT.is_dir():
+        shutil.copy(path, OUT / path.name)
+
+
+def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
+    photo, painting, text = tmp_path / "photo.jpg", tmp_path / "painting.png", tmp_path / "notes.png"
+    make_content(160, 120).save(photo, quality=95)
+    make_style(128, 128).save(painting)
+    text.write_text("not a picture")
+
+    with live_server(config(tmp_path, preview_every=2)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            desktop = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            desktop.goto(url)
+            expect = sync_api.expect
+            expect(desktop.locator("#gallery .empty")).to_contain_text("Your pictures will appear here")
+            expect(desktop.locator("#start")).to_be_disabled()
+            expect(desktop.locator("#status")).to_contain_text("Ready")
+
+            desktop.set_input_files("#content-input", str(text))  # refused by content, shown to the user
+            expect(desktop.locator("#toast")).to_contain_text("notes.png: not an image file")
+            expect(desktop.locator("#content-thumbs .thumb")).to_have_count(0)
+
+            desktop.set_input_files("#content-input", str(photo))
+            desktop.set_input_files("#style-input", str(painting))
+            expect(desktop.locator("#content-thumbs .thumb:not(.loading) img")).to_have_count(1)
+            expect(desktop.locator("#style-thumbs .thumb:not(.loading) img")).to_have_count(1)
+            desktop.fill("#size", "64")
+            desktop.fill("#iterations", "20")
+            expect(desktop.locator("#start")).to_be_enabled()
+            desktop.evaluate(WATCH)
+            desktop.click("#start")
+
+            result = desktop.locator("#live-image.result")
+            expect(result).to_be_visible(timeout=120_000)
+            expect(desktop.locator("#live .badge")).to_have_text("done")
+            seen = desktop.evaluate("window.seen")
+            progress = [s for s in seen["states"] if s.startswith("Iteration ") and not s.startswith("Iteration 0")]
+            assert progress and progress[-1] == "Iteration 20 of 20", seen
+            assert seen["preview"], seen
+            assert desktop.evaluate("document.querySelector('#live-image').naturalWidth") == 64
+            expect(desktop.locator("#gallery article[data-state=done]")).to_have_count(1)
+
+            with desktop.expect_download() as download:
+                desktop.click("#live a.download")
+            saved = tmp_path / "downloaded.png"
+            download.value.save_as(saved)
+            assert download.value.suggested_filename.startswith("stylecraft-")
+            assert Image.open(saved).size == (64, 48)
+
+            desktop.evaluate("window.scrollTo(0, 0)")
+            desktop.screenshot(path=tmp_path / "studio-desktop.png", full_page=True)
+            _keep(tmp_path / "studio-desktop.png")
+
+            # Re-run with tweaks: the same pictures come back into the form; a long run, watched, then cancelled.
+            desktop.click("#live button:has-text('Re-run with tweaks')")
+            expect(desktop.locator("#content-thumbs .thumb")).to_have_count(1)
+            expect(desktop.locator("#style-thumbs .thumb")).to_have_count(1)
+            assert desktop.input_value("#size") == "64"
+            desktop.fill("#iterations", "2000")
+            desktop.click("#start")
+            expect(desktop.locator("#live-image.preview")).to_be_visible(timeout=60_000)
+            expect(desktop.locator("#live .badge")).to_have_text("running")
+            desktop.evaluate("window.scrollTo(0, 0)")
+            desktop.screenshot(path=tmp_path / "studio-running.png", full_page=True)
+            _keep(tmp_path / "studio-running.png")
+            desktop.click("#live button:has-text('Cancel')")
+            expect(desktop.locator("#live .badge")).to_have_text("cancelled", timeout=30_000)
+            expect(desktop.locator("#live")).to_contain_text("the picture so far is kept")
+            expect(desktop.locator("#gallery article")).to_have_count(2)
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                     has_touch=True)
+            phone.goto(url)
+            expect(phone.locator("#gallery article")).to_have_count(2)
+            expect(phone.locator("#live-image.result")).to_be_visible()
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
+            phone.screenshot(path=tmp_path / "studio-phone.png", full_page=True)
+            _keep(tmp_path / "studio-phone.png")
+        finally:
+            browser.close()
