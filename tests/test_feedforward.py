@@ -136,3 +136,94 @@ def test_cli_train_and_apply(capsys, tmp_path, photos):
     assert len(outputs) == 6 and max(Image.open(outputs[0]).size) == 48
     code = main(["apply", str(photos.parent / "style.png"), str(photos / "p0.jpg"), "-o", str(tmp_path / "x.png")])
     assert code == 2 and "not a stylecraft model file" in capsys.readouterr().err
+
+
+def test_apply_many_batches_same_sizes_and_reports_bad_files(trained, tmp_path):
+    model = feedforward.load_model(trained[0])
+    for name, (w, h) in {"a": (64, 48), "b": (64, 48), "c": (40, 52)}.items():
+        make_content(w, h).save(tmp_path / f"{name}.png")
+    (tmp_path / "bad.png").write_text("no")
+    sources = [tmp_path / n for n in ("a.png", "bad.png", "c.png", "b.png")]
+    calls: list[int] = []
+    model.net.register_forward_hook(lambda _m, args, _o: calls.append(args[0].shape[0]))
+    results = list(api.apply_many(model, sources, batch_size=4))
+    assert [s for s, _ in results] == sources
+    assert isinstance(results[1][1], ImageError)
+    assert sorted(calls) == [1, 2]  # a and b share one batch of 2; c runs alone
+    alone = api.apply_model(model, sources[0])
+    assert results[0][1].size == (64, 48) and results[2][1].size == (40, 52)
+    # Instance norm works per picture, so batching does not change a result.
+    assert (images.to_tensor(alone) - images.to_tensor(results[0][1])).abs().max() <= 1.01 / 255
+
+
+onnx_needed = pytest.mark.skipif(not all(map(__import__("importlib").util.find_spec, ("onnx", "onnxruntime"))),
+                                 reason="onnx and onnxruntime are not installed")
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "style.onnx"
+    assert main(["export", str(trained[0]), "-o", str(path), "--quiet"]) == 0
+    return path
+
+
+@onnx_needed
+def test_onnx_export_agrees_with_torch_at_any_size(trained, exported):
+    model = feedforward.load_model(trained[0])
+    onnx_model = api.load_style_model(exported)
+    assert isinstance(onnx_model.net, feedforward.OnnxNet)
+    assert onnx_model.metadata["steps"] == model.metadata["steps"] == 12
+    for width, height in ((64, 48), (150, 97), (33, 70)):  # dynamic height and width, odd sizes padded
+        image = images.to_tensor(make_content(width, height))
+        expected = stylise(model.net, image)
+        got = stylise(onnx_model.net, image)
+        assert got.shape == expected.shape == image.shape
+        assert (got - expected).abs().max() < 1e-4
+    batch = torch.cat([images.to_tensor(make_content(64, 48)), images.to_tensor(make_content(64, 48).rotate(90))])
+    assert (onnx_model.net(batch) - model.net(batch)).abs().max() < 1e-4
+
+
+@onnx_needed
+def test_cli_apply_onnx_backend(trained, exported, tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    make_content(70, 50).save(photo)
+    assert main(["apply", str(exported), str(photo), "-o", str(tmp_path / "a.png"), "--quiet"]) == 0
+    assert main(["apply", str(trained[0]), str(photo), "-o", str(tmp_path / "b.png"), "--backend", "onnx",
+                 "--quiet"]) == 0
+    assert main(["apply", str(trained[0]), str(photo), "-o", str(tmp_path / "c.png"), "--quiet"]) == 0
+    a, b, c = (images.to_tensor(Image.open(tmp_path / f"{n}.png")) for n in "abc")
+    assert (a - c).abs().max() <= 1.01 / 255 and (b - c).abs().max() <= 1.01 / 255
+    assert images.read_metadata(tmp_path / "a.png")["style"].endswith("style.png")
+    capsys.readouterr()
+
+
+@onnx_needed
+@pytest.mark.parametrize("case, message", [
+    ("garbage", "not a readable ONNX file"),
+    ("foreign", "not an ONNX file exported by `stylecraft export`"),
+    ("torch-backend", "runs with --backend onnx"),
+    ("bad-name", "ends in .onnx"),
+])
+def test_onnx_errors(trained, exported, tmp_path, capsys, case, message):
+    path = tmp_path / "x.onnx"
+    if case == "garbage":
+        path.write_bytes(b"\x08\x07not onnx at all")
+    elif case == "foreign":
+        import onnx
+
+        graph = onnx.load(exported)
+        del graph.metadata_props[:]
+        onnx.save(graph, path)
+    elif case == "torch-backend":
+        path = exported
+    photo = tmp_path / "p.png"
+    make_content(40, 40).save(photo)
+    if case == "bad-name":
+        argv = ["export", str(trained[0]), "-o", str(tmp_path / "model.pt")]
+    else:
+        argv = ["apply", str(path), str(photo), "-o", str(tmp_path / "o.png")]
+        argv += ["--backend", "torch"] if case == "torch-backend" else []
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "model.pt").exists()

@@ -11,7 +11,7 @@ import math
 import os
 import resource
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
@@ -269,10 +269,76 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto"
+                     ) -> feedforward.StyleModel:
+    """Load a trained network for ``backend``: "torch" (a model file), "onnx" (ONNX Runtime: an exported
+    ``.onnx`` file, or a model file exported on the fly) or "auto" (ONNX for ``.onnx`` files, else torch)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    is_onnx = Path(model).suffix.lower() == ".onnx"
+    if backend == "torch" and is_onnx:
+        raise ConfigError(f"{model}: an ONNX file runs with --backend onnx")
+    if backend == "torch" or (backend == "auto" and not is_onnx):
+        loaded = feedforward.load_model(model)
+        loaded.net = loaded.net.to(resolve_device(device))
+        return loaded
+    source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
+    net, info = feedforward.onnx_session(source, device)
+    return feedforward.StyleModel(net=net, metadata=info)
+
+
+def export_model(model: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
+    if Path(output).suffix.lower() != ".onnx":
+        raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
+    output = images.check_writable(output)
+    data = feedforward.to_onnx(feedforward.load_model(model))
+    images.atomic_write_bytes(output, data)
+
+
 def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
-                preserve_color: bool = False, device: str = "auto", tile: int = 1024) -> Image.Image:
-    """Paint ``image`` with a trained real-time network (a model file or a loaded StyleModel)."""
-    loaded = model if isinstance(model, feedforward.StyleModel) else feedforward.load_model(model)
-    net = loaded.net.to(resolve_device(device))
-    picture = images.to_tensor(images.load_image(image))
-    return images.to_pil(feedforward.apply(net, picture, size=size, preserve_color=preserve_color, tile=tile))
+                preserve_color: bool = False, device: str = "auto", tile: int = 1024,
+                backend: str = "auto") -> Image.Image:
+    """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
+    StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
+    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(model, backend=backend,
+                                                                                        device=device)
+    [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)
+    if isinstance(picture, ImageError):
+        raise picture
+    return picture
+
+
+def apply_many(model: feedforward.StyleModel, sources: Sequence[ImageInput], *, batch_size: int = 4,
+               size: int | None = None, preserve_color: bool = False, tile: int = 1024
+               ) -> Iterator[tuple[ImageInput, Image.Image | ImageError]]:
+    """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
+
+    Yields each source with its picture, or with the ImageError that kept it from being read, so that one
+    bad file does not stop a folder.
+    """
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        results: list[Image.Image | ImageError | None] = [None] * len(chunk)
+        same_size: dict[tuple[int, ...], list[int]] = {}
+        tensors: list[torch.Tensor | None] = []
+        for index, source in enumerate(chunk):
+            try:
+                tensor = images.to_tensor(images.load_image(source))
+            except ImageError as exc:
+                results[index] = exc
+                tensors.append(None)
+                continue
+            tensors.append(images.resize_long_side(tensor, size) if size else tensor)
+            same_size.setdefault(tuple(tensors[-1].shape), []).append(index)
+        for indices in same_size.values():
+            batch = torch.cat([tensors[i] for i in indices])
+            painted = feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile)
+            for row, index in enumerate(indices):
+                results[index] = images.to_pil(painted[row:row + 1])
+        yield from zip(chunk, results, strict=True)

@@ -6,14 +6,23 @@ and are blended with linear ramps; memory stays bounded by the tile size whateve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import images
-from .net import TransformerNet
+
+#: A TransformerNet, or anything that maps (N, 3, H, W) to the same and says its ``device`` (an OnnxNet).
+Network = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _padded(net: TransformerNet, image: torch.Tensor) -> torch.Tensor:
+def _device(net: Network) -> torch.device:
+    return next(net.parameters()).device if isinstance(net, nn.Module) else net.device
+
+
+def _padded(net: Network, image: torch.Tensor) -> torch.Tensor:
     """Run ``net`` on an image of any size: reflect-pad to a multiple of 4, then crop back."""
     height, width = image.shape[-2:]
     pad_h, pad_w = (-height) % 4, (-width) % 4
@@ -40,9 +49,9 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
     return starts + [length - tile]
 
 
-def stylise(net: TransformerNet, image: torch.Tensor, tile: int = 1024, overlap: int = 64) -> torch.Tensor:
+def stylise(net: Network, image: torch.Tensor, tile: int = 1024, overlap: int = 64) -> torch.Tensor:
     """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through overlapping tiles."""
-    device = next(net.parameters()).device
+    device = _device(net)
     height, width = image.shape[-2:]
     with torch.no_grad():
         if height <= tile and width <= tile:
@@ -62,7 +71,7 @@ def stylise(net: TransformerNet, image: torch.Tensor, tile: int = 1024, overlap:
         return (out / total).clamp(0, 1)
 
 
-def apply(net: TransformerNet, image: torch.Tensor, *, size: int | None = None, preserve_color: bool = False,
+def apply(net: Network, image: torch.Tensor, *, size: int | None = None, preserve_color: bool = False,
           tile: int = 1024, overlap: int = 64) -> torch.Tensor:
     """Resize (``size`` = long side, optional), stylise, and optionally keep the photo's colours."""
     if size is not None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import images
 from ..errors import WeightsError
+from .apply import Network
 from .net import TransformerNet
 
 FORMAT = "stylecraft-transformer"
@@ -27,9 +28,9 @@ VERSION = 1
 
 @dataclass
 class StyleModel:
-    """A trained network with what it was trained on."""
+    """A trained network with what it was trained on; ``net`` is a TransformerNet or an exported OnnxNet."""
 
-    net: TransformerNet
+    net: Network
     metadata: dict
     thumbnail: Image.Image | None = None
 
