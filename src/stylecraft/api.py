@@ -213,39 +213,45 @@ def train_network(style: ImageInput, data: str | os.PathLike, output: str | os.P
 
     A checkpoint (``output`` + ``.ckpt``) is written every ``checkpoint_every`` steps and at the end;
     ``resume`` continues from one. ``sample`` is the validation photo that progress events stylise
-    (default: the first readable photo of ``data``).
+    (default: the first readable photo of ``data``). Under ``torchrun --nproc_per_node N`` the processes
+    train together (``feedforward.distributed``) and only rank 0 writes files.
     """
     config = (config or feedforward.TrainConfig()).replace(**options)
     config.validate()
     output = Path(output)
     images.check_writable(output)
     checkpoint_path = output.with_name(output.name + ".ckpt")
-    device_ = resolve_device(device)
-    net_config = TransferConfig(model=model, weights=weights, weights_format=weights_format, precision=precision)
-    net_config.validate()
-    vgg = build_network(net_config, [canonical_layer(n, model) for n in config.content_layers + config.style_layers],
-                        device_)
-    style_image = images.load_image(style)
-    style_tensor = images.resize_long_side(images.to_tensor(style_image), config.style_size or config.size)
-    data_set = feedforward.PhotoFolder(data, config.size)
-    sample_tensor = _first_sample(sample, data_set, config.size)
-    state = _load_checkpoint(resume) if resume is not None else None
+    processes, device_ = feedforward.distributed.start(resolve_device(device))
+    try:
+        net_config = TransferConfig(model=model, weights=weights, weights_format=weights_format, precision=precision)
+        net_config.validate()
+        layers = [canonical_layer(n, model) for n in config.content_layers + config.style_layers]
+        vgg = build_network(net_config, layers, device_)
+        style_image = images.load_image(style)
+        style_tensor = images.resize_long_side(images.to_tensor(style_image), config.style_size or config.size)
+        data_set = feedforward.PhotoFolder(data, config.size)
+        sample_tensor = _first_sample(sample, data_set, config.size)
+        state = _load_checkpoint(resume) if resume is not None else None
 
-    def save_checkpoint(payload: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        images.atomic_write_bytes(checkpoint_path, buffer.getvalue())
+        def save_checkpoint(payload: dict) -> None:
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
+            images.atomic_write_bytes(checkpoint_path, buffer.getvalue())
 
-    result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, device=device_,
-                               resume=state, callbacks=callbacks, on_checkpoint=save_checkpoint,
-                               autocast=optimize_autocast(net_config, device_))
-    save_checkpoint(result.checkpoint)
-    digest, thumbnail = feedforward.model.style_fingerprint(style_image)
-    feedforward.save_model(result.net, output, {
-        "stylecraft": version(), "style": _name(style), "style_sha256": digest, "steps": result.steps,
-        "skipped_photos": result.skipped, "data": str(data), "training": asdict(config), "model": model,
-        "stopped": result.stopped}, thumbnail)
-    return result
+        result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, device=device_,
+                                   resume=state, callbacks=callbacks, on_checkpoint=save_checkpoint,
+                                   autocast=optimize_autocast(net_config, device_), processes=processes)
+        if not processes.main:
+            return result
+        save_checkpoint(result.checkpoint)
+        digest, thumbnail = feedforward.model.style_fingerprint(style_image)
+        feedforward.save_model(result.net, output, {
+            "stylecraft": version(), "style": _name(style), "style_sha256": digest, "steps": result.steps,
+            "photos_seen": result.seen, "processes": processes.world_size, "skipped_photos": result.skipped,
+            "data": str(data), "training": asdict(config), "model": model, "stopped": result.stopped}, thumbnail)
+        return result
+    finally:
+        feedforward.distributed.stop(processes)
 
 
 def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size: int) -> torch.Tensor:

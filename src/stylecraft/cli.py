@@ -283,6 +283,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .feedforward.distributed import from_environment
+
+    args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
     output = images.check_writable(args.output)
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)

@@ -1,5 +1,6 @@
 """Real-time style networks (Johnson et al. 2016): the network, its training, its model file, applying it."""
 
+from . import distributed
 from .apply import apply
 from .export import OnnxNet, onnx_session, to_onnx
 from .model import StyleModel, load_model, save_model
@@ -7,5 +8,5 @@ from .net import WIDTHS, TransformerNet
 from .train import PhotoFolder, TrainConfig, TrainProgress, TrainResult, train
 
 __all__ = ["WIDTHS", "OnnxNet", "PhotoFolder", "StyleModel", "TrainConfig", "TrainProgress", "TrainResult",
-           "TransformerNet", "apply", "load_model", "onnx_session", "save_model",
+           "TransformerNet", "apply", "distributed", "load_model", "onnx_session", "save_model",
            "to_onnx", "train"]

@@ -17,13 +17,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .. import images
 from ..errors import ConfigError, ImageError
 from ..features import VGG
 from ..perceptual import Objective
 from .apply import stylise
+from .distributed import SINGLE, Processes, all_agree, total
 from .net import WIDTHS, TransformerNet
 
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -135,11 +137,13 @@ class TrainProgress:
 
 @dataclass
 class TrainResult:
-    """The trained network, the steps done, skipped photos, and why it stopped early (if it did)."""
+    """The trained network, the steps done, skipped photos and photos seen (over all processes), and why it
+    stopped early (if it did)."""
 
     net: TransformerNet
     steps: int
     skipped: int
+    seen: int = 0
     history: list[dict] = field(default_factory=list)
     stopped: str | None = None
     checkpoint: dict = field(default_factory=dict)
@@ -149,17 +153,21 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
           device: torch.device, resume: dict | None = None,
           callbacks: Sequence[Callable[[TrainProgress], None]] = (),
           on_checkpoint: Callable[[dict], None] | None = None,
-          autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> TrainResult:
+          autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+          processes: Processes = SINGLE) -> TrainResult:
     """Train a TransformerNet to paint in ``style`` (a (1, 3, H, W) tensor at its working size).
 
     ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from;
     ``on_checkpoint`` receives such a dict every ``checkpoint_every`` steps. Ctrl-C stops the run and
-    returns the network as it is.
+    returns the network as it is. With several ``processes`` (see ``distributed``) each trains on its shard
+    of ``data`` and only the main one calls ``callbacks`` and ``on_checkpoint``.
     """
     config.validate()
     torch.manual_seed(config.seed)
-    random.seed(config.seed)
+    random.seed(config.seed + processes.rank)  # the crops differ between processes
     net = TransformerNet(width=config.channels()).to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step = 0
     if resume:
@@ -169,10 +177,14 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
     objective = Objective(vgg, content_layers=config.content_layers, style_layers=config.style_layers,
                           content_weight=config.content_weight, style_weight=config.style_weight,
                           tv_weight=config.tv_weight, autocast=autocast)
+    model = DistributedDataParallel(net) if processes.distributed else net
     style_targets = objective.targets(None, [style.to(device)], [1.0]).grams
-    steps = config.steps or max(1, math.ceil(config.epochs * len(data) / config.batch_size))
-    loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=_collate, num_workers=config.workers,
+    per_step = config.batch_size * processes.world_size
+    steps = config.steps or max(1, math.ceil(config.epochs * len(data) / per_step))
+    sampler = DistributedSampler(data, processes.world_size, processes.rank, shuffle=True,
+                                 seed=config.seed + step, drop_last=True) if processes.distributed else None
+    loader = DataLoader(data, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=True, collate_fn=_collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
 
     def stylise_sample() -> torch.Tensor:
@@ -182,20 +194,25 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
         return picture
 
     history: list[dict] = []
-    skipped, stopped, began, seen = 0, None, time.perf_counter(), 0
+    skipped, stopped, began, seen, epoch = 0, None, time.perf_counter(), 0, 0
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     net.train()
     try:
         while step < steps:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            epoch += 1
             for batch, bad in loader:
                 skipped += bad
-                if batch is None:
+                # Every process takes the step, or none does: DDP averages gradients across all of them.
+                if not all_agree(processes, batch is not None, device):
                     continue
-                batch = batch.to(device)
+                batch = batch.to(device, memory_format=memory_format)
                 with torch.no_grad(), autocast():
                     targets = objective.targets(batch)
                 targets.grams = style_targets
                 with autocast():
-                    output = net(batch)
+                    output = model(batch)
                 terms = objective(output.float(), targets)
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
@@ -204,26 +221,29 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                 seen += batch.shape[0]
                 elapsed = time.perf_counter() - began
                 losses = {k: float(v.detach()) for k, v in terms.items()}
-                if not math.isfinite(losses["total"]):
-                    stopped = f"the loss became {losses['total']} at step {step}"
+                if not all_agree(processes, math.isfinite(losses["total"]), device):
+                    stopped = f"the loss became non-finite ({losses['total']}) at step {step}"
                     break
                 history.append({"step": step, "elapsed": elapsed, **losses})
-                event = TrainProgress(step, steps, losses, elapsed, seen / max(elapsed, 1e-9), skipped,
-                                      stylise_sample)
-                for callback in callbacks:
-                    callback(event)
-                if on_checkpoint and step % config.checkpoint_every == 0:
-                    on_checkpoint(checkpoint(net, optimizer, step))
+                if processes.main:
+                    event = TrainProgress(step, steps, losses, elapsed,
+                                          seen * processes.world_size / max(elapsed, 1e-9), skipped, stylise_sample)
+                    for callback in callbacks:
+                        callback(event)
+                    if on_checkpoint and step % config.checkpoint_every == 0:
+                        on_checkpoint(checkpoint(net, optimizer, step))
                 if step >= steps:
                     break
-            if stopped or seen == 0:
+            if stopped or not all_agree(processes, seen > 0, device):
                 break
     except KeyboardInterrupt:
         stopped = "interrupted"
+    if stopped != "interrupted":  # after Ctrl-C the other processes may be gone
+        seen, skipped = int(total(processes, seen, device)), int(total(processes, skipped, device))
     if seen == 0 and not stopped:
         raise ImageError(f"none of the {len(data)} photos could be read ({skipped} skipped)")
     net.eval()
-    return TrainResult(net=net, steps=step, skipped=skipped, history=history, stopped=stopped,
+    return TrainResult(net=net, steps=step, skipped=skipped, seen=seen, history=history, stopped=stopped,
                        checkpoint=checkpoint(net, optimizer, step))
 
 
