@@ -19,8 +19,9 @@ from PIL import Image
 
 from stylecraft import cli
 from stylecraft.feedforward import TransformerNet, save_model
-from stylecraft.studio import JobStore, StudioConfig, create_app
-from stylecraft.studio.app import display_name
+from stylecraft.studio.app import create_app, display_name
+from stylecraft.studio.config import StudioConfig
+from stylecraft.studio.jobs import JobStore
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402 - after the skip
@@ -347,6 +348,27 @@ def test_shutdown_interrupts_the_running_job_and_keeps_the_queue(tmp_path: Path)
         client.post(f"/api/jobs/{running['id']}/cancel")
 
 
+def test_a_failing_job_is_reported_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylecraft.studio import jobs
+
+    real_run = jobs.api.run
+    calls = []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom\nand a traceback nobody should see")
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.api, "run", flaky)
+    with studio(tmp_path) as client:
+        broken = wait_for(client, new_job(client)["id"], finished)
+        assert broken["state"] == "failed" and broken["error"] == "unexpected error: boom"
+        assert broken["result"] is None
+        assert wait_for(client, new_job(client, iterations=2)["id"], finished)["state"] == "done"
+        assert client.post(f"/api/jobs/{broken['id']}/restart").json()["error"] is None
+
+
 # real-time models ------------------------------------------------------------------------------------------------
 
 
@@ -373,9 +395,11 @@ def test_real_time_model_from_the_models_folder(tmp_path: Path) -> None:
 def test_token_guards_page_api_and_files(tmp_path: Path) -> None:
     token = "correct-horse-battery"
     with studio(tmp_path, token=token, loopback=False) as client:
-        for path in ("/", "/api/info", "/api/jobs", "/static/app.js", "/openapi.json", "/api/events"):
+        for path in ("/api/info", "/api/jobs", "/static/app.js", "/openapi.json", "/api/events"):
             response = client.get(path)
             assert response.status_code == 401 and "token" in response.json()["error"], path
+        locked = client.get("/")
+        assert locked.status_code == 401 and "?token=" in locked.text and 'id="start"' not in locked.text
         assert client.get("/api/info", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/info", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert client.get("/?token=wrong", follow_redirects=False).status_code == 401

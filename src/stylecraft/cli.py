@@ -23,8 +23,10 @@ from .features import layer_names
 from .features.weights import BLOCKS, FORMATS
 from .feedforward.train import PHOTO_TYPES, TrainConfig
 from .optimize import INITS, MODES, OPTIMIZERS, Progress, Result, TransferConfig
+from .studio.config import StudioConfig, is_loopback
 
 DEFAULTS = TransferConfig()
+STUDIO = StudioConfig()
 CONFIG_FIELDS = {f.name for f in fields(TransferConfig)}
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
@@ -238,26 +240,23 @@ def _add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                            "gallery. Binds to localhost; another --host needs --token.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_integer, default=8000, help="default 8000")
-    serve.add_argument("--data", default=str(_default_studio_data()),
+    serve.add_argument("--data", default=str(STUDIO.data),
                        help="folder for the job database, uploads and results (default %(default)s)")
     serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
     serve.add_argument("--models", help="folder of real-time model files, *.pt (default DATA/models)")
     serve.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
                        help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    serve.add_argument("--max-upload-mb", type=_number, default=25.0, help="largest upload (default 25 MB)")
-    serve.add_argument("--max-pixels", type=_integer, default=50_000_000, help="largest upload in pixels "
-                       "(default 50,000,000)")
-    serve.add_argument("--max-queue", type=_integer, default=20, help="jobs queued or running at most "
-                       "(default 20; more get HTTP 429)")
-
-
-def _default_studio_data() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "stylecraft" / "studio"
+    serve.add_argument("--max-upload-mb", type=_number, default=STUDIO.max_upload_mb,
+                       help="largest upload (default %(default)g MB)")
+    serve.add_argument("--max-pixels", type=_integer, default=STUDIO.max_pixels,
+                       help=f"largest upload in pixels (default {STUDIO.max_pixels:,})")
+    serve.add_argument("--max-queue", type=_integer, default=STUDIO.max_queue,
+                       help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .studio.app import StudioConfig, check_port, is_loopback, serve
+    from .studio.app import check_port, serve
 
     loopback = is_loopback(args.host)
     if not loopback and not args.token:

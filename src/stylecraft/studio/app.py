@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -26,7 +24,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -34,6 +32,7 @@ from starlette.exceptions import HTTPException
 from .. import api, images
 from ..errors import ConfigError, ImageError, UsageError
 from ..optimize import TransferConfig
+from .config import StudioConfig
 from .jobs import ID_PATTERN, Conflict, JobStore, NotFound, QueueFull, Worker, list_models, model_path
 
 log = logging.getLogger("stylecraft.studio")
@@ -46,38 +45,10 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 MAX_JSON_BYTES = 64 * 1024
 #: Room for the multipart envelope around an upload's bytes.
 MULTIPART_OVERHEAD = 16 * 1024
-
-
-@dataclass(frozen=True)
-class StudioConfig:
-    """Where the studio keeps its data, who may use it and its limits."""
-
-    data: Path
-    db: Path | None = None
-    models: Path | None = None
-    token: str | None = None
-    device: str = "auto"
-    max_upload_mb: float = 25.0
-    max_pixels: int = 50_000_000
-    max_queue: int = 20
-    max_styles: int = 4
-    max_size: int = 2048
-    max_iterations: int = 5000
-    preview_every: int = 10
-    #: Bound to a loopback address: requests must name localhost (a defence against DNS rebinding).
-    loopback: bool = True
-    #: Further host names accepted when ``loopback`` is set.
-    extra_hosts: tuple[str, ...] = ()
-
-    @property
-    def models_folder(self) -> Path:
-        """The folder listed for real-time models (default: ``models`` in the data folder)."""
-        return Path(self.models) if self.models else Path(self.data) / "models"
-
-    @property
-    def max_upload_bytes(self) -> int:
-        """The upload limit in bytes."""
-        return int(self.max_upload_mb * 1024 * 1024)
+LOCKED_PAGE = """<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>stylecraft studio</title><body style="font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto;
+padding: 0 1rem; line-height: 1.5"><h1>stylecraft studio</h1><p>This studio is protected by a token. Open it with
+the link that <code>stylecraft serve</code> printed when it started (it ends in <code>?token=…</code>).</p>"""
 
 
 class JobRequest(BaseModel):
@@ -181,16 +152,6 @@ def _put_latest(queue: asyncio.Queue, message: dict) -> None:
     queue.put_nowait(message)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def display_name(filename: str | None) -> str:
     """A file name fit for display only: no folders, no control characters, at most 80 characters."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -282,6 +243,8 @@ def create_app(config: StudioConfig) -> FastAPI:
             if authorization.lower().startswith("bearer "):
                 supplied = authorization[7:].strip()
             if not hmac.compare_digest(supplied.encode(), config.token.encode()):
+                if request.url.path == "/":
+                    return HTMLResponse(LOCKED_PAGE, status_code=401)
                 return _error(401, "this studio needs its token: open the link printed by `stylecraft serve` "
                               "(…/?token=…) or send `Authorization: Bearer TOKEN`",
                               headers={"WWW-Authenticate": "Bearer"})

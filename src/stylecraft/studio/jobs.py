@@ -32,6 +32,7 @@ from PIL import Image
 
 from .. import api, images
 from ..errors import StylecraftError, UsageError
+from ..optimize import Progress
 
 log = logging.getLogger("stylecraft.studio")
 
@@ -169,16 +170,19 @@ class JobStore:
         job_id = new_id()
         now = time.time()
         with self._lock:
-            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
-            if waiting >= max_queue:
-                raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
-                                "try again when one has finished")
+            self._check_queue(max_queue)
             self._db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) "
                              "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
                              (job_id, json.dumps(options), content, json.dumps(styles), now, now))
         (self.jobs_dir / job_id).mkdir()
         self.on_change(job_id)
         return self.job(job_id)
+
+    def _check_queue(self, max_queue: int) -> None:
+        waiting = self.pending()
+        if waiting >= max_queue:
+            raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
+                            "try again when one has finished")
 
     def job(self, job_id: str) -> dict:
         """The job's record with its JSON fields decoded; NotFound if there is none."""
@@ -257,10 +261,7 @@ class JobStore:
             if state not in RESTARTABLE:
                 raise Conflict(f"job {job_id} is {state}: only a {', '.join(RESTARTABLE[:-1])} or "
                                f"{RESTARTABLE[-1]} job can be restarted")
-            waiting = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
-            if waiting >= max_queue:
-                raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
-                                "try again when one has finished")
+            self._check_queue(max_queue)
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
                              "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, version=version+1 "
                              "WHERE id=?",
@@ -377,52 +378,55 @@ class Worker:
                     shutil.rmtree(self.store.job_dir(job["id"]), ignore_errors=True)
 
     def _run(self, job: dict) -> None:
+        """Run one job and record how it ended; no exception escapes (a job's failure must not end the worker)."""
+        job_id = job["id"]
+        began = time.perf_counter()
+        try:
+            state, error = self._paint(job)
+        except Cancelled:
+            state, error = self._stopped_state(), None
+        except StylecraftError as exc:
+            state, error = "failed", str(exc)
+        except MemoryError:
+            state, error = "failed", "out of memory; try a smaller size"
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line for the page, a log entry
+            log.exception("job %s failed", job_id)
+            state, error = "failed", f"unexpected error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        self.store.update(job_id, state=state, finished=time.time(), elapsed=time.perf_counter() - began,
+                          error=error)
+
+    def _stopped_state(self) -> str:
+        return "interrupted" if self._stop.is_set() else "cancelled"
+
+    def _paint(self, job: dict) -> tuple[str, str | None]:
+        """Make the job's picture and save it; return the job's final state and error."""
         job_id, options = job["id"], job["options"]
         folder = self.store.job_dir(job_id)
         folder.mkdir(parents=True, exist_ok=True)
-        began = time.perf_counter()
-        try:
-            content = images.load_image(self.store.upload_path(job["content"]))
-            if options["method"] == "model":
-                self.store.update(job_id, iterations=1)
-                picture = api.apply_model(model_path(self.models, options["model"]), content,
-                                          size=options["size"], preserve_color=options["preserve_color"],
-                                          device=self.device)
-                settings, stopped, done = {"method": "model", **options}, None, 1
-            else:
-                styles = [images.load_image(self.store.upload_path(s)) for s in job["styles"]]
-                result = api.run("transfer", content, styles, callbacks=[self._progress(job_id, folder)],
-                                 device=self.device, size=options["size"], iterations=options["iterations"],
-                                 style_weight=options["style_weight"], preserve_color=options["preserve_color"],
-                                 seed=options.get("seed"))
-                picture, settings = images.to_pil(result.image), result.settings
-                stopped, done = result.stopped, result.iterations
-                self.store.update(job_id, seed=result.seed)
-        except Cancelled:
-            self._end(job_id, "interrupted" if self._stop.is_set() else "cancelled", began)
-            return
-        except StylecraftError as exc:
-            self._end(job_id, "failed", began, str(exc))
-            return
-        except MemoryError:
-            self._end(job_id, "failed", began, "out of memory; try a smaller size")
-            return
-        except Exception as exc:  # noqa: BLE001 - a job's failure must not end the worker
-            log.exception("job %s failed", job_id)
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._end(job_id, "failed", began, f"unexpected error: {message}")
-            return
+        content = images.load_image(self.store.upload_path(job["content"]))
+        if options["method"] == "model":
+            self.store.update(job_id, iterations=1)
+            picture = api.apply_model(model_path(self.models, options["model"]), content, size=options["size"],
+                                      preserve_color=options["preserve_color"], device=self.device)
+            settings, stopped, done = dict(options), None, 1
+        else:
+            styles = [images.load_image(self.store.upload_path(s)) for s in job["styles"]]
+            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id, folder)],
+                             device=self.device, size=options["size"], iterations=options["iterations"],
+                             style_weight=options["style_weight"], preserve_color=options["preserve_color"],
+                             seed=options.get("seed"))
+            picture, settings = images.to_pil(result.image), result.settings
+            stopped, done = result.stopped, result.iterations
+            self.store.update(job_id, seed=result.seed)
         if not self.store.exists(job_id):
-            return
+            return "cancelled", None
         names = {"content": self._name(job["content"]), "styles": [self._name(s) for s in job["styles"]]}
         images.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
         images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
-        if stopped == "interrupted":
-            state, error = ("interrupted" if self._stop.is_set() else "cancelled"), None
-        else:
-            state, error = ("failed", stopped) if stopped else ("done", None)
         self.store.update(job_id, result=1, iteration=done)
-        self._end(job_id, state, began, error)
+        if stopped == "interrupted":
+            return self._stopped_state(), None
+        return ("failed", stopped) if stopped else ("done", None)
 
     def _name(self, upload_id: str) -> str:
         try:
@@ -430,15 +434,11 @@ class Worker:
         except NotFound:
             return "(deleted)"
 
-    def _end(self, job_id: str, state: str, began: float, error: str | None = None) -> None:
-        self.store.update(job_id, state=state, finished=time.time(), elapsed=time.perf_counter() - began,
-                          error=error)
-
     def _progress(self, job_id: str, folder: Path) -> Callable:
         """The run's callback: stop when cancelled, write a preview every few iterations, record progress."""
         last = [0.0]
 
-        def callback(event: api.Progress) -> None:
+        def callback(event: Progress) -> None:
             if self._cancel.is_set():
                 raise Cancelled
             fields: dict = {}
