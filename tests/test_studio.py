@@ -435,3 +435,12 @@ def test_cli_serve_refuses_unsafe_or_impossible_settings(monkeypatch: pytest.Mon
         port = taken.getsockname()[1]
         assert cli.main(["serve", "--port", str(port), "--data", data]) == 2
     assert "cannot listen on" in capsys.readouterr().err
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    store = JobStore(data)  # a studio already running on this folder
+    try:
+        assert cli.main(["serve", "--port", str(port), "--data", data]) == 2
+        assert "another studio is already using" in capsys.readouterr().err
+    finally:
+        store.close()

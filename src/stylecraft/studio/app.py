@@ -458,4 +458,5 @@ def serve(config: StudioConfig, host: str = "127.0.0.1", port: int = 8000, log_l
     """Run the studio with uvicorn until interrupted."""
     import uvicorn
 
+    JobStore(config.data, config.db).close()  # one line now, not a traceback later, if the folder is taken
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=2)

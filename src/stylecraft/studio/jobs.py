@@ -27,12 +27,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from PIL import Image
 
 from .. import api, images
 from ..errors import StylecraftError, UsageError
 from ..optimize import Progress
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one studio per data folder is then up to the user
+    fcntl = None
 
 log = logging.getLogger("stylecraft.studio")
 
@@ -74,6 +80,18 @@ class Cancelled(KeyboardInterrupt):
     """Raised from a progress callback to stop a run; ``optimize.stylise`` ends cleanly on KeyboardInterrupt."""
 
 
+def _hold_lock(path: Path) -> IO:
+    """Hold an exclusive lock on ``path`` for as long as the returned file is open: one studio per data folder."""
+    handle = open(path, "a+")  # noqa: SIM115 - kept open on purpose, closed by JobStore.close
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise UsageError(f"another studio is already using {path.parent}; stop it or give another --data") from None
+    return handle
+
+
 def new_id() -> str:
     """A random 16-hex-digit id."""
     return secrets.token_hex(8)
@@ -101,6 +119,7 @@ class JobStore:
             folder.mkdir(parents=True, exist_ok=True)
         self.db_path = Path(db) if db else self.data / "studio.db"
         self.on_change = on_change or (lambda job_id: None)
+        self._lock_file = _hold_lock(self.data / "studio.lock")
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -113,9 +132,10 @@ class JobStore:
         self._remove_stale_uploads()
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and let another studio open the data folder."""
         with self._lock:
             self._db.close()
+        self._lock_file.close()
 
     # uploads -------------------------------------------------------------------------------------------------
 
