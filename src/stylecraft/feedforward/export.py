@@ -95,6 +95,9 @@ def onnx_session(source: str | os.PathLike | bytes, device: str = "auto") -> tup
         source = str(source)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    # Idle worker threads sleep instead of spin-waiting, which would steal the CPU from the PyTorch work
+    # (resizing, colour, tiles) between runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = _providers(device)
     try:
         session = onnxruntime.InferenceSession(source, options, providers=providers)
