@@ -6,6 +6,7 @@ test's folder, and to ``out/`` beside the tests where that folder exists (a deve
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,16 @@ WATCH = """() => {
 }"""
 
 
+# Drops a file on the style drop zone as a user dragging it from their desktop would.
+DROP = """([data, name]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, {type: 'image/png'}));
+  document.querySelector('#style-drop').dispatchEvent(
+    new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
+
+
 def _keep(path: Path) -> None:
     if OUT.is_dir():
         shutil.copy(path, OUT / path.name)
@@ -61,8 +72,8 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             expect(desktop.locator("#toast")).to_contain_text("notes.png: not an image file")
             expect(desktop.locator("#content-thumbs .thumb")).to_have_count(0)
 
-            desktop.set_input_files("#content-input", str(photo))
-            desktop.set_input_files("#style-input", str(painting))
+            desktop.set_input_files("#content-input", str(photo))  # the file picker
+            desktop.evaluate(DROP, [base64.b64encode(painting.read_bytes()).decode(), painting.name])
             expect(desktop.locator("#content-thumbs .thumb:not(.loading) img")).to_have_count(1)
             expect(desktop.locator("#style-thumbs .thumb:not(.loading) img")).to_have_count(1)
             desktop.fill("#size", "64")

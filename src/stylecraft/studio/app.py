@@ -1,4 +1,4 @@
-"""The studio's ASGI application: one page, a JSON API (see ``/docs``) and a server-sent event stream.
+"""The studio's ASGI application: one page, a JSON API (schema at ``/openapi.json``) and an event stream.
 
 Every error is JSON ``{"error": "one line"}`` that the page shows. Uploads are checked by decoding them, kept
 under ids made here and re-encoded; pictures are served only from the data folder and only by job or upload
@@ -195,7 +195,9 @@ def create_app(config: StudioConfig) -> FastAPI:
             await run_in_threadpool(state["worker"].stop)
             state["store"].close()
 
-    app = FastAPI(title="stylecraft studio", version=api.version(), lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and the studio fetches nothing from
+    # outside; the schema itself is at /openapi.json.
+    app = FastAPI(title="stylecraft studio", version=api.version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Stylise photos from the browser: upload pictures, queue jobs, follow their progress "
                   "(server-sent events at /api/events) and download the results. Errors are "
                   '`{"error": "message"}`.', responses={400: {"model": Error}})
@@ -364,9 +366,6 @@ def create_app(config: StudioConfig) -> FastAPI:
                 raise ConfigError("the same style picture is given twice")
             DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
                              preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
-        for upload_id in styles:
-            if not ID_PATTERN.match(upload_id):
-                raise NotFound(f"no uploaded picture {upload_id!r}")
         job = await run_in_threadpool(store().create_job, request.content, styles, options, config.max_queue)
         worker().wake()
         return public_job(job)
@@ -394,8 +393,8 @@ def create_app(config: StudioConfig) -> FastAPI:
     @app.delete("/api/jobs/{job_id}", status_code=204, summary="Delete a job and its pictures (a running job "
                 "is stopped first)", responses={404: {"model": Error}})
     async def delete_job(job_id: str) -> Response:
-        worker().cancel(job_id)
-        await run_in_threadpool(store().delete, job_id)
+        if await run_in_threadpool(store().delete, job_id) == "running":
+            worker().cancel(job_id)
         return Response(status_code=204)
 
     def job_file(job_id: str, name: str, missing: str) -> Path:

@@ -347,6 +347,7 @@ class Worker:
         self._stop = threading.Event()
         self._cancel = threading.Event()
         self._current: str | None = None
+        self._cancelled: set[str] = set()  # running jobs asked to stop, even before the thread has them
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=f"stylecraft-worker-{device}", daemon=True)
 
@@ -371,13 +372,12 @@ class Worker:
         """The id of the running job, if any."""
         return self._current
 
-    def cancel(self, job_id: str) -> bool:
-        """Ask the running job ``job_id`` to stop at its next iteration; False if it is not the running one."""
+    def cancel(self, job_id: str) -> None:
+        """Ask the running job ``job_id`` to stop at its next iteration."""
         with self._lock:
-            if self._current != job_id:
-                return False
-            self._cancel.set()
-            return True
+            self._cancelled.add(job_id)
+            if self._current == job_id:
+                self._cancel.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -388,12 +388,16 @@ class Worker:
                 continue
             with self._lock:
                 self._current = job["id"]
-                self._cancel.clear()
+                if job["id"] in self._cancelled:
+                    self._cancel.set()
+                elif not self._stop.is_set():
+                    self._cancel.clear()
             try:
                 self._run(job)
             finally:
                 with self._lock:
                     self._current = None
+                    self._cancelled.discard(job["id"])
                 if not self.store.exists(job["id"]):
                     shutil.rmtree(self.store.job_dir(job["id"]), ignore_errors=True)
 

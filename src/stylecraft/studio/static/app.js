@@ -350,7 +350,10 @@ function updateLive(job) {
   const stateLine = $("#live-state");
   if (stateLine) stateLine.textContent = stateText(job);
   const time = $("#live-time");
-  if (time) time.textContent = job.elapsed ? seconds(job.elapsed) : "";
+  if (time) {
+    const over = !["queued", "running"].includes(job.state);
+    time.textContent = over ? (job.seed !== null ? `seed ${job.seed}` : "") : job.elapsed ? seconds(job.elapsed) : "";
+  }
   const losses = $("#live-losses");
   if (losses) {
     const terms = ["total", "content", "style", "tv"].filter((k) => k in job.losses);
@@ -446,6 +449,8 @@ function connect() {
 
 async function init() {
   $("#toast-close").addEventListener("click", () => { $("#toast").hidden = true; });
+  // A file dropped beside a drop zone must not make the browser leave the page to show it.
+  for (const name of ["dragover", "drop"]) window.addEventListener(name, (event) => event.preventDefault());
   setupDrop($("#content-drop"), "content");
   setupDrop($("#style-drop"), "styles");
   for (const button of document.querySelectorAll("[data-pick]")) {
