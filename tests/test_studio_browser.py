@@ -76,6 +76,7 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             desktop.evaluate(DROP, [base64.b64encode(painting.read_bytes()).decode(), painting.name])
             expect(desktop.locator("#content-thumbs .thumb:not(.loading) img")).to_have_count(1)
             expect(desktop.locator("#style-thumbs .thumb:not(.loading) img")).to_have_count(1)
+            expect(desktop.locator("#toast")).to_be_hidden()  # a good upload clears the last error
             desktop.fill("#size", "64")
             desktop.fill("#iterations", "20")
             expect(desktop.locator("#start")).to_be_enabled()

@@ -54,8 +54,10 @@ function toast(message, bad = true) {
   $("#toast").classList.toggle("bad", bad);
   $("#toast").hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { $("#toast").hidden = true; }, bad ? 9000 : 5000);
+  toastTimer = setTimeout(hideToast, bad ? 8000 : 5000);
 }
+
+function hideToast() { $("#toast").hidden = true; }
 
 function seconds(value) {
   if (value === null || value === undefined) return "";
@@ -138,6 +140,7 @@ async function addFiles(kind, files) {
       const upload = await api("/api/uploads", {method: "POST", body: form});
       entry.id = upload.id;
       entry.loading = false;
+      if ($("#toast").classList.contains("bad")) hideToast();  // the last problem is solved
     } catch (error) {
       if (kind === "content" && state.content === entry) state.content = null;
       state.styles = state.styles.filter((s) => s !== entry);
@@ -362,7 +365,7 @@ function updateLive(job) {
 }
 
 function card(job) {
-  const image = job.thumbnail || job.preview || job.content.thumbnail;
+  const image = job.thumbnail || job.content.thumbnail;  // the live panel shows the previews
   return el("article", {class: `item${state.focus === job.id ? " focus" : ""}`, id: `job-${job.id}`, "data-state": job.state},
     el("button", {type: "button", class: "pic", "aria-label": `Show ${names(job)}`, onclick: () => { state.focus = job.id; renderLive(); renderGallery(); if (window.innerWidth < 900) $("#live").scrollIntoView({behavior: "smooth"}); }},
       el("img", {src: image, alt: "", loading: "lazy"})),
@@ -386,7 +389,7 @@ function renderGallery() {
     return;
   }
   const nodes = jobs.map((job) => {
-    const key = `${job.state}|${job.thumbnail || job.preview}|${state.focus === job.id}|${job.queue_position}`;
+    const key = `${job.state}|${job.thumbnail}|${state.focus === job.id}|${job.queue_position}`;
     const existing = document.getElementById(`job-${job.id}`);
     if (existing && cardKeys.get(job.id) === key) {
       existing.querySelector(".progress-text").textContent = job.state === "done" ? seconds(job.elapsed) : stateText(job);
@@ -448,7 +451,7 @@ function connect() {
 }
 
 async function init() {
-  $("#toast-close").addEventListener("click", () => { $("#toast").hidden = true; });
+  $("#toast-close").addEventListener("click", hideToast);
   // A file dropped beside a drop zone must not make the browser leave the page to show it.
   for (const name of ["dragover", "drop"]) window.addEventListener(name, (event) => event.preventDefault());
   setupDrop($("#content-drop"), "content");
