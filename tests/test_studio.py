@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import io
 import json
 import socket
@@ -17,7 +18,7 @@ import pytest
 from conftest import make_content, make_style
 from PIL import Image
 
-from stylecraft import cli
+from stylecraft import api, cli
 from stylecraft.feedforward import TransformerNet, save_model
 from stylecraft.studio.app import create_app, display_name
 from stylecraft.studio.config import StudioConfig
@@ -378,16 +379,21 @@ def test_real_time_model_from_the_models_folder(tmp_path: Path) -> None:
     models.mkdir()
     save_model(TransformerNet(width=4, residual_blocks=1), models / "tiny.pt", {"style": "stripes"})
     (models / "notes.txt").write_text("not a model")
+    names = ["tiny.pt"]
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        api.export_model(models / "tiny.pt", models / "tiny.onnx")
+        names.insert(0, "tiny.onnx")
     with studio(tmp_path, models=models) as client:
-        assert [m["name"] for m in client.get("/api/models").json()] == ["tiny.pt"]
+        assert [m["name"] for m in client.get("/api/models").json()] == names
         content = upload(client, make_content())
-        response = client.post("/api/jobs", json={"content": content, "method": "model", "model": "tiny.pt",
-                                                  "size": 32, "styles": ["ignored"]})
-        assert response.status_code == 201, response.text
-        assert response.json()["styles"] == []
-        done = wait_for(client, response.json()["id"], finished)
-        assert done["state"] == "done", done
-        assert Image.open(io.BytesIO(client.get(done["result"]).content)).size == (32, 24)
+        for name in names:
+            response = client.post("/api/jobs", json={"content": content, "method": "model", "model": name,
+                                                      "size": 32, "styles": ["ignored"]})
+            assert response.status_code == 201, response.text
+            assert response.json()["styles"] == []
+            done = wait_for(client, response.json()["id"], finished)
+            assert done["state"] == "done", done
+            assert Image.open(io.BytesIO(client.get(done["result"]).content)).size == (32, 24)
 
 
 # who may use it --------------------------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ def _add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     serve.add_argument("--data", default=str(STUDIO.data),
                        help="folder for the job database, uploads and results (default %(default)s)")
     serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
-    serve.add_argument("--models", help="folder of real-time model files, *.pt (default DATA/models)")
+    serve.add_argument("--models", help="folder of real-time model files, *.pt or *.onnx (default DATA/models)")
     serve.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
                        help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")

@@ -317,12 +317,17 @@ class JobStore:
             return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
 
 
+#: Model files the studio lists: from `stylecraft train`, and ONNX exports (run by onnxruntime if installed).
+MODEL_SUFFIXES = (".pt", ".onnx")
+
+
 def list_models(folder: Path) -> list[dict]:
-    """The real-time model files (``*.pt``) in ``folder``: name, file size and modification time, sorted."""
+    """The real-time model files (``*.pt``, ``*.onnx``) in ``folder``: name, file size and modification time,
+    sorted."""
     if not folder.is_dir():
         return []
     return [{"name": path.name, "bytes": path.stat().st_size, "modified": path.stat().st_mtime}
-            for path in sorted(folder.glob("*.pt")) if path.is_file()]
+            for path in sorted(folder.iterdir()) if path.suffix.lower() in MODEL_SUFFIXES and path.is_file()]
 
 
 def model_path(folder: Path, name: str) -> Path:
@@ -331,7 +336,7 @@ def model_path(folder: Path, name: str) -> Path:
         if model["name"] == name:
             return folder / model["name"]
     known = ", ".join(m["name"] for m in list_models(folder))
-    known = known or f"none: put .pt files from `stylecraft train` in {folder}"
+    known = known or f"none: put .pt files from `stylecraft train` (or their .onnx exports) in {folder}"
     raise NotFound(f"no model {name!r}; available: {known}")
 
 

@@ -208,7 +208,7 @@ function fillForm(info) {
   $("#preserve-color").checked = d.preserve_color;
   $("#content-limits").textContent = `JPEG, PNG, WebP… up to ${Math.round(info.limits.max_upload_bytes / 1048576)} MB`;
   const select = $("#model");
-  select.replaceChildren(...info.models.map((m) => el("option", {value: m.name, text: m.name.replace(/\.pt$/, "")})));
+  select.replaceChildren(...info.models.map((m) => el("option", {value: m.name, text: m.name.replace(/\.pt$/, "").replace(/\.onnx$/, " (ONNX)")})));
   $("#model-hint").textContent = info.models.length ? "A trained network paints in one pass: seconds, not minutes."
     : `No models yet. Train one with \`stylecraft train\` and put the .pt file in ${info.models_folder}.`;
   select.disabled = !info.models.length;
