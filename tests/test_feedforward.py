@@ -62,6 +62,25 @@ def test_training_lowers_the_loss_and_skips_broken_photos(trained):
     assert result.skipped >= 1
 
 
+def test_saturation_penalty_only_beyond_the_tanh_range(trained):
+    from stylecraft.feedforward.net import SATURATION, saturation_penalty
+
+    inside = torch.tensor([-SATURATION, 0.0, SATURATION])
+    assert saturation_penalty(inside) == 0
+    assert saturation_penalty(torch.tensor([SATURATION + 2.0, 0.0])) == pytest.approx(2.0)  # (2^2 + 0) / 2
+    net = TransformerNet(feedforward.WIDTHS["compact"])
+    image = torch.rand(1, 3, 32, 32)
+    output, logits = net(image, with_logits=True)
+    assert torch.equal(output, net(image)) and torch.allclose(output, (torch.tanh(logits) + 1) / 2)
+    # Training records the term and adds it to the total.
+    history = trained[1].history
+    assert all("saturation" in row for row in history)
+    assert all(row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"] + row["saturation"],
+                                              rel=1e-5) for row in history)
+    with pytest.raises(ConfigError, match="--saturation-weight"):
+        TrainConfig(saturation_weight=-1).validate()
+
+
 def test_model_file_describes_itself(trained, photos):
     path, _ = trained
     model = feedforward.load_model(path)

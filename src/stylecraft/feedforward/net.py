@@ -9,7 +9,10 @@ and a final 9x9 convolution. The choices beside the paper's, and why:
 * nearest-neighbour upsampling followed by a convolution instead of a transposed convolution (Odena et al.
   2016): no checkerboard artefacts;
 * the output squashed into [0, 1] by ``(tanh(x) + 1) / 2``, a scaled tanh as in the paper, so the network
-  never produces invalid pixels.
+  never produces invalid pixels. A tanh has a trap: where its input runs far past +-3 its gradient
+  vanishes, and a region that saturated there early in training can never be pulled back. Measured on a
+  3,000-step candy model, the dark blots had pre-tanh values down to -73 (median -5) while 98% of pixels
+  stayed within +-3; so training penalises pre-tanh values beyond +-:data:`SATURATION` (see ``train``).
 
 ``width`` sets the channels of the first stage (32 in the paper; the others double it at each stride);
 :data:`WIDTHS` names the paper's network and a compact one for CPUs.
@@ -22,6 +25,9 @@ from torch import nn
 
 #: Named widths: the paper's network and a compact one with a quarter of its channels (1/16 of its work).
 WIDTHS = {"full": 32, "compact": 8}
+
+#: Pre-tanh magnitude beyond which training pushes back: tanh(2.5) covers 99.3% of the output range.
+SATURATION = 2.5
 
 
 class _ConvLayer(nn.Sequential):
@@ -73,5 +79,14 @@ class TransformerNet(nn.Module):
             _ConvLayer(w1, 3, 9, norm=False, relu=False),
         )
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return (torch.tanh(self.body(image * 2 - 1)) + 1) / 2
+    def forward(self, image: torch.Tensor, with_logits: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The stylised image; with ``with_logits`` also the values before the tanh (for the penalty)."""
+        logits = self.body(image * 2 - 1)
+        output = (torch.tanh(logits) + 1) / 2
+        return (output, logits) if with_logits else output
+
+
+def saturation_penalty(logits: torch.Tensor) -> torch.Tensor:
+    """Mean squared excess of pre-tanh values beyond +-SATURATION: 0 for a network that stays in range."""
+    return torch.relu(logits.abs() - SATURATION).pow(2).mean()

@@ -26,7 +26,7 @@ from ..features import VGG
 from ..perceptual import Objective
 from .apply import stylise
 from .distributed import SINGLE, Processes, all_agree, total
-from .net import WIDTHS, TransformerNet
+from .net import WIDTHS, TransformerNet, saturation_penalty
 
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -37,6 +37,8 @@ class TrainConfig:
 
     The paper's schedule was 2 epochs of the 83k COCO photos at batch 4 and 256 px (40k steps); ``steps``
     overrides ``epochs``. Content at relu2_2 and style at relu1_2, relu2_2, relu3_3, relu4_3 follow it.
+    ``saturation_weight`` weighs :func:`.net.saturation_penalty`, which keeps the output tanh out of its flat
+    ends (0 turns it off).
     """
 
     size: int = 256
@@ -50,6 +52,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 5.0
     tv_weight: float = 1.0
+    saturation_weight: float = 1.0
     style_size: int | None = None
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -83,7 +86,7 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.steps is not None and self.steps < 1:
             raise ConfigError("--steps must be at least 1")
-        for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight"):
+        for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "saturation_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0 (got {value})")
@@ -212,8 +215,11 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                     targets = objective.targets(batch)
                 targets.grams = style_targets
                 with autocast():
-                    output = model(batch)
+                    output, logits = model(batch, with_logits=True)
                 terms = objective(output.float(), targets)
+                if config.saturation_weight:
+                    terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
+                    terms["total"] = terms["total"] + terms["saturation"]
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimizer.step()
