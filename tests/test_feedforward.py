@@ -103,10 +103,27 @@ def test_apply_any_size_and_tiles_agree_with_whole(trained):
     image = images.to_tensor(make_content(150, 97))
     whole = stylise(model.net, image, tile=1024)
     assert whole.shape == image.shape
-    tiled = stylise(model.net, image, tile=64, overlap=16)
+    tiled = stylise(model.net, image, tile=96, overlap=32)  # 2 x 2 tiles
     assert tiled.shape == image.shape
-    # Instance norm sees each tile's own statistics, so tiles differ a little, never wildly.
-    assert (tiled - whole).abs().mean() < 0.08
+    # Instance norm sees each tile's own statistics, so tiles differ from the whole picture, but far less
+    # than the style changes it (this 12-step network is the worst case: its statistics are raw).
+    assert (tiled - whole).abs().mean() < 0.5 * (whole - image).abs().mean()
+
+
+class _Pointwise:
+    """A network that works pixel by pixel: tiling must not change its result anywhere."""
+
+    device = torch.device("cpu")
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(1) * 0.8 + 0.1
+
+
+def test_tiles_cover_every_pixel_and_blend_without_seams():
+    image = images.to_tensor(make_content(301, 203))
+    whole = stylise(_Pointwise(), image, tile=1024)
+    for tile, overlap in ((64, 16), (100, 30), (128, 0)):
+        assert torch.allclose(stylise(_Pointwise(), image, tile=tile, overlap=overlap), whole, atol=1e-6)
 
 
 def test_apply_api_size_and_colour(trained):
