@@ -22,7 +22,7 @@ from PIL import Image
 
 from . import feedforward, images
 from .errors import ConfigError, ImageError, WeightsError
-from .features import VGG, WeightSet, canonical_layer, load_weights
+from .features import VGG, WeightSet, canonical_layer, load_safely, load_weights
 from .images import ImageInput
 from .optimize import INITS, Progress, Result, TransferConfig, stylise
 from .optimize import autocast as optimize_autocast
@@ -266,10 +266,7 @@ def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size
 
 
 def _load_checkpoint(path: str | os.PathLike) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a stylecraft training checkpoint ({str(exc).splitlines()[0]})") from exc
+    state = load_safely(path, "a stylecraft training checkpoint")
     if not isinstance(state, dict) or not {"state_dict", "optimizer", "step"} <= set(state):
         raise WeightsError(f"{path}: not a stylecraft training checkpoint")
     return state

@@ -556,19 +556,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
-        if args.command == "layers":
-            return _list_layers(args)
-        if args.command == "grid":
-            return _run_grid(args)
-        if args.command == "train":
-            return _run_train(args)
-        if args.command == "apply":
-            return _run_apply(args)
-        if args.command == "export":
-            return _run_export(args)
-        if args.command == "serve":
-            return _run_serve(args)
-        return _run_single(args)
+        commands = {"layers": _list_layers, "grid": _run_grid, "train": _run_train, "apply": _run_apply,
+                    "export": _run_export, "serve": _run_serve}
+        return commands.get(args.command, _run_single)(args)
     except StylecraftError as exc:
         if debug:
             traceback.print_exc()

@@ -191,16 +191,22 @@ def hub_checkpoints() -> Path:
     return Path(home) / "hub" / "checkpoints"
 
 
+def load_safely(path: str | os.PathLike, kind: str) -> object:
+    """``torch.load(weights_only=True)`` onto the CPU, so no code in the file runs; a file that does not load
+    is a one-line WeightsError "PATH: not KIND (why)". Weight files, model files and checkpoints all use it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's own message suggests weights_only=False, which would run the file's code
+        raise WeightsError(f"{path}: not {kind} (it does not load as a safe PyTorch file)") from exc
+
+
 def load_file(path: str | os.PathLike, model: str | None = None,
               weights_format: str | None = None) -> WeightSet:
     """Load and check a weight file with ``torch.load(weights_only=True)``: no code in it is executed."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a PyTorch weights file that loads safely ({exc})") from exc
+    state = load_safely(path, "a PyTorch weights file")
     return from_state_dict(state, source=str(path), model=model, weights_format=weights_format)
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import images
 from ..errors import WeightsError
+from ..features.weights import load_safely
 from .apply import Network
 from .net import TransformerNet
 
@@ -64,10 +65,7 @@ def load_model(path: str | os.PathLike) -> StyleModel:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a stylecraft model file (it is not a safe-to-load PyTorch file)") from exc
+    payload = load_safely(path, "a stylecraft model file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a stylecraft model file (train one with `stylecraft train`)")
     if payload.get("version") != VERSION:
