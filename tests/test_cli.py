@@ -307,3 +307,20 @@ def test_scale_and_size_options(capsys, tmp_path, content_path, style_path):
                         "--quiet", "--single-scale", "--iterations", "2", "--history", tmp_path / "h2.csv")
     assert code == 0, err
     assert all(row.split(",")[1] == "1" for row in (tmp_path / "h2.csv").read_text().splitlines()[1:])
+
+
+@pytest.mark.parametrize("command", ["transfer", "train"])
+def test_bad_weight_file_prints_its_error_alone(capsys, tmp_path, content_path, style_path, command):
+    weights = tmp_path / "vgg19.pth"
+    weights.write_bytes(b"not a weight file")
+    out = tmp_path / ("out.png" if command == "transfer" else "model.pt")
+    if command == "transfer":
+        argv = ["transfer", content_path, style_path, "--size", "48", "--iterations", "3"]
+    else:
+        (tmp_path / "photos").mkdir()
+        Image.open(content_path).save(tmp_path / "photos" / "a.png")
+        argv = ["train", "--style", style_path, "--data", tmp_path / "photos", "--steps", "2", "--size", "32"]
+    code, err = run_cli(capsys, *argv, "-o", out, "--weights", weights)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("stylecraft: error:"), err
+    assert not out.exists()

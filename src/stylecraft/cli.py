@@ -296,23 +296,16 @@ def _run_train(args: argparse.Namespace) -> int:
     callbacks: list[Callable] = [report.TrainSamples(samples, config.sample_every)]
     bar = None
     if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="train", unit="step", dynamic_ncols=True, leave=False)
-
-        def show(event) -> None:
-            bar.total = event.steps
-            bar.set_postfix({"loss": f"{event.losses['total']:.3g}", "img/s": f"{event.images_per_second:.1f}",
-                             "skipped": event.skipped}, refresh=False)
-            bar.update(1)
-
-        callbacks.append(show)
+        bar = _Bar("train", "step")
+        callbacks.append(lambda event: bar.update(event.steps, {
+            "loss": f"{event.losses['total']:.3g}", "img/s": f"{event.images_per_second:.1f}",
+            "skipped": event.skipped}))
     try:
         result = api.train_network(args.style, args.data, output, config=config, device=args.device,
                                    precision=args.precision, model=args.model, weights=args.weights,
                                    sample=args.sample, resume=args.resume, callbacks=callbacks)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
     return _finish(args, result.stopped, where, "network")
@@ -371,25 +364,42 @@ def _config(args: argparse.Namespace) -> TransferConfig:
     return DEFAULTS.replace(**chosen)
 
 
-class _ProgressBar:
-    """A tqdm bar showing the current losses."""
+class _Bar:
+    """A tqdm bar opened at its first update, so that a run refused while loading (a bad weight file, say)
+    prints its error alone."""
+
+    def __init__(self, description: str, unit: str) -> None:
+        self.description, self.unit = description, unit
+        self.bar = None
+
+    def update(self, total: int, postfix: dict[str, object] | None = None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=self.description, unit=self.unit, dynamic_ncols=True, leave=False)
+        self.bar.total = total
+        if postfix is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _ProgressBar(_Bar):
+    """The optimiser's bar, showing the current losses."""
 
     def __init__(self, description: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=description, unit="it", dynamic_ncols=True, leave=False)
+        super().__init__(description, "it")
 
     def __call__(self, event: Progress) -> None:
-        self.bar.total = event.iterations
+        shown = None
         if event.iteration % 10 == 0 or event.iteration == event.iterations:
             losses = event.losses
             shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
             shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
-            self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
+        self.update(event.iterations, shown)
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
@@ -423,7 +433,7 @@ def _run_single(args: argparse.Namespace) -> int:
     try:
         result = api.run(mode, content, styles, config=config, callbacks=callbacks)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     _write(result, output, history_path, plot_path, gif_path, animation)
     return _report_end(args, result, output)
