@@ -18,6 +18,7 @@ from stylecraft.cli import main
 from stylecraft.errors import ConfigError, ImageError
 from stylecraft.feedforward import TrainConfig, TransformerNet
 from stylecraft.feedforward.apply import stylise
+from stylecraft.feedforward.inference import InferenceNet
 
 TINY = {"size": 64, "batch_size": 2, "width": "compact", "device": "cpu"}
 
@@ -196,6 +197,21 @@ def test_apply_many_batches_same_sizes_and_reports_bad_files(trained, tmp_path):
     assert (images.to_tensor(alone) - images.to_tensor(results[0][1])).abs().max() <= 1.01 / 255
 
 
+@pytest.mark.parametrize("width", [feedforward.WIDTHS["full"], 5])
+def test_inference_form_computes_the_same_pictures(width):
+    torch.manual_seed(width)
+    net = TransformerNet(width).eval()
+    with torch.no_grad():
+        for parameter in net.parameters():  # beyond the initial weights, so every tap of every kernel matters
+            parameter.normal_(0, 0.1)
+    fast = InferenceNet(net).eval()
+    for height, side in ((64, 48), (100, 36), (12, 20)):
+        image = torch.rand(2, 3, height, side)
+        with torch.no_grad():
+            assert (fast(image) - net(image)).abs().max() < 1e-5
+    assert not any(isinstance(layer, torch.nn.Upsample) for layer in fast.modules())
+
+
 onnx_needed = pytest.mark.skipif(not all(map(__import__("importlib").util.find_spec, ("onnx", "onnxruntime"))),
                                  reason="onnx and onnxruntime are not installed")
 
@@ -221,6 +237,10 @@ def test_onnx_export_agrees_with_torch_at_any_size(trained, exported):
         assert (got - expected).abs().max() < 1e-4
     batch = torch.cat([images.to_tensor(make_content(64, 48)), images.to_tensor(make_content(64, 48).rotate(90))])
     assert (onnx_model.net(batch) - model.net(batch)).abs().max() < 1e-4
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(exported).graph.node}
+    assert "DepthToSpace" in operators and "Resize" not in operators  # the export is the inference form
 
 
 @onnx_needed

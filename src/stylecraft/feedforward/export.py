@@ -9,7 +9,6 @@ PyTorch (``benchmarks/realtime.py``).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, WeightsError
+from .inference import InferenceNet
 from .model import StyleModel
 
 INPUT, OUTPUT = "image", "stylised"
@@ -40,7 +40,7 @@ def to_onnx(model: StyleModel) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(copy.deepcopy(model.net).cpu().eval(), (example,), input_names=[INPUT],
+            program = torch.onnx.export(InferenceNet(model.net).eval(), (example,), input_names=[INPUT],
                                         output_names=[OUTPUT], dynamic_shapes={"image": dims}, dynamo=True,
                                         verbose=False)
     finally:
