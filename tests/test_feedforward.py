@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -212,8 +213,14 @@ def test_inference_form_computes_the_same_pictures(width):
     assert not any(isinstance(layer, torch.nn.Upsample) for layer in fast.modules())
 
 
-onnx_needed = pytest.mark.skipif(not all(map(__import__("importlib").util.find_spec, ("onnx", "onnxruntime"))),
-                                 reason="onnx and onnxruntime are not installed")
+def _needs(*packages: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not all(map(importlib.util.find_spec, packages)),
+                              reason=f"{' and '.join(packages)} not installed")
+
+
+onnx_needed = _needs("onnx", "onnxruntime")
+#: The runtimes that run an export, each skipped where its package is missing.
+RUNTIMES = [pytest.param("onnx", marks=onnx_needed), pytest.param("openvino", marks=_needs("onnx", "openvino"))]
 
 
 @pytest.fixture(scope="module")
@@ -223,11 +230,11 @@ def exported(trained, tmp_path_factory) -> Path:
     return path
 
 
-@onnx_needed
-def test_onnx_export_agrees_with_torch_at_any_size(trained, exported):
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_onnx_export_agrees_with_torch_at_any_size(trained, exported, backend):
     model = feedforward.load_model(trained[0])
-    onnx_model = api.load_style_model(exported)
-    assert isinstance(onnx_model.net, feedforward.OnnxNet)
+    onnx_model = api.load_style_model(exported, backend=backend)
+    assert isinstance(onnx_model.net, feedforward.RuntimeNet)
     assert onnx_model.metadata["steps"] == model.metadata["steps"] == 12
     for width, height in ((64, 48), (150, 97), (33, 70)):  # dynamic height and width, odd sizes padded
         image = images.to_tensor(make_content(width, height))
@@ -243,12 +250,13 @@ def test_onnx_export_agrees_with_torch_at_any_size(trained, exported):
     assert "DepthToSpace" in operators and "Resize" not in operators  # the export is the inference form
 
 
-@onnx_needed
-def test_cli_apply_onnx_backend(trained, exported, tmp_path, capsys):
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_cli_apply_onnx_backend(trained, exported, tmp_path, capsys, backend):
     photo = tmp_path / "p.png"
     make_content(70, 50).save(photo)
-    assert main(["apply", str(exported), str(photo), "-o", str(tmp_path / "a.png"), "--quiet"]) == 0
-    assert main(["apply", str(trained[0]), str(photo), "-o", str(tmp_path / "b.png"), "--backend", "onnx",
+    chosen = [] if backend == "onnx" else ["--backend", backend]  # ONNX Runtime is the default for .onnx
+    assert main(["apply", str(exported), str(photo), "-o", str(tmp_path / "a.png"), "--quiet", *chosen]) == 0
+    assert main(["apply", str(trained[0]), str(photo), "-o", str(tmp_path / "b.png"), "--backend", backend,
                  "--quiet"]) == 0
     assert main(["apply", str(trained[0]), str(photo), "-o", str(tmp_path / "c.png"), "--quiet"]) == 0
     a, b, c = (images.to_tensor(Image.open(tmp_path / f"{n}.png")) for n in "abc")
@@ -257,14 +265,17 @@ def test_cli_apply_onnx_backend(trained, exported, tmp_path, capsys):
     capsys.readouterr()
 
 
-@onnx_needed
-@pytest.mark.parametrize("case, message", [
-    ("garbage", "not a readable ONNX file"),
-    ("foreign", "not an ONNX file exported by `stylecraft export`"),
-    ("torch-backend", "runs with --backend onnx"),
-    ("bad-name", "ends in .onnx"),
+RUNTIME_ERRORS = {"garbage": "not a readable ONNX file", "foreign": "not an ONNX file exported by `stylecraft export`",
+                  "device": "--device"}
+
+
+@pytest.mark.parametrize("case, message, backend", [
+    *[pytest.param(case, message, runtime.values[0], marks=runtime.marks)
+      for case, message in RUNTIME_ERRORS.items() for runtime in RUNTIMES],
+    pytest.param("torch-backend", "runs with --backend onnx", "torch", marks=onnx_needed),
+    pytest.param("bad-name", "ends in .onnx", "onnx", marks=onnx_needed),
 ])
-def test_onnx_errors(trained, exported, tmp_path, capsys, case, message):
+def test_onnx_errors(trained, exported, tmp_path, capsys, case, message, backend):
     path = tmp_path / "x.onnx"
     if case == "garbage":
         path.write_bytes(b"\x08\x07not onnx at all")
@@ -274,7 +285,7 @@ def test_onnx_errors(trained, exported, tmp_path, capsys, case, message):
         graph = onnx.load(exported)
         del graph.metadata_props[:]
         onnx.save(graph, path)
-    elif case == "torch-backend":
+    elif case in ("torch-backend", "device"):
         path = exported
     photo = tmp_path / "p.png"
     make_content(40, 40).save(photo)
@@ -282,7 +293,8 @@ def test_onnx_errors(trained, exported, tmp_path, capsys, case, message):
         argv = ["export", str(trained[0]), "-o", str(tmp_path / "model.pt")]
     else:
         argv = ["apply", str(path), str(photo), "-o", str(tmp_path / "o.png")]
-        argv += ["--backend", "torch"] if case == "torch-backend" else []
+        argv += ["--backend", backend]
+        argv += ["--device", "mps"] if case == "device" else []  # neither runtime runs on Apple's GPU
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1

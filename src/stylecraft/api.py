@@ -272,24 +272,26 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto"
                      ) -> feedforward.StyleModel:
-    """Load a trained network for ``backend``: "torch" (a model file), "onnx" (ONNX Runtime: an exported
-    ``.onnx`` file, or a model file exported on the fly) or "auto" (ONNX for ``.onnx`` files, else torch)."""
+    """Load a trained network for ``backend``: "torch" (a model file); "onnx" (ONNX Runtime) or "openvino"
+    (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model file exported on the fly; or
+    "auto" (ONNX Runtime for ``.onnx`` files, else torch)."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     is_onnx = Path(model).suffix.lower() == ".onnx"
     if backend == "torch" and is_onnx:
-        raise ConfigError(f"{model}: an ONNX file runs with --backend onnx")
+        raise ConfigError(f"{model}: an ONNX file runs with --backend onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.load_model(model)
         loaded.net = loaded.net.to(resolve_device(device))
         return loaded
     source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
-    net, info = feedforward.onnx_session(source, device)
+    session = feedforward.openvino_session if backend == "openvino" else feedforward.onnx_session
+    net, info = session(source, device)
     return feedforward.StyleModel(net=net, metadata=info)
 
 

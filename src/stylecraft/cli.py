@@ -228,8 +228,9 @@ def _add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     apply.add_argument("--batch-size", type=_integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
     apply.add_argument("--backend", choices=api.BACKENDS, default="auto",
-                       help="torch, or onnx (ONNX Runtime, about twice as fast on a CPU; a .pt model is exported "
-                       "first); auto: onnx for .onnx files (default auto)")
+                       help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.6-2.3x faster than "
+                       "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
+                       "files (default auto)")
     export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",
                             description="Write a model from `stylecraft train` as an ONNX file with dynamic "
                             "height and width, for `stylecraft apply --backend onnx` or any ONNX runtime.")

@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import images
 
-#: A TransformerNet, or anything that maps (N, 3, H, W) to the same and says its ``device`` (an OnnxNet).
+#: A TransformerNet, or anything that maps (N, 3, H, W) to the same and says its ``device`` (a RuntimeNet).
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -29,7 +29,7 @@ VERSION = 1
 
 @dataclass
 class StyleModel:
-    """A trained network with what it was trained on; ``net`` is a TransformerNet or an exported OnnxNet."""
+    """A trained network with what it was trained on; ``net`` is a TransformerNet or a RuntimeNet running an export."""
 
     net: Network
     metadata: dict
