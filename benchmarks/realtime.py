@@ -112,27 +112,27 @@ def training(photos: Path, style: Path, steps: int, device: str) -> list[dict]:
     return rows
 
 
-def quality(model_path: Path, style: Path, contents: list[Path], size: int, sheet: Path) -> list[dict]:
-    """The trained network against the optimiser on the same photos: distances, seconds, and the pictures."""
+def quality(model_paths: list[Path], style: Path, contents: list[Path], size: int, sheet: Path) -> list[dict]:
+    """Trained networks against the optimiser on the same photos: distances, seconds, and the pictures."""
     evaluator = Evaluator(size)
-    model = api.load_style_model(model_path)
+    models = {path.name: api.load_style_model(path) for path in model_paths}
     rows, cells = [], []
     for content in contents:
+        results = []
+        for name, model in models.items():
+            began = time.perf_counter()
+            results.append((name, api.apply_model(model, content, size=size), time.perf_counter() - began))
         began = time.perf_counter()
-        fast = api.apply_model(model, content, size=size)
-        fast_s = time.perf_counter() - began
-        began = time.perf_counter()
-        slow = api.transfer(content, style, size=size)
-        slow_s = time.perf_counter() - began
-        for method, picture, seconds in (("real-time network", fast, fast_s), ("optimisation", slow, slow_s)):
+        results.append(("optimisation", api.transfer(content, style, size=size), time.perf_counter() - began))
+        for method, picture, seconds in results:
             found = evaluator.distances(images.to_tensor(picture), content, style)
             rows.append({"content": content.name, "method": method, "seconds": seconds,
                          "content_distance": found["content_distance"], "style_distance": found["style_distance"]})
         photo = images.to_pil(images.resize_long_side(images.to_tensor(images.load_image(content)), size))
-        cells.append([report.Cell(photo, content.name), report.Cell(fast, f"real-time {fast_s:.2f} s"),
-                      report.Cell(slow, f"optimisation {slow_s:.0f} s")])
-    report.contact_sheet(cells, column_labels=["photo", model_path.name, f"transfer, {size} px"],
-                         title=f"{style.name}: real-time network vs optimisation", cell_side=384).save(sheet)
+        cells.append([report.Cell(photo, content.name),
+                      *[report.Cell(picture, f"{seconds:.2f} s") for _, picture, seconds in results]])
+    report.contact_sheet(cells, column_labels=["photo", *models, f"transfer, {size} px"],
+                         title=f"{style.name}: real-time networks vs optimisation", cell_side=384).save(sheet)
     return rows
 
 
@@ -155,7 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="../shared/images")
     parser.add_argument("--photos", type=Path, help="training photos (default ../shared/train, else the --images "
                         "content folder)")
-    parser.add_argument("--model", type=Path, help="a trained model for the quality comparison")
+    parser.add_argument("--model", type=Path, action="append", help="a trained model for the quality comparison "
+                        "(repeat to compare several, e.g. the full and the compact network)")
     parser.add_argument("--style", type=Path, help="the style that --model was trained on")
     parser.add_argument("--contents", default="chicago.jpg,sailboat.jpg", help="photos for the quality comparison")
     parser.add_argument("--quality-size", type=int, default=512, help="size of the quality comparison")
