@@ -83,6 +83,19 @@ def test_saturation_penalty_only_beyond_the_tanh_range(trained):
         TrainConfig(saturation_weight=-1).validate()
 
 
+def test_loss_margin_leaves_the_crop_edges_out_of_the_loss(photos, tmp_path):
+    first = {}
+    for margin in (0, 8):
+        result = api.train_network(photos.parent / "style.png", photos, tmp_path / f"m{margin}.pt", steps=1,
+                                   loss_margin=margin, **TINY)
+        first[margin] = result.history[0]  # the same weights and the same first batch: only the margin differs
+        assert feedforward.load_model(tmp_path / f"m{margin}.pt").metadata["training"]["loss_margin"] == margin
+    assert first[8]["content"] != pytest.approx(first[0]["content"], rel=1e-3)
+    for bad in (-1, 17):
+        with pytest.raises(ConfigError, match="--loss-margin"):
+            TrainConfig(size=64, loss_margin=bad).validate()
+
+
 def test_model_file_describes_itself(trained, photos):
     path, _ = trained
     model = feedforward.load_model(path)

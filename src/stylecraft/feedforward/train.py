@@ -38,7 +38,9 @@ class TrainConfig:
     The paper's schedule was 2 epochs of the 83k COCO photos at batch 4 and 256 px (40k steps); ``steps``
     overrides ``epochs``. Content at relu2_2 and style at relu1_2, relu2_2, relu3_3, relu4_3 follow it.
     ``saturation_weight`` weighs :func:`.net.saturation_penalty`, which keeps the output tanh out of its flat
-    ends (0 turns it off).
+    ends (0 turns it off). ``loss_margin`` pixels at each side of a crop are left out of the loss: VGG's zero
+    padding makes its features there unlike anywhere else, and the network learns to paint a dotted line
+    along the edges to match the style's statistics with them.
     """
 
     size: int = 256
@@ -53,6 +55,7 @@ class TrainConfig:
     style_weight: float = 5.0
     tv_weight: float = 1.0
     saturation_weight: float = 1.0
+    loss_margin: int = 0
     style_size: int | None = None
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -84,6 +87,8 @@ class TrainConfig:
         for name in ("batch_size", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.loss_margin < 0 or self.size - 2 * self.loss_margin < 32:
+            raise ConfigError(f"--loss-margin must be >= 0 and leave at least 32 px of the {self.size} px crop")
         if self.steps is not None and self.steps < 1:
             raise ConfigError("--steps must be at least 1")
         for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "saturation_weight"):
@@ -190,6 +195,10 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                         drop_last=True, collate_fn=_collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
 
+    def inner(pictures: torch.Tensor) -> torch.Tensor:
+        margin = config.loss_margin
+        return pictures[..., margin:pictures.shape[-2] - margin, margin:pictures.shape[-1] - margin]
+
     def stylise_sample() -> torch.Tensor:
         net.eval()
         picture = stylise(net, sample)
@@ -212,11 +221,11 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                     continue
                 batch = batch.to(device, memory_format=memory_format)
                 with torch.no_grad(), autocast():
-                    targets = objective.targets(batch)
+                    targets = objective.targets(inner(batch))
                 targets.grams = style_targets
                 with autocast():
                     output, logits = model(batch, with_logits=True)
-                terms = objective(output.float(), targets)
+                terms = objective(inner(output.float()), targets)
                 if config.saturation_weight:
                     terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
                     terms["total"] = terms["total"] + terms["saturation"]
