@@ -91,6 +91,9 @@ def test_loss_margin_leaves_the_crop_edges_out_of_the_loss(photos, tmp_path):
         first[margin] = result.history[0]  # the same weights and the same first batch: only the margin differs
         assert feedforward.load_model(tmp_path / f"m{margin}.pt").metadata["training"]["loss_margin"] == margin
     assert first[8]["content"] != pytest.approx(first[0]["content"], rel=1e-3)
+    assert first[8]["tv"] == pytest.approx(first[0]["tv"], rel=1e-5)  # smoothness still covers the edges
+    assert first[8]["total"] == pytest.approx(first[8]["content"] + first[8]["style"] + first[8]["tv"]
+                                              + first[8]["saturation"], rel=1e-5)
     for bad in (-1, 17):
         with pytest.raises(ConfigError, match="--loss-margin"):
             TrainConfig(size=64, loss_margin=bad).validate()

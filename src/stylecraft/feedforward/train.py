@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .. import images
 from ..errors import ConfigError, ImageError
 from ..features import VGG
+from ..losses import total_variation
 from ..perceptual import Objective
 from .apply import stylise
 from .distributed import SINGLE, Processes, all_agree, total
@@ -38,9 +39,9 @@ class TrainConfig:
     The paper's schedule was 2 epochs of the 83k COCO photos at batch 4 and 256 px (40k steps); ``steps``
     overrides ``epochs``. Content at relu2_2 and style at relu1_2, relu2_2, relu3_3, relu4_3 follow it.
     ``saturation_weight`` weighs :func:`.net.saturation_penalty`, which keeps the output tanh out of its flat
-    ends (0 turns it off). ``loss_margin`` pixels at each side of a crop are left out of the loss: VGG's zero
-    padding makes its features there unlike anywhere else, and the network learns to paint a dotted line
-    along the edges to match the style's statistics with them.
+    ends (0 turns it off). ``loss_margin`` pixels at each side of a crop are left out of the content and
+    style terms (the TV term still covers them): VGG's zero padding makes its features there unlike anywhere
+    else, and the network can learn to paint a dotted line along the edges to match the style with them.
     """
 
     size: int = 256
@@ -184,7 +185,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
         step = int(resume["step"])
     objective = Objective(vgg, content_layers=config.content_layers, style_layers=config.style_layers,
                           content_weight=config.content_weight, style_weight=config.style_weight,
-                          tv_weight=config.tv_weight, autocast=autocast)
+                          tv_weight=0.0 if config.loss_margin else config.tv_weight, autocast=autocast)
     model = DistributedDataParallel(net) if processes.distributed else net
     style_targets = objective.targets(None, [style.to(device)], [1.0]).grams
     per_step = config.batch_size * processes.world_size
@@ -226,9 +227,14 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                 with autocast():
                     output, logits = model(batch, with_logits=True)
                 terms = objective(inner(output.float()), targets)
+                extra = {}
+                if config.loss_margin and config.tv_weight:  # the smoothness term still covers the edges
+                    extra["tv"] = config.tv_weight * total_variation(output.float())
                 if config.saturation_weight:
-                    terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
-                    terms["total"] = terms["total"] + terms["saturation"]
+                    extra["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
+                for name, value in extra.items():
+                    terms[name] = value
+                    terms["total"] = terms["total"] + value
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimizer.step()
