@@ -230,7 +230,7 @@ def _add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     apply.add_argument("--batch-size", type=_integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
     apply.add_argument("--backend", choices=api.BACKENDS, default="auto",
-                       help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.6-2.3x faster than "
+                       help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.5-2.3x faster than "
                        "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
                        "files (default auto)")
     export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",

@@ -2,7 +2,7 @@
 
 Each gives a callable like :class:`.TransformerNet` ((N, 3, H, W) in [0, 1] -> the same) that
 :func:`.apply.stylise` drives like the network itself, and the metadata the export carries. On this
-project's 2-core CPU the full network at 1024 x 768 takes 3.7 s in eager PyTorch, 1.9 s with ONNX Runtime
+project's 2-core CPU the full network at 1024 x 768 takes 3.6 s in eager PyTorch, 1.9 s with ONNX Runtime
 and 1.6 s with OpenVINO (``benchmarks/realtime.py``; docs/performance.md).
 """
 
