@@ -319,8 +319,8 @@ def test_bad_weight_file_prints_its_error_alone(capsys, tmp_path, content_path, 
     else:
         (tmp_path / "photos").mkdir()
         Image.open(content_path).save(tmp_path / "photos" / "a.png")
-        argv = ["train", "--style", style_path, "--data", tmp_path / "photos", "--steps", "2", "--size", "32"]
+        argv = ["train", "--style", style_path, "--data", tmp_path / "photos", "--steps", "2", "--size", "64"]
     code, err = run_cli(capsys, *argv, "-o", out, "--weights", weights)
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("stylecraft: error:"), err
+    assert err.count("\n") == 1 and err.startswith("stylecraft: error:") and "vgg19.pth" in err, err
     assert not out.exists()

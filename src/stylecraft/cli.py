@@ -201,7 +201,7 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        f"flat ends, where dark blots form and cannot recover (default {t.saturation_weight:g}; 0: "
                        "the paper's plain tanh)")
     train.add_argument("--loss-margin", type=_integer, help="pixels at each side of a crop left out of the loss, "
-                       f"against a dotted line along the edges (default {t.loss_margin})")
+                       f"against a dotted line along the edges; 0: the paper's loss (default {t.loss_margin})")
     train.add_argument("--sample", help="validation photo for the samples (default: the first photo)")
     train.add_argument("--sample-every", type=_integer, help=f"save a sample every N steps (default "
                        f"{t.sample_every})")

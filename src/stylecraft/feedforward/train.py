@@ -56,7 +56,7 @@ class TrainConfig:
     style_weight: float = 5.0
     tv_weight: float = 1.0
     saturation_weight: float = 1.0
-    loss_margin: int = 0
+    loss_margin: int = 16
     style_size: int | None = None
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -89,7 +89,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.loss_margin < 0 or self.size - 2 * self.loss_margin < 32:
-            raise ConfigError(f"--loss-margin must be >= 0 and leave at least 32 px of the {self.size} px crop")
+            raise ConfigError(f"--loss-margin {self.loss_margin} must be >= 0 and leave at least 32 px of the "
+                              f"{self.size} px crop (--loss-margin 0 turns it off)")
         if self.steps is not None and self.steps < 1:
             raise ConfigError("--steps must be at least 1")
         for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "saturation_weight"):
