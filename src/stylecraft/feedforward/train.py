@@ -186,7 +186,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
         step = int(resume["step"])
     objective = Objective(vgg, content_layers=config.content_layers, style_layers=config.style_layers,
                           content_weight=config.content_weight, style_weight=config.style_weight,
-                          tv_weight=0.0 if config.loss_margin else config.tv_weight, autocast=autocast)
+                          autocast=autocast)  # TV is added below, over the whole picture
     model = DistributedDataParallel(net) if processes.distributed else net
     style_targets = objective.targets(None, [style.to(device)], [1.0]).grams
     per_step = config.batch_size * processes.world_size
@@ -229,7 +229,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                     output, logits = model(batch, with_logits=True)
                 terms = objective(inner(output.float()), targets)
                 extra = {}
-                if config.loss_margin and config.tv_weight:  # the smoothness term still covers the edges
+                if config.tv_weight:  # smoothness covers the edges that loss_margin leaves out
                     extra["tv"] = config.tv_weight * total_variation(output.float())
                 if config.saturation_weight:
                     extra["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
