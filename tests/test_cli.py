@@ -208,7 +208,7 @@ BAD_OPTIONS = {
     "zero iterations": (["--iterations", "0"], "--iterations"),
     "too small": (["--size", "8"], "too small"),
     "weights count": (["--style-layer-weights", "1,2"], "2 weights for 5"),
-    "not a number": (["--tv-weight", "lots"], "expected a number"),
+    "not a number": (["--tv-weight", "lots"], "expected a finite number"),
     "unknown optimizer": (["--optimizer", "sgd"], "invalid choice"),
     "vgg16 without weights": (["--model", "vgg16"], "pass --weights"),
     "missing weights file": (["--weights", "nowhere.pth"], "no such weights file"),
@@ -324,3 +324,50 @@ def test_bad_weight_file_prints_its_error_alone(capsys, tmp_path, content_path, 
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("stylecraft: error:") and "vgg19.pth" in err, err
     assert not out.exists()
+
+
+def _numeric_options() -> list[tuple[str, str]]:
+    """(command, option) for every option of every command that takes numbers."""
+    from stylecraft import cli
+
+    found = []
+    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    for command, parser in sorted(subparsers.choices.items()):
+        for action in parser._actions:
+            if action.type in (cli._number, cli._floats) and action.option_strings:
+                found.append((command, action.option_strings[-1]))
+    return found
+
+
+@pytest.mark.parametrize(("command", "option"), _numeric_options())
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_every_numeric_option_refuses_nan_and_infinity(capsys, command, option, value):
+    code, err = run_cli(capsys, command, f"{option}={value}")
+    assert code == 2 and err.count("\n") == 1 and "finite number" in err and option in err, err
+
+
+def test_numeric_options_are_found():
+    assert {("serve", "--max-upload-mb"), ("transfer", "--style-weight"), ("train", "--lr"),
+            ("transfer", "--style-layer-weights")} <= set(_numeric_options())
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(capsys, tmp_path, content_path, style_path):
+    photo = tmp_path / "photo.png"
+    Image.open(content_path).save(photo)
+    before = photo.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(photo)
+    for argv in (["transfer", photo, style_path, "-o", photo], ["transfer", photo, style_path, "-o", link],
+                 ["transfer", content_path, style_path, "-o", tmp_path / "out.png", "--plot", style_path],
+                 ["grid", "transfer", "--content", photo, "--style", style_path, "-o", link]):
+        code, err = run_cli(capsys, *argv, *FAST)
+        assert code == 2 and err.count("\n") == 1 and "is the input" in err, err
+    assert photo.read_bytes() == before and not (tmp_path / "out.png").exists()
+
+
+def test_a_failed_train_leaves_no_samples_folder(capsys, tmp_path, style_path):
+    (tmp_path / "photos").mkdir()
+    code, err = run_cli(capsys, "train", "--style", style_path, "--data", tmp_path / "photos", "-o",
+                        tmp_path / "model.pt", "--steps", "2", "--size", "64", "--quiet")
+    assert code == 2 and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "style.png"]

@@ -266,6 +266,27 @@ def test_onnx_export_agrees_with_torch_at_any_size(trained, exported, backend):
     assert "DepthToSpace" in operators and "Resize" not in operators  # the export is the inference form
 
 
+@_needs("onnx", "openvino")
+@pytest.mark.parametrize(("precision", "bound"), [("fp32", 1e-4), ("bf16", 0.05), ("fp16", 0.05)])
+def test_openvino_runs_the_precision_asked_for_on_any_cpu(trained, exported, precision, bound):
+    """fp32 unless asked (OpenVINO would pick bf16 by itself on CPUs with AVX-512 BF16 or AMX); a reduced
+    precision where the CPU has it, which stays close; fp32 where it has not."""
+    model = feedforward.load_model(trained[0])
+    image = images.to_tensor(make_content(96, 64))
+    expected = stylise(model.net, image)
+    got = stylise(api.load_style_model(exported, backend="openvino", precision=precision).net, image)
+    assert (got - expected).abs().max() < bound
+
+
+@onnx_needed
+def test_reduced_precision_is_refused_where_it_is_not_offered(trained, exported):
+    for backend, source in (("torch", trained[0]), ("onnx", exported)):
+        with pytest.raises(ConfigError, match="--backend openvino"):
+            api.load_style_model(source, backend=backend, precision="bf16")
+    with pytest.raises(ConfigError, match="not one of"):
+        api.load_style_model(exported, backend="openvino", precision="int8")
+
+
 @pytest.mark.parametrize("backend", RUNTIMES)
 def test_cli_apply_onnx_backend(trained, exported, tmp_path, capsys, backend):
     photo = tmp_path / "p.png"

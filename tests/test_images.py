@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from stylecraft import images
-from stylecraft.errors import ImageError
+from stylecraft.errors import ImageError, UsageError
 from stylecraft.images import (
     check_output_path,
     fit_long_side,
@@ -473,3 +473,50 @@ def test_float_image_in_unit_range(tmp_path):
     array = np.full((4, 4), 0.5, dtype=np.float32)
     rgb = images.load_image(Image.fromarray(array, "F"))
     assert np.asarray(rgb)[0, 0].tolist() == [128, 128, 128]
+
+
+def test_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    """os.umask is process-wide: setting it, even for a moment, races with every other thread's new files."""
+    def forbidden(mask):
+        raise AssertionError("atomic_write_bytes changed the process umask")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    images.atomic_write_bytes(tmp_path / "a.bin", b"data")
+    save_image(noise_image(), tmp_path / "b.png")
+    for name in ("a.bin", "b.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == images.FILE_MODE
+
+
+def test_a_save_removes_the_parts_a_killed_writer_left_but_not_a_live_ones(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "out.png"
+    stale, live = tmp_path / ".out.png.dead1234.part", tmp_path / ".out.png.busy5678.part"
+    other = tmp_path / ".other.png.dead1234.part"
+    for part in (stale, live, other):
+        part.write_bytes(b"half a picture")
+        os.utime(part, (1, 1))
+    with open(live, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # a writer that is still at work
+        save_image(noise_image(), path)
+    assert not stale.exists() and live.exists() and other.exists()
+    assert load_image(path).size == noise_image().size
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    photo = tmp_path / "photo.png"
+    noise_image().save(photo)
+    link = tmp_path / "link.png"
+    link.symlink_to(photo)
+    for output in (photo, link):
+        with pytest.raises(UsageError, match="is the input"):
+            check_output_path(output, [photo])
+    assert check_output_path(tmp_path / "new.png", [photo]) == tmp_path / "new.png"
+    assert check_output_path(link, [tmp_path / "missing.png", None, noise_image()]) == link
+
+
+def test_max_side_shrinks_large_pictures_as_they_load(tmp_path):
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 800, 3), dtype=np.uint8))
+    for suffix in (".jpg", ".png"):
+        big.save(tmp_path / f"big{suffix}")
+        assert load_image(tmp_path / f"big{suffix}", max_side=100).size == (100, 75)
+        assert load_image(tmp_path / f"big{suffix}", max_side=1000).size == (800, 600)

@@ -22,7 +22,7 @@ from stylecraft import api, cli
 from stylecraft.feedforward import TransformerNet, save_model
 from stylecraft.studio.app import create_app, display_name
 from stylecraft.studio.config import StudioConfig
-from stylecraft.studio.jobs import JobStore
+from stylecraft.studio.store import JobStore
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402 - after the skip
@@ -351,9 +351,9 @@ def test_shutdown_interrupts_the_running_job_and_keeps_the_queue(tmp_path: Path)
 
 
 def test_a_failing_job_is_reported_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylecraft.studio import jobs
+    from stylecraft.studio import worker
 
-    real_run = jobs.api.run
+    real_run = worker.api.run
     calls = []
 
     def flaky(*args: object, **kwargs: object) -> object:
@@ -362,7 +362,7 @@ def test_a_failing_job_is_reported_and_the_worker_goes_on(tmp_path: Path, monkey
             raise RuntimeError("boom\nand a traceback nobody should see")
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr(jobs.api, "run", flaky)
+    monkeypatch.setattr(worker.api, "run", flaky)
     with studio(tmp_path) as client:
         broken = wait_for(client, new_job(client)["id"], finished)
         assert broken["state"] == "failed" and broken["error"] == "unexpected error: boom"
@@ -401,7 +401,7 @@ def test_real_time_model_from_the_models_folder(tmp_path: Path) -> None:
 
 def test_token_guards_page_api_and_files(tmp_path: Path) -> None:
     token = "correct-horse-battery"
-    with studio(tmp_path, token=token, loopback=False) as client:
+    with studio(tmp_path, token=token, host="0.0.0.0") as client:
         for path in ("/api/info", "/api/jobs", "/static/app.js", "/openapi.json", "/api/events"):
             response = client.get(path)
             assert response.status_code == 401 and "token" in response.json()["error"], path

@@ -218,8 +218,7 @@ def train_network(style: ImageInput, data: str | os.PathLike, output: str | os.P
     """
     config = (config or feedforward.TrainConfig()).replace(**options)
     config.validate()
-    output = Path(output)
-    images.check_writable(output)
+    output = images.check_writable(output, [style, sample, resume])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     processes, device_ = feedforward.distributed.start(resolve_device(device))
     try:
@@ -275,13 +274,22 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
-def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto"
-                     ) -> feedforward.StyleModel:
+def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
+                     precision: str = "fp32") -> feedforward.StyleModel:
     """Load a trained network for ``backend``: "torch" (a model file); "onnx" (ONNX Runtime) or "openvino"
     (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model file exported on the fly; or
-    "auto" (ONNX Runtime for ``.onnx`` files, else torch)."""
+    "auto" (ONNX Runtime for ``.onnx`` files, else torch).
+
+    ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it,
+    and the pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked
+    (docs/performance.md gives their speed and error).
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if precision not in feedforward.PRECISIONS:
+        raise ConfigError(f"--precision: {precision!r} is not one of {', '.join(feedforward.PRECISIONS)}")
+    if precision != "fp32" and backend != "openvino":
+        raise ConfigError(f"--precision {precision} runs with --backend openvino; the others run fp32")
     is_onnx = Path(model).suffix.lower() == ".onnx"
     if backend == "torch" and is_onnx:
         raise ConfigError(f"{model}: an ONNX file runs with --backend onnx or openvino")
@@ -290,8 +298,10 @@ def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device:
         loaded.net = loaded.net.to(resolve_device(device))
         return loaded
     source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
-    session = feedforward.openvino_session if backend == "openvino" else feedforward.onnx_session
-    net, info = session(source, device)
+    if backend == "openvino":
+        net, info = feedforward.openvino_session(source, device, precision)
+    else:
+        net, info = feedforward.onnx_session(source, device)
     return feedforward.StyleModel(net=net, metadata=info)
 
 
@@ -299,18 +309,18 @@ def export_model(model: str | os.PathLike, output: str | os.PathLike) -> None:
     """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
     if Path(output).suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
-    output = images.check_writable(output)
+    output = images.check_writable(output, [model])
     data = feedforward.to_onnx(feedforward.load_model(model))
     images.atomic_write_bytes(output, data)
 
 
 def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
                 preserve_color: bool = False, device: str = "auto", tile: int = 1024,
-                backend: str = "auto") -> Image.Image:
+                backend: str = "auto", precision: str = "fp32") -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
     StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
-    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(model, backend=backend,
-                                                                                        device=device)
+    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+        model, backend=backend, device=device, precision=precision)
     [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)
     if isinstance(picture, ImageError):
         raise picture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import sys
 import time
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import api, images, report
-from .errors import ConfigError, ImageError, StylecraftError, UsageError
+from .errors import ConfigError, ImageError, StylecraftError, UsageError, one_line, shorten
 from .features import layer_names
 from .features.weights import BLOCKS, FORMATS
+from .feedforward.runtimes import PRECISIONS
 from .feedforward.train import PHOTO_TYPES, TrainConfig
 from .optimize import INITS, MODES, OPTIMIZERS, Progress, Result, TransferConfig
-from .studio.config import StudioConfig, is_loopback
+from .studio.config import StudioConfig
 
 DEFAULTS = TransferConfig()
 STUDIO = StudioConfig()
@@ -42,32 +44,39 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(part) for part in _names(text))
+        return tuple(_finite(part) for part in _names(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {shorten(text)!r}") from None
 
 
 def _integers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in _names(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {shorten(text)!r}") from None
 
 
 def _number(text: str) -> float:
     try:
-        return float(text)
+        return _finite(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {shorten(text)!r}") from None
 
 
 def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {shorten(text)!r}") from None
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +242,9 @@ def _add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.5-2.3x faster than "
                        "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
                        "files (default auto)")
+    apply.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                       help="fp32, or bf16/fp16 with --backend openvino: faster on CPUs with bf16 (AVX-512 BF16, "
+                       "AMX), slightly different pictures (default fp32, the same on every CPU)")
     export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",
                             description="Write a model from `stylecraft train` as an ONNX file with dynamic "
                             "height and width, for `stylecraft apply --backend onnx` or any ONNX runtime.")
@@ -259,31 +271,31 @@ def _add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help=f"largest upload in pixels (default {STUDIO.max_pixels:,})")
     serve.add_argument("--max-queue", type=_integer, default=STUDIO.max_queue,
                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
+    serve.add_argument("--max-storage-mb", type=_number, default=STUDIO.max_storage_mb,
+                       help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
+    serve.add_argument("--keep-uploads-hours", type=_number, default=STUDIO.keep_uploads_hours,
+                       help="remove uploads no job uses after this many hours (default %(default)g)")
+
+
+def _studio_config(args: argparse.Namespace) -> StudioConfig:
+    """The studio's settings from ``serve``'s options (the config refuses what it cannot honour)."""
+    return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
+                        models=Path(args.models) if args.models else None, token=args.token,
+                        device=str(api.resolve_device(args.device)), host=args.host,
+                        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
+                        max_storage_mb=args.max_storage_mb, keep_uploads_hours=args.keep_uploads_hours)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .studio.app import check_port, serve
+    from .studio.app import check_ready, serve
 
-    loopback = is_loopback(args.host)
-    if not loopback and not args.token:
-        raise UsageError(f"--host {args.host} can be reached from other machines: give --token SECRET (or set "
-                         "STYLECRAFT_TOKEN); every request will need it")
-    if args.token is not None and len(args.token) < 12:
-        raise UsageError("--token must be at least 12 characters (try: python -c 'import secrets; "
-                         "print(secrets.token_urlsafe())')")
-    if args.max_upload_mb <= 0 or args.max_pixels < 1 or args.max_queue < 1:
-        raise UsageError("--max-upload-mb, --max-pixels and --max-queue must be greater than 0")
-    device = str(api.resolve_device(args.device))
-    check_port(args.host, args.port)
-    config = StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
-                          models=Path(args.models) if args.models else None, token=args.token, device=device,
-                          max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
-                          loopback=loopback)
-    config.data.mkdir(parents=True, exist_ok=True)
+    config = _studio_config(args)
+    check_ready(config, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     link = f"http://{shown}:{args.port}/" + (f"?token={args.token}" if args.token else "")
-    _say(args, f"stylecraft studio on {device}: open {link}  (data: {config.data}; Ctrl-C stops)")
-    serve(config, args.host, args.port, log_level="warning" if args.quiet else "info")
+    _say(args, f"stylecraft studio on {config.device}: open {link}  (data: {config.data}; models: "
+         f"{config.models_folder}; Ctrl-C stops)")
+    serve(config, args.port, log_level="warning" if args.quiet else "info")
     return 0
 
 
@@ -291,11 +303,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from .feedforward.distributed import from_environment
 
     args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
-    output = images.check_writable(args.output)
+    output = images.check_writable(args.output, [args.style, args.sample, args.resume])
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)
-    samples = Path(args.samples) if args.samples else output.with_name(output.stem + "_samples")
-    samples.mkdir(parents=True, exist_ok=True)
+    samples = images.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
     callbacks: list[Callable] = [report.TrainSamples(samples, config.sample_every)]
     bar = None
     if not args.quiet:
@@ -332,11 +343,11 @@ def _run_apply(args: argparse.Namespace) -> int:
     output = Path(args.output)
     single = len(sources) == 1 and not output.is_dir() and output.suffix
     if single:
-        targets = [images.check_output_path(output)]
+        targets = [images.check_output_path(output, sources)]
     else:
         output.mkdir(parents=True, exist_ok=True)
-        targets = [images.check_output_path(output / (s.stem + ".png")) for s in sources]
-    model = api.load_style_model(args.model, backend=args.backend, device=args.device)
+        targets = [images.check_output_path(output / (s.stem + ".png"), sources) for s in sources]
+    model = api.load_style_model(args.model, backend=args.backend, device=args.device, precision=args.precision)
     destination = dict(zip(sources, targets, strict=True))
     painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
                              preserve_color=args.preserve_color, tile=args.tile)
@@ -413,10 +424,14 @@ def _say(args: argparse.Namespace, message: str) -> None:
 def _run_single(args: argparse.Namespace) -> int:
     mode = args.command
     config = _config(args)
-    output = images.check_output_path(args.output)
-    history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history") if args.history else None
-    plot_path = report.check_suffix(args.plot, (".png",), "--plot") if args.plot else None
-    gif_path = report.check_suffix(args.animation, (".gif",), "--animation") if args.animation else None
+    content = getattr(args, "content", None)
+    styles = getattr(args, "styles", None)
+    inputs = [content, *(styles or []), args.init]
+    output = images.check_output_path(args.output, inputs)
+    history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history", inputs) if args.history \
+        else None
+    plot_path = report.check_suffix(args.plot, (".png",), "--plot", inputs) if args.plot else None
+    gif_path = report.check_suffix(args.animation, (".gif",), "--animation", inputs) if args.animation else None
     if args.snapshots and not args.save_every:
         raise ConfigError("--snapshots needs --save-every N")
     callbacks: list[Callable[[Progress], None]] = []
@@ -431,8 +446,6 @@ def _run_single(args: argparse.Namespace) -> int:
     if not args.quiet:
         bar = _ProgressBar(mode)
         callbacks.append(bar)
-    content = getattr(args, "content", None)
-    styles = getattr(args, "styles", None)
     try:
         result = api.run(mode, content, styles, config=config, callbacks=callbacks)
     finally:
@@ -511,7 +524,7 @@ def _boolean(text: str) -> bool:
 
 def _run_grid(args: argparse.Namespace) -> int:
     mode = args.mode
-    output = images.check_output_path(args.output)
+    output = images.check_output_path(args.output, [*args.content, *args.style, args.init])
     config = _config(args)
     if mode != "texture" and not args.content:
         raise ConfigError(f"grid {mode} needs --content")
@@ -575,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StylecraftError as exc:
         if debug:
             traceback.print_exc()
-        print(f"stylecraft: error: {exc}", file=sys.stderr)
+        print(f"stylecraft: error: {shorten(str(exc), 1000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("stylecraft: interrupted", file=sys.stderr)
@@ -586,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if debug:
             traceback.print_exc()
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         if "out of memory" in message.lower():
             message = f"out of memory ({message}); try a smaller --size"
         print(f"stylecraft: error: {message} (run with --debug for details)", file=sys.stderr)

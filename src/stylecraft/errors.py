@@ -32,3 +32,14 @@ class ConfigError(UsageError):
 
 class RunError(StylecraftError):
     """A run failed after it started (out of memory, a device error)."""
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters, so that an error never echoes a huge input back."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (or its type's name), at most ``limit`` characters."""
+    text = str(exc).strip()
+    return shorten(text.splitlines()[0] if text else type(exc).__name__, limit)

@@ -8,11 +8,14 @@ atomically so that an output is either the complete new picture or the old file 
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
 import tempfile
+import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporary files are told by their age instead of a lock
+    fcntl = None
 
 ImageInput = str | os.PathLike | Image.Image | bytes
 
@@ -33,6 +41,10 @@ WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
                  ".tiff": "TIFF"}
 
 METADATA_KEY = "stylecraft"
+
+#: A temporary file of an atomic write that is unlocked and this many seconds old was left by a dead writer;
+#: where files cannot be locked, one this old.
+FRESH_PART_AGE, STALE_PART_AGE = 5, 3600
 
 
 def _describe(source: ImageInput) -> str:
@@ -77,11 +89,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Image.Image:
     """Read an image from a path, bytes or a PIL image and return it as upright 8-bit RGB.
 
     Raises ImageError with a one-line reason for anything that is not a complete, readable picture of at
-    most ``max_pixels`` pixels; the size is checked from the header, before the pixels are decoded.
+    most ``max_pixels`` pixels; the size is checked from the header, before the pixels are decoded. With
+    ``max_side``, a larger picture is shrunk to that long side (a JPEG already while it is decoded, which
+    takes a fraction of the memory).
     """
     name = _describe(source)
     image = None
@@ -93,8 +107,13 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if width * height > max_pixels:
                 raise ImageError(f"{name}: {width} x {height} pixels is more than the limit of "
                                  f"{max_pixels:,} pixels (a decompression bomb?)")
+            if max_side is not None and image.format == "JPEG":
+                image.draft("RGB", (max_side, max_side))
             image.load()
-            return _to_rgb(ImageOps.exif_transpose(image))
+            picture = _to_rgb(ImageOps.exif_transpose(image))
+            if max_side is not None and max(picture.size) > max_side:
+                picture = picture.resize(fit_long_side(*picture.size, max_side), Image.Resampling.LANCZOS)
+            return picture
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -145,18 +164,25 @@ def resize_long_side(tensor: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(tensor, fit_long_side(width, height, long_side))
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Fail early, before any work, if ``path`` cannot receive an image: unknown type, no folder, no access."""
+def check_output_path(path: str | os.PathLike, inputs: Iterable[object] = ()) -> Path:
+    """Fail early, before any work, if ``path`` cannot receive an image: unknown type, no folder, no access,
+    or it is one of the ``inputs``."""
     path = Path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         raise ImageError(f"{path}: unknown image type {path.suffix or '(none)'!r}; use one of "
                          + ", ".join(sorted(WRITE_FORMATS)))
-    return check_writable(path)
+    return check_writable(path, inputs)
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early if a file cannot be created at ``path``: the folder is missing, not a folder, or read-only."""
+def check_writable(path: str | os.PathLike, inputs: Iterable[object] = ()) -> Path:
+    """Fail early if a file cannot be created at ``path``: the folder is missing, not a folder, or read-only;
+    or ``path`` is the same file as one of ``inputs`` (paths; other kinds of input are ignored), which the
+    output would destroy."""
     path = Path(path)
+    if path.exists():
+        for source in inputs:
+            if isinstance(source, (str, os.PathLike)) and Path(source).exists() and os.path.samefile(path, source):
+                raise UsageError(f"{path}: is the input {source} itself; write the result to another file")
     folder = path.parent
     if not folder.exists():
         raise ImageError(f"{path}: the folder {folder} does not exist")
@@ -172,21 +198,56 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process's umask, read once at import: Linux shows it in /proc; elsewhere it is set and restored
+    before any thread of ours can create files."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
+#: New files get the permissions the user's umask allows (mkstemp alone would make them private).
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Remove the temporary files of earlier writes of ``path`` whose writer died (a kill -9 during a save):
+    a live writer holds a lock on its file."""
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        try:
+            if time.time() - part.stat().st_mtime < (FRESH_PART_AGE if fcntl else STALE_PART_AGE):
+                continue  # a writer may have just made it and not locked it yet
+            with open(part, "rb") as stream:
+                if fcntl is not None:
+                    fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                part.unlink()
+        except OSError:  # locked by a live writer, or already gone
+            continue
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file is locked while it is written, so that the next write of ``path`` can tell (and
+    remove) those left behind by a process that was killed.
+    """
     path = Path(path)
+    _remove_stale_parts(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as stream:
+            if fcntl is not None:
+                fcntl.flock(stream, fcntl.LOCK_EX)
             stream.write(data)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
+            stream.flush()
+            os.chmod(temp, FILE_MODE)
+            os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

@@ -65,6 +65,7 @@ class TrainSamples:
 
     def __call__(self, event: _TrainFrame) -> None:
         if event.step % self.every == 0 or event.step == event.steps:
+            self.folder.mkdir(parents=True, exist_ok=True)  # at the first sample: a failed run leaves no empty folder
             images.save_image(event.sample(), self.folder / f"step_{event.step:06d}.png")
 
 
@@ -94,12 +95,12 @@ class Animation:
         images.atomic_write_bytes(path, buffer.getvalue())
 
 
-def check_suffix(path: PathLike, suffixes: Sequence[str], option: str) -> Path:
-    """Fail before a run if ``path`` has the wrong type or cannot be written."""
+def check_suffix(path: PathLike, suffixes: Sequence[str], option: str, inputs: Sequence[object] = ()) -> Path:
+    """Fail before a run if ``path`` has the wrong type, cannot be written, or is one of the ``inputs``."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise ConfigError(f"{option} {path}: use a file ending in {' or '.join(suffixes)}")
-    return images.check_writable(path)
+    return images.check_writable(path, inputs)
 
 
 def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = None) -> None:

@@ -5,9 +5,9 @@ from .apply import apply
 from .export import to_onnx
 from .model import StyleModel, load_model, save_model
 from .net import WIDTHS, TransformerNet
-from .runtimes import RuntimeNet, onnx_session, openvino_session
+from .runtimes import PRECISIONS, RuntimeNet, onnx_session, openvino_session
 from .train import PhotoFolder, TrainConfig, TrainProgress, TrainResult, train
 
-__all__ = ["WIDTHS", "PhotoFolder", "RuntimeNet", "StyleModel", "TrainConfig", "TrainProgress", "TrainResult",
-           "TransformerNet", "apply", "distributed", "load_model", "onnx_session", "openvino_session",
+__all__ = ["PRECISIONS", "WIDTHS", "PhotoFolder", "RuntimeNet", "StyleModel", "TrainConfig", "TrainProgress",
+           "TrainResult", "TransformerNet", "apply", "distributed", "load_model", "onnx_session", "openvino_session",
            "save_model", "to_onnx", "train"]

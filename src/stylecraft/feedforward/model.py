@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .. import images
-from ..errors import WeightsError
+from ..errors import WeightsError, one_line
 from ..features.weights import load_safely
 from .apply import Network
 from .net import TransformerNet
@@ -76,7 +76,7 @@ def load_model(path: str | os.PathLike) -> StyleModel:
         net = TransformerNet(width=int(metadata["width"]), residual_blocks=int(metadata["residual_blocks"]))
         net.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: damaged model file ({str(exc).splitlines()[0]})") from exc
+        raise WeightsError(f"{path}: damaged model file ({one_line(exc, 200)})") from exc
     thumbnail = None
     if payload.get("thumbnail") is not None and payload["thumbnail"].numel():
         thumbnail = Image.open(io.BytesIO(payload["thumbnail"].numpy().tobytes()))

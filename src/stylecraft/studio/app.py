@@ -1,54 +1,44 @@
 """The studio's ASGI application: one page, a JSON API (schema at ``/openapi.json``) and an event stream.
 
-Every error is JSON ``{"error": "one line"}`` that the page shows. Uploads are checked by decoding them, kept
-under ids made here and re-encoded; pictures are served only from the data folder and only by job or upload
-id. With a token, every request needs it (``Authorization: Bearer``, or the cookie the page gets when opened
-as ``/?token=...``). Bound to a loopback address, requests must name a loopback host (against DNS rebinding),
-and requests that change something must come from the page's own origin.
+Every error is JSON ``{"error": "one line"}`` that the page shows. Uploads are checked by decoding them (a
+few at a time, as decoding a large picture takes hundreds of MB), shrunk to the largest size a job can ask
+for, kept under ids made here and re-encoded, within a storage quota; pictures are served only from the data
+folder and only by job or upload id. Who may send what is :mod:`.security`'s business.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from .. import api, images
-from ..errors import ConfigError, ImageError, UsageError
+from ..errors import ConfigError, ImageError, UsageError, one_line
 from ..optimize import TransferConfig
 from .config import StudioConfig
-from .jobs import ID_PATTERN, Conflict, JobStore, NotFound, QueueFull, Worker, list_models, model_path
+from .models import list_models, model_path
+from .security import RedactToken, error, install_guard
+from .store import ID_PATTERN, Conflict, JobStore, NotFound, QueueFull, StorageFull
+from .worker import Worker
 
 log = logging.getLogger("stylecraft.studio")
 
 STATIC = Path(__file__).parent / "static"
 DEFAULTS = TransferConfig()
-COOKIE = "stylecraft_token"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-#: Largest body of a request other than an upload (a job's settings are a few hundred bytes).
-MAX_JSON_BYTES = 64 * 1024
-#: Room for the multipart envelope around an upload's bytes.
-MULTIPART_OVERHEAD = 16 * 1024
-LOCKED_PAGE = """<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>stylecraft studio</title><body style="font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto;
-padding: 0 1rem; line-height: 1.5"><h1>stylecraft studio</h1><p>This studio is protected by a token. Open it with
-the link that <code>stylecraft serve</code> printed when it started (it ends in <code>?token=…</code>).</p>"""
 
 
 class JobRequest(BaseModel):
@@ -159,18 +149,12 @@ def display_name(filename: str | None) -> str:
     return name[:80] or "picture"
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _host_name(host_header: str) -> str:
-    return urlsplit(f"//{host_header}").hostname or ""
-
-
 def create_app(config: StudioConfig) -> FastAPI:
     """The studio for ``config``: the store opens and the worker starts with the app's lifespan."""
     hub = Hub()
     state: dict = {}
+    redact_token = RedactToken()
+    decoding = asyncio.Semaphore(config.max_decoding)
 
     def store() -> JobStore:
         return state["store"]
@@ -186,12 +170,16 @@ def create_app(config: StudioConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["store"] = JobStore(config.data, config.db, on_change=on_change)
-        state["worker"] = Worker(state["store"], config.models_folder, config.device, config.preview_every)
+        state["store"] = JobStore(config.data, config.db, on_change=on_change, max_bytes=config.max_storage_bytes)
+        state["worker"] = Worker(state["store"], config.models_folder, config.device, config.preview_every,
+                                 upload_ttl=config.keep_uploads_hours * 3600)
         state["worker"].start()
+        access_log = logging.getLogger("uvicorn.access")
+        access_log.addFilter(redact_token)
         try:
             yield
         finally:
+            access_log.removeFilter(redact_token)
             await run_in_threadpool(state["worker"].stop)
             state["store"].close()
 
@@ -225,47 +213,18 @@ def create_app(config: StudioConfig) -> FastAPI:
             "thumbnail": f"{base}/thumbnail" if job["result"] else None,
         }
 
-    # guards ----------------------------------------------------------------------------------------------------
+    install_guard(app, config)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
-        host = _host_name(request.headers.get("host", ""))
-        if config.loopback and host not in LOOPBACK_NAMES + config.extra_hosts:
-            return _error(400, f"this studio answers only on localhost, not {host or 'an empty host'!r}")
-        if config.token:
-            query_token = request.query_params.get("token")
-            if request.url.path == "/" and query_token is not None:
-                if not hmac.compare_digest(query_token.encode(), config.token.encode()):
-                    return _error(401, "wrong token")
-                response = RedirectResponse("/", status_code=303)
-                response.set_cookie(COOKIE, config.token, httponly=True, samesite="strict")
-                return response
-            supplied = request.cookies.get(COOKIE, "")
-            authorization = request.headers.get("authorization", "")
-            if authorization.lower().startswith("bearer "):
-                supplied = authorization[7:].strip()
-            if not hmac.compare_digest(supplied.encode(), config.token.encode()):
-                if request.url.path == "/":
-                    return HTMLResponse(LOCKED_PAGE, status_code=401)
-                return _error(401, "this studio needs its token: open the link printed by `stylecraft serve` "
-                              "(…/?token=…) or send `Authorization: Bearer TOKEN`",
-                              headers={"WWW-Authenticate": "Bearer"})
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = request.headers.get("origin")
-            if origin and urlsplit(origin).netloc != request.headers.get("host"):
-                return _error(403, "requests from other web sites are refused")
-            length = request.headers.get("content-length")
-            if length is None and "transfer-encoding" in request.headers:
-                return _error(411, "send the request with a Content-Length")
-            limit = (config.max_upload_bytes + MULTIPART_OVERHEAD if request.url.path == "/api/uploads"
-                     else MAX_JSON_BYTES)
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                return _error(413, f"the upload is larger than the limit of {config.max_upload_mb:g} MB")
-        return await call_next(request)
+    def file_route(path: str, summary: str) -> Callable[[Callable], Callable]:
+        """A picture's GET route, which answers HEAD too (so a client can check a picture without fetching it)."""
+        def register(handler: Callable) -> Callable:
+            app.head(path, include_in_schema=False)(handler)
+            return app.get(path, response_class=FileResponse, summary=summary)(handler)
+        return register
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def httperror(request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -274,18 +233,17 @@ def create_app(config: StudioConfig) -> FastAPI:
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         where = ".".join(str(part) for part in loc)
-        return _error(422, f"{where}: {first['msg']}" if where else str(first["msg"]))
+        return error(422, f"{where}: {first['msg']}" if where else str(first["msg"]))
 
     @app.exception_handler(UsageError)
     async def usage(request: Request, exc: UsageError) -> JSONResponse:
-        status = 429 if isinstance(exc, QueueFull) else 404 if isinstance(exc, NotFound) else \
-            409 if isinstance(exc, Conflict) else 400
-        return _error(status, str(exc))
+        statuses = {QueueFull: 429, NotFound: 404, Conflict: 409, StorageFull: 507}
+        return error(statuses.get(type(exc), 400), str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return error(500, f"internal error: {one_line(exc)}")
 
     # the page ----------------------------------------------------------------------------------------------------
 
@@ -305,7 +263,7 @@ def create_app(config: StudioConfig) -> FastAPI:
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                            "max_queue": config.max_queue, "max_styles": config.max_styles,
                            "max_size": config.max_size, "max_iterations": config.max_iterations},
-                "models": list_models(config.models_folder), "models_folder": str(config.models_folder),
+                "models": list_models(config.models_folder),
                 "pending": store().pending(), "running": worker().current}
 
     @app.get("/api/models", summary="Real-time model files in the models folder")
@@ -313,26 +271,27 @@ def create_app(config: StudioConfig) -> FastAPI:
         return list_models(config.models_folder)
 
     @app.post("/api/uploads", status_code=201, response_model=Upload, summary="Upload a picture",
-              responses={413: {"model": Error}})
+              responses={413: {"model": Error}, 507: {"model": Error}})
     async def upload(file: UploadFile) -> dict:
         name = display_name(file.filename)
         data = await file.read(config.max_upload_bytes + 1)
         if len(data) > config.max_upload_bytes:
-            return _error(413, f"{name}: larger than the limit of {config.max_upload_mb:g} MB")
-        try:
-            picture_ = await run_in_threadpool(images.load_image, data, config.max_pixels)
-        except ImageError as exc:
-            raise ImageError(f"{name}: {str(exc).removeprefix('the image: ')}") from None
-        record = await run_in_threadpool(store().add_upload, picture_, name)
+            return error(413, f"{name}: larger than the limit of {config.max_upload_mb:g} MB")
+        async with decoding:
+            try:
+                picture_ = await run_in_threadpool(images.load_image, data, config.max_pixels, config.max_size)
+            except ImageError as exc:
+                raise ImageError(f"{name}: {str(exc).removeprefix('the image: ')}") from None
+            record = await run_in_threadpool(store().add_upload, picture_, name)
         return {**record, "image": f"/api/uploads/{record['id']}/image",
                 "thumbnail": f"/api/uploads/{record['id']}/thumbnail"}
 
-    @app.get("/api/uploads/{upload_id}/image", response_class=FileResponse, summary="An uploaded picture")
+    @file_route("/api/uploads/{upload_id}/image", summary="An uploaded picture")
     async def upload_image(upload_id: str) -> FileResponse:
         store().upload(upload_id)
         return FileResponse(store().upload_path(upload_id), media_type="image/png")
 
-    @app.get("/api/uploads/{upload_id}/thumbnail", response_class=FileResponse, summary="Its thumbnail")
+    @file_route("/api/uploads/{upload_id}/thumbnail", summary="Its thumbnail")
     async def upload_thumbnail(upload_id: str) -> FileResponse:
         store().upload(upload_id)
         return FileResponse(store().upload_path(upload_id, thumb=True), media_type="image/jpeg")
@@ -366,7 +325,8 @@ def create_app(config: StudioConfig) -> FastAPI:
                 raise ConfigError("the same style picture is given twice")
             DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
                              preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
-        job = await run_in_threadpool(store().create_job, request.content, styles, options, config.max_queue)
+        room = 4 * request.size**2  # at most: the result as a PNG, its preview and thumbnail
+        job = await run_in_threadpool(store().create_job, request.content, styles, options, config.max_queue, room)
         worker().wake()
         return public_job(job)
 
@@ -378,9 +338,7 @@ def create_app(config: StudioConfig) -> FastAPI:
     @app.post("/api/jobs/{job_id}/cancel", response_model=Job, summary="Cancel a queued or running job",
               responses={404: {"model": Error}, 409: {"model": Error}})
     async def cancel_job(job_id: str) -> dict:
-        if store().cancel(job_id) == "running":
-            worker().cancel(job_id)
-        return public_job(store().job(job_id))
+        return public_job(store().cancel(job_id))
 
     @app.post("/api/jobs/{job_id}/restart", response_model=Job,
               summary="Queue a failed, cancelled or interrupted job again",
@@ -393,33 +351,34 @@ def create_app(config: StudioConfig) -> FastAPI:
     @app.delete("/api/jobs/{job_id}", status_code=204, summary="Delete a job and its pictures (a running job "
                 "is stopped first)", responses={404: {"model": Error}})
     async def delete_job(job_id: str) -> Response:
-        if await run_in_threadpool(store().delete, job_id) == "running":
-            worker().cancel(job_id)
+        await run_in_threadpool(store().delete, job_id)
         return Response(status_code=204)
 
-    def job_file(job_id: str, name: str, missing: str) -> Path:
+    async def job_picture(job_id: str, name: str, missing: str, media_type: str, headers: dict) -> Response:
+        """A job's picture, read whole in one go: the worker renames new previews over old ones, and a reply
+        streamed from the path could mix one's length with another's bytes."""
         store().job(job_id)
-        path = store().job_dir(job_id) / name
-        if not path.is_file():
-            raise HTTPException(404, missing)
-        return path
+        try:
+            data = await run_in_threadpool((store().job_dir(job_id) / name).read_bytes)
+        except OSError:
+            raise HTTPException(404, missing) from None
+        return Response(data, media_type=media_type, headers=headers)
 
-    @app.get("/api/jobs/{job_id}/preview", response_class=FileResponse, summary="The picture so far")
-    async def preview(job_id: str) -> FileResponse:
-        return FileResponse(job_file(job_id, "preview.jpg", "no preview yet"), media_type="image/jpeg",
-                            headers={"Cache-Control": "no-store"})
+    @file_route("/api/jobs/{job_id}/preview", summary="The picture so far")
+    async def preview(job_id: str) -> Response:
+        return await job_picture(job_id, "preview.jpg", "no preview yet", "image/jpeg", {"Cache-Control": "no-store"})
 
-    @app.get("/api/jobs/{job_id}/result", response_class=FileResponse,
-             summary="The result (PNG with its settings); ?download=true to save it")
-    async def result(job_id: str, download: bool = False) -> FileResponse:
-        path = job_file(job_id, "result.png", "this job has no result yet")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"},
-                            filename=f"stylecraft-{job_id}.png" if download else None)
+    @file_route("/api/jobs/{job_id}/result", summary="The result (PNG with its settings); ?download=true to save it")
+    async def result(job_id: str, download: bool = False) -> Response:
+        headers = {"Cache-Control": "no-cache"}
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="stylecraft-{job_id}.png"'
+        return await job_picture(job_id, "result.png", "this job has no result yet", "image/png", headers)
 
-    @app.get("/api/jobs/{job_id}/thumbnail", response_class=FileResponse, summary="The result's thumbnail")
-    async def thumbnail(job_id: str) -> FileResponse:
-        return FileResponse(job_file(job_id, "thumb.jpg", "this job has no result yet"), media_type="image/jpeg",
-                            headers={"Cache-Control": "no-cache"})
+    @file_route("/api/jobs/{job_id}/thumbnail", summary="The result's thumbnail")
+    async def thumbnail(job_id: str) -> Response:
+        return await job_picture(job_id, "thumb.jpg", "this job has no result yet", "image/jpeg",
+                                 {"Cache-Control": "no-cache"})
 
     @app.get("/api/events", summary="Server-sent events: `job` (a job changed) and `deleted`",
              response_class=StreamingResponse)
@@ -441,21 +400,32 @@ def create_app(config: StudioConfig) -> FastAPI:
     return app
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail with one line, before starting, if ``host:port`` cannot be bound."""
+def _check_port(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind((host.strip("[]"), port))
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
                              "or --host") from None
 
 
-def serve(config: StudioConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the studio with uvicorn until interrupted."""
+def check_ready(config: StudioConfig, port: int) -> None:
+    """Fail with one line, before anything is printed or started, if the studio could not run: the port is
+    taken, the data folder cannot be written, or another studio uses the folder or the database."""
+    _check_port(config.host, port)
+    try:
+        config.data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
+    images.check_writable(config.data / "studio.db")
+    JobStore(config.data, config.db).close()
+
+
+def serve(config: StudioConfig, port: int = 8000, log_level: str = "info") -> None:
+    """Run the studio with uvicorn until interrupted (call :func:`check_ready` first for one-line refusals)."""
     import uvicorn
 
-    JobStore(config.data, config.db).close()  # one line now, not a traceback later, if the folder is taken
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=2)
+    uvicorn.run(create_app(config), host=config.host.strip("[]"), port=port, log_level=log_level,
+                timeout_graceful_shutdown=2)

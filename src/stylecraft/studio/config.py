@@ -1,16 +1,27 @@
-"""The studio's settings: where its data lives, who may use it, and its limits (the CLI's defaults)."""
+"""The studio's settings: where its data lives, who may use it and its limits (the CLI's defaults).
+
+A StudioConfig checks itself when made, so a studio never starts with settings it cannot honour (a token
+that no browser can send, a NaN limit).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from ..errors import ConfigError
 
 
 def default_data() -> Path:
     """The default data folder: ``$XDG_DATA_HOME/stylecraft/studio`` (``~/.local/share/...``)."""
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "stylecraft" / "studio"
+
+
+#: The shortest token accepted: long enough that guessing it over HTTP is hopeless.
+MIN_TOKEN_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -22,17 +33,53 @@ class StudioConfig:
     models: Path | None = None
     token: str | None = None
     device: str = "auto"
+    #: The address the server listens on; a loopback one needs no token, and requests must then name
+    #: localhost or this address (a defence against DNS rebinding).
+    host: str = "127.0.0.1"
     max_upload_mb: float = 25.0
     max_pixels: int = 50_000_000
     max_queue: int = 20
     max_styles: int = 4
     max_size: int = 2048
     max_iterations: int = 5000
+    #: The quota of uploads and results on disk.
+    max_storage_mb: float = 5000.0
+    #: Uploads that no job uses are removed after this many hours.
+    keep_uploads_hours: float = 24.0
+    #: Uploads decoded at once (each can take hundreds of MB while it is decoded); more wait their turn.
+    max_decoding: int = 2
     preview_every: int = 10
-    #: Bound to a loopback address: requests must name localhost (a defence against DNS rebinding).
-    loopback: bool = True
-    #: Further host names accepted when ``loopback`` is set.
+    #: Further host names accepted when the host is a loopback address.
     extra_hosts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and item.name != "preview_every" \
+                    and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{item.name} must be a finite number greater than 0, not {value!r}")
+        if self.preview_every < 1:
+            raise ConfigError(f"preview_every must be at least 1, not {self.preview_every!r}")
+        if self.token is not None:
+            if len(self.token) < MIN_TOKEN_LENGTH:
+                raise ConfigError(f"the token must be at least {MIN_TOKEN_LENGTH} characters (try: python -c "
+                                  "'import secrets; print(secrets.token_urlsafe())')")
+            if not (self.token.isascii() and self.token.isprintable()) or " " in self.token:
+                raise ConfigError("the token may hold only printable ASCII characters without spaces, so that a "
+                                  "browser can send it in a link and a cookie")
+        if not self.loopback and not self.token:
+            raise ConfigError(f"host {self.host} can be reached from other machines: give a token "
+                              "(--token or STYLECRAFT_TOKEN); every request will need it")
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the studio listens on this machine only."""
+        return is_loopback(self.host)
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """The names a request's Host header may give when the studio listens on a loopback address."""
+        return ("localhost", "127.0.0.1", "::1", self.host.strip("[]"), *self.extra_hosts)
 
     @property
     def models_folder(self) -> Path:
@@ -43,6 +90,11 @@ class StudioConfig:
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_storage_bytes(self) -> int:
+        """The storage quota in bytes."""
+        return int(self.max_storage_mb * 1024 * 1024)
 
 
 def is_loopback(host: str) -> bool:

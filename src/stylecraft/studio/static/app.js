@@ -210,7 +210,7 @@ function fillForm(info) {
   const select = $("#model");
   select.replaceChildren(...info.models.map((m) => el("option", {value: m.name, text: m.name.replace(/\.pt$/, "").replace(/\.onnx$/, " (ONNX)")})));
   $("#model-hint").textContent = info.models.length ? "A trained network paints in one pass: seconds, not minutes."
-    : `No models yet. Train one with \`stylecraft train\` and put the .pt file in ${info.models_folder}.`;
+    : `No models yet. Train one with \`stylecraft train\` and put the .pt file in the studio's models folder (\`stylecraft serve\` prints where it is).`;
   select.disabled = !info.models.length;
 }
 

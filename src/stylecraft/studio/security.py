@@ -1,0 +1,128 @@
+"""Who may use a studio, and what a request may carry: the guard every request passes first.
+
+- Bound to a loopback address, a request must name localhost or that address (against DNS rebinding).
+- With a token, every request carries it: ``Authorization: Bearer TOKEN``, or the cookie that the page gets
+  when opened as ``/?token=...``. The cookie holds a value derived from the token, not the token itself, and
+  the token is cut out of the access log.
+- A request that changes something must come from the page's own origin and declare its length, within the
+  limit for its kind (an upload, or a JSON body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..errors import shorten
+from .config import StudioConfig
+
+COOKIE = "stylecraft_token"
+#: Largest body of a request other than an upload (a job's settings are a few hundred bytes).
+MAX_JSON_BYTES = 64 * 1024
+#: Room for the multipart envelope around an upload's bytes.
+MULTIPART_OVERHEAD = 16 * 1024
+UPLOAD_PATH = "/api/uploads"
+LOCKED_PAGE = """<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>stylecraft studio</title><body style="font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto;
+padding: 0 1rem; line-height: 1.5"><h1>stylecraft studio</h1><p>This studio is protected by a token. Open it with
+the link that <code>stylecraft serve</code> printed when it started (it ends in <code>?token=…</code>).</p>"""
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """The studio's one error shape, ``{"error": "one line"}``, never echoing more than 300 characters."""
+    return JSONResponse({"error": shorten(message, 300)}, status_code=status, headers=headers)
+
+
+def cookie_value(token: str) -> str:
+    """What the login cookie carries: derived from the token, so that a leaked cookie does not give the token."""
+    return hmac.new(token.encode(), b"stylecraft studio cookie", hashlib.sha256).hexdigest()
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of any ``token=`` query parameter replaced by ``***``."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", text)
+
+
+class RedactToken(logging.Filter):
+    """Cuts the token out of uvicorn's access log lines (``GET /?token=... HTTP/1.1``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def _host_name(host_header: str) -> str:
+    try:
+        return urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return ""
+
+
+def _same(supplied: str, expected: str) -> bool:
+    return hmac.compare_digest(supplied.encode("utf-8", "replace"), expected.encode())
+
+
+def install_guard(app: FastAPI, config: StudioConfig) -> None:
+    """Put the guard in front of every route of ``app``."""
+    allowed_hosts = config.host_names
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        host = _host_name(request.headers.get("host", ""))
+        if config.loopback and host not in allowed_hosts:
+            return error(400, f"this studio answers only on localhost, not {shorten(host) or 'an empty host'!r}")
+        if config.token:
+            refused = _check_token(request, config.token)
+            if refused is not None:
+                return refused
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            refused = _check_body(request, config)
+            if refused is not None:
+                return refused
+        return await call_next(request)
+
+
+def _check_token(request: Request, token: str) -> Response | None:
+    query_token = request.query_params.get("token")
+    if request.url.path == "/" and query_token is not None:
+        if not _same(query_token, token):
+            return error(401, "wrong token")
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="strict")
+        return response
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        granted = _same(authorization[7:].strip(), token)
+    else:
+        granted = _same(request.cookies.get(COOKIE, ""), cookie_value(token))
+    if granted:
+        return None
+    if request.url.path == "/":
+        return HTMLResponse(LOCKED_PAGE, status_code=401)
+    return error(401, "this studio needs its token: open the link printed by `stylecraft serve` (…/?token=…) or "
+                 "send `Authorization: Bearer TOKEN`", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _check_body(request: Request, config: StudioConfig) -> Response | None:
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return error(403, "requests from other web sites are refused")
+    length = request.headers.get("content-length")
+    if length is None and "transfer-encoding" in request.headers:
+        return error(411, "send the request with a Content-Length")
+    if request.url.path == UPLOAD_PATH:
+        limit, what = config.max_upload_bytes + MULTIPART_OVERHEAD, f"the upload limit of {config.max_upload_mb:g} MB"
+    else:
+        limit, what = MAX_JSON_BYTES, f"the limit of {MAX_JSON_BYTES // 1024} KB for a request"
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return error(413, f"the request is larger than {what}")
+    return None

@@ -1,0 +1,392 @@
+"""The studio's job store: SQLite plus image files under server-made ids.
+
+Layout of the data folder::
+
+    studio.db                 uploads and jobs (the path can be set elsewhere)
+    studio.lock               held while a studio uses the folder (and DB.lock beside the database)
+    uploads/ID.png            every accepted picture, decoded, checked and re-encoded as RGB PNG
+    uploads/ID.thumb.jpg      its thumbnail for the page
+    jobs/ID/preview.jpg       the picture so far, rewritten every few iterations
+    jobs/ID/result.png        the finished picture, with its settings in a PNG text chunk
+    jobs/ID/thumb.jpg         the result's thumbnail for the gallery
+
+Ids are random hex strings made here; names given by users are kept for display only and never become
+paths. A job is ``queued``, ``running``, then ``done``, ``failed`` or ``cancelled``; a job found ``running``
+when the store opens belonged to a server that died and becomes ``interrupted`` (it can be restarted).
+Every change adds 1 to a job's ``version``, so that a page can tell the newer of two copies.
+
+Every decision about a job's state (claim, cancel, delete, restart, finish) is taken under one lock, so a
+request and the worker never act on two different ideas of the same job. A running job asked to stop (by
+cancel or delete) is flagged here; the worker reads the flag at each iteration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from PIL import Image
+
+from .. import images
+from ..errors import UsageError, shorten
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one studio per data folder is then up to the user
+    fcntl = None
+
+STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+#: States from which a job can be put back in the queue as it is.
+RESTARTABLE = ("failed", "cancelled", "interrupted")
+ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+THUMB_SIDE = 320
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, options TEXT NOT NULL, content TEXT NOT NULL,
+    styles TEXT NOT NULL, created REAL NOT NULL, queued REAL NOT NULL, started REAL, finished REAL,
+    iteration INTEGER NOT NULL DEFAULT 0, iterations INTEGER NOT NULL DEFAULT 0,
+    losses TEXT NOT NULL DEFAULT '{}', elapsed REAL, preview INTEGER NOT NULL DEFAULT 0,
+    result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, version INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
+"""
+
+
+class QueueFull(UsageError):
+    """The queue already holds its maximum number of jobs."""
+
+
+class StorageFull(UsageError):
+    """The data folder has reached its storage quota."""
+
+
+class NotFound(UsageError):
+    """No upload or job has that id."""
+
+
+class Conflict(UsageError):
+    """The job is not in a state that allows the action."""
+
+
+def _hold_lock(path: Path) -> IO:
+    """Hold an exclusive lock on ``path`` for as long as the returned file is open: one studio per data folder
+    and per database."""
+    handle = open(path, "a+")  # noqa: SIM115 - kept open on purpose, closed by JobStore.close
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise UsageError(f"another studio is already using {path.with_suffix('').name}; stop it or give "
+                             "another --data and --db") from None
+    return handle
+
+
+def new_id() -> str:
+    """A random 16-hex-digit id."""
+    return secrets.token_hex(8)
+
+
+def thumbnail_bytes(image: Image.Image, side: int = THUMB_SIDE) -> bytes:
+    """A JPEG of ``image`` at most ``side`` pixels on its long side."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((side, side))
+    return images.encode_image(thumb, "JPEG")
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of every file under ``folder``."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):  # removed while we walked
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+class JobStore:
+    """Uploads and jobs in SQLite, their pictures on disk; safe to use from several threads.
+
+    ``on_change(job_id)`` is called after every change to a job (including its deletion). ``max_bytes`` is
+    the storage quota of the uploads and job pictures (None: no quota).
+    """
+
+    def __init__(self, data: str | Path, db: str | Path | None = None,
+                 on_change: Callable[[str], None] | None = None, max_bytes: int | None = None) -> None:
+        self.data = Path(data).resolve()
+        self.uploads = self.data / "uploads"
+        self.jobs_dir = self.data / "jobs"
+        for folder in (self.data, self.uploads, self.jobs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = Path(db).resolve() if db else self.data / "studio.db"
+        self.on_change = on_change or (lambda job_id: None)
+        self.max_bytes = max_bytes
+        self._locks = [_hold_lock(self.data / "studio.lock")]
+        try:
+            self._locks.append(_hold_lock(self.db_path.with_name(self.db_path.name + ".lock")))
+        except UsageError:
+            self._locks[0].close()
+            raise
+        self._lock = threading.RLock()
+        self._space_lock = threading.Lock()
+        self._stopping: set[str] = set()
+        try:
+            self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+            self.interrupted = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE state='running'")]
+            self._db.execute("UPDATE jobs SET state='interrupted', finished=?, error=? WHERE state='running'",
+                             (time.time(), "the server stopped while this job was running"))
+        except sqlite3.Error as exc:
+            for handle in self._locks:
+                handle.close()
+            raise UsageError(f"cannot use the job database {self.db_path} ({exc})") from None
+
+    def close(self) -> None:
+        """Close the database and let another studio open the data folder."""
+        with self._lock:
+            self._db.close()
+        for handle in self._locks:
+            handle.close()
+
+    # storage ---------------------------------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """The bytes taken by uploads and job pictures."""
+        return folder_bytes(self.uploads) + folder_bytes(self.jobs_dir)
+
+    def _check_space(self, adding: int = 0) -> None:
+        if self.max_bytes is None:
+            return
+        used = self.used_bytes()
+        if used + adding > self.max_bytes:
+            raise StorageFull(f"the studio's storage is full ({used / 2**20:.0f} of {self.max_bytes / 2**20:.0f} "
+                              "MB used); delete old jobs in the gallery, or start it with a larger "
+                              "--max-storage-mb")
+
+    # uploads -------------------------------------------------------------------------------------------------
+
+    def add_upload(self, image: Image.Image, name: str) -> dict:
+        """Store a decoded, checked picture under a new id; ``name`` is kept for display only.
+
+        StorageFull when the picture would take the store past its quota.
+        """
+        upload_id = new_id()
+        picture, thumb = images.encode_image(image, "PNG"), thumbnail_bytes(image)
+        with self._space_lock:
+            self._check_space(len(picture) + len(thumb))
+            images.atomic_write_bytes(self.upload_path(upload_id), picture)
+            images.atomic_write_bytes(self.upload_path(upload_id, thumb=True), thumb)
+        with self._lock:
+            self._db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
+                             (upload_id, name, image.width, image.height, time.time()))
+        return self.upload(upload_id)
+
+    def upload(self, upload_id: str) -> dict:
+        """The upload's record; NotFound if there is none."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no uploaded picture {shorten(upload_id)!r} (it may have been deleted with its "
+                           "job or for lack of use; pick the picture again)")
+        return dict(row)
+
+    def upload_path(self, upload_id: str, thumb: bool = False) -> Path:
+        """Where an upload's picture (or thumbnail) lives; ``upload_id`` must be a well-formed id."""
+        if not ID_PATTERN.match(upload_id):
+            raise NotFound(f"no uploaded picture {shorten(upload_id)!r}")
+        return self.uploads / (f"{upload_id}.thumb.jpg" if thumb else f"{upload_id}.png")
+
+    def _remove_upload_if_unused(self, upload_id: str) -> None:
+        with self._lock:
+            used = self._db.execute("SELECT 1 FROM jobs WHERE content=? OR styles LIKE ?",
+                                    (upload_id, f'%"{upload_id}"%')).fetchone()
+            if used:
+                return
+            self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
+            for path in (self.upload_path(upload_id), self.upload_path(upload_id, thumb=True)):
+                path.unlink(missing_ok=True)
+
+    def remove_unused_uploads(self, older_than: float) -> int:
+        """Remove the uploads no job uses that are older than ``older_than`` seconds; return how many."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM uploads WHERE created < ?",
+                                    (time.time() - older_than,)).fetchall()
+            before = self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            for row in rows:
+                self._remove_upload_if_unused(row["id"])
+            return before - self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+
+    # jobs ----------------------------------------------------------------------------------------------------
+
+    def create_job(self, content: str, styles: list[str], options: dict, max_queue: int, room: int = 0) -> dict:
+        """Queue a job on existing uploads; QueueFull when ``max_queue`` jobs are already waiting or running,
+        StorageFull when the store lacks ``room`` bytes for its pictures."""
+        self._check_space(room)
+        job_id = new_id()
+        now = time.time()
+        with self._lock:
+            for upload_id in [content, *styles]:
+                self.upload(upload_id)
+            self._check_queue(max_queue)
+            self.job_dir(job_id).mkdir()
+            self._db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) "
+                             "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                             (job_id, json.dumps(options), content, json.dumps(styles), now, now))
+            job = self._job(job_id)
+        self.on_change(job_id)
+        return job
+
+    def _check_queue(self, max_queue: int) -> None:
+        waiting = self.pending()
+        if waiting >= max_queue:
+            raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
+                            "try again when one has finished")
+
+    def job(self, job_id: str) -> dict:
+        """The job's record with its JSON fields decoded; NotFound if there is none."""
+        with self._lock:
+            return self._job(job_id)
+
+    def _job(self, job_id: str) -> dict:
+        row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {shorten(job_id)!r}")
+        return self._decode(row)
+
+    def list_jobs(self) -> list[dict]:
+        """Every job, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC, rowid DESC").fetchall()
+        return [self._decode(row) for row in rows]
+
+    def queue_position(self, job: dict) -> int | None:
+        """1 for the next queued job, 2 for the one after it...; None for a job that is not queued."""
+        if job["state"] != "queued":
+            return None
+        with self._lock:
+            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND queued < ?",
+                                     (job["queued"],)).fetchone()[0]
+        return ahead + 1
+
+    def _decode(self, row: sqlite3.Row) -> dict:
+        job = dict(row)
+        job["options"] = json.loads(job["options"])
+        job["styles"] = json.loads(job["styles"])
+        job["losses"] = json.loads(job["losses"])
+        return job
+
+    def job_dir(self, job_id: str) -> Path:
+        """The folder of a job's pictures; ``job_id`` must be a well-formed id."""
+        if not ID_PATTERN.match(job_id):
+            raise NotFound(f"no job {shorten(job_id)!r}")
+        return self.jobs_dir / job_id
+
+    def claim_next(self) -> dict | None:
+        """Mark the oldest queued job running and return its record (None if the queue is empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE state='queued' ORDER BY queued, rowid LIMIT 1").fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE jobs SET state='running', started=?, error=NULL, version=version+1 WHERE id=?",
+                             (time.time(), row["id"]))
+            job = self._job(row["id"])
+        self.on_change(job["id"])
+        return job
+
+    def update(self, job_id: str, **fields: object) -> bool:
+        """Set fields of a job (dicts are stored as JSON); return False if the job was deleted meanwhile."""
+        with self._lock:
+            changed = self._set(job_id, fields)
+        if changed:
+            self.on_change(job_id)
+        return changed
+
+    def _set(self, job_id: str, fields: dict) -> bool:
+        values = [json.dumps(v) if isinstance(v, dict) else v for v in fields.values()]
+        assignments = ", ".join([*(f"{name}=?" for name in fields), "version=version+1"])
+        return bool(self._db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (*values, job_id)).rowcount)
+
+    def finish(self, job_id: str, **fields: object) -> bool:
+        """Record how a running job ended; return False if it was deleted while it ran (its folder is then the
+        caller's to remove)."""
+        with self._lock:
+            self._stopping.discard(job_id)
+            changed = self._set(job_id, fields)
+        self.on_change(job_id)
+        return changed
+
+    def stop_requested(self, job_id: str) -> bool:
+        """Whether the running job was cancelled or deleted since it was claimed."""
+        with self._lock:
+            return job_id in self._stopping
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued job at once, or ask a running one to stop; return the job's record."""
+        with self._lock:
+            state = self._job(job_id)["state"]
+            if state == "queued":
+                self._db.execute("UPDATE jobs SET state='cancelled', finished=?, version=version+1 WHERE id=?",
+                                 (time.time(), job_id))
+            elif state == "running":
+                self._stopping.add(job_id)
+            else:
+                raise Conflict(f"job {job_id} is {state}: only a queued or running job can be cancelled")
+            job = self._job(job_id)
+        self.on_change(job_id)
+        return job
+
+    def restart(self, job_id: str, max_queue: int) -> dict:
+        """Put a failed, cancelled or interrupted job back at the end of the queue, from the start."""
+        with self._lock:
+            state = self._job(job_id)["state"]
+            if state not in RESTARTABLE:
+                raise Conflict(f"job {job_id} is {state}: only a {', '.join(RESTARTABLE[:-1])} or "
+                               f"{RESTARTABLE[-1]} job can be restarted")
+            self._check_queue(max_queue)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self.job_dir(job_id).mkdir()
+            self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
+                             "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, version=version+1 "
+                             "WHERE id=?",
+                             (time.time(), job_id))
+            job = self._job(job_id)
+        self.on_change(job_id)
+        return job
+
+    def delete(self, job_id: str) -> str:
+        """Delete a job, its pictures and the uploads no other job uses; return the state it had.
+
+        A running job is asked to stop, and its folder is left to the worker, which removes it when the run
+        has stopped.
+        """
+        with self._lock:
+            job = self._job(job_id)
+            self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+            if job["state"] == "running":
+                self._stopping.add(job_id)
+            else:
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            for upload_id in {job["content"], *job["styles"]}:
+                self._remove_upload_if_unused(upload_id)
+        self.on_change(job_id)
+        return job["state"]
+
+    def pending(self) -> int:
+        """How many jobs are queued or running."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]

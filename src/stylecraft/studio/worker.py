@@ -1,0 +1,192 @@
+"""The studio's worker: one background thread that runs the store's jobs one at a time, in queue order.
+
+The thread must outlive anything a job or the database can throw at it: a failure in one pass is logged,
+the job is marked failed with a one-line reason, and the loop goes on. Between jobs it also removes the
+uploads that no job has used for a while.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import api, images
+from ..errors import StylecraftError, one_line
+from ..optimize import Progress
+from .models import model_path
+from .store import JobStore, NotFound, thumbnail_bytes
+
+log = logging.getLogger("stylecraft.studio")
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised from a progress callback to stop a run; ``optimize.stylise`` ends cleanly on KeyboardInterrupt."""
+
+
+class Worker:
+    """One background thread running the store's jobs one at a time, in queue order, on one device.
+
+    Every ``sweep_every`` seconds it removes uploads that no job uses and that are older than ``upload_ttl``
+    seconds.
+    """
+
+    def __init__(self, store: JobStore, models: Path, device: str = "auto", preview_every: int = 10,
+                 upload_ttl: float = 24 * 3600, sweep_every: float = 300) -> None:
+        self.store = store
+        self.models = models
+        self.device = device
+        self.preview_every = preview_every
+        self.upload_ttl = upload_ttl
+        self.sweep_every = min(sweep_every, upload_ttl)
+        self._swept = float("-inf")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._current: str | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"stylecraft-worker-{device}", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread; queued jobs (including those from before a restart) run in order."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the running job (it is marked interrupted) and the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Tell the worker that a job was queued."""
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread is running."""
+        return self._thread.is_alive()
+
+    @property
+    def current(self) -> str | None:
+        """The id of the running job, if any."""
+        return self._current
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self._pass()
+            except Exception:  # noqa: BLE001 - the worker must survive a broken pass (a database error, say)
+                log.exception("the studio's worker failed in a pass; going on")
+                busy = False
+            if not busy:
+                self._wake.wait(1.0)
+                self._wake.clear()
+
+    def _pass(self) -> bool:
+        """Sweep old uploads when due, then run the next job; return whether there was one."""
+        if time.monotonic() - self._swept >= self.sweep_every:
+            self._swept = time.monotonic()
+            removed = self.store.remove_unused_uploads(self.upload_ttl)
+            if removed:
+                log.info("removed %d unused uploads", removed)
+        job = self.store.claim_next()
+        if job is None:
+            return False
+        job_id, began = job["id"], time.perf_counter()
+        self._current = job_id
+        try:
+            state, error = self._run(job)
+        finally:
+            self._current = None
+        try:
+            kept = self.store.finish(job_id, state=state, finished=time.time(),
+                                     elapsed=time.perf_counter() - began, error=error)
+        except Exception as exc:  # noqa: BLE001 - say so on the job if the database lets us at all
+            log.exception("could not record the end of job %s", job_id)
+            kept = self.store.finish(job_id, state="failed", finished=time.time(),
+                                     error=f"could not record the result: {one_line(exc)}")
+        if not kept:
+            shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+        return True
+
+    def _run(self, job: dict) -> tuple[str, str | None]:
+        """Run one job; return its final state and a one-line error. No exception escapes."""
+        try:
+            return self._paint(job)
+        except Cancelled:
+            return self._stopped_state(), None
+        except StylecraftError as exc:
+            return "failed", self._public(one_line(exc))
+        except MemoryError:
+            return "failed", "out of memory; try a smaller size"
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line for the page, a log entry
+            log.exception("job %s failed", job["id"])
+            return "failed", f"unexpected error: {self._public(one_line(exc))}"
+
+    def _public(self, message: str) -> str:
+        """``message`` without the server's folders: a page shows names, never the server's paths."""
+        for folder in (self.store.uploads, self.store.jobs_dir, self.models, self.store.data):
+            message = message.replace(f"{folder}/", "")
+        return message
+
+    def _stopped_state(self) -> str:
+        return "interrupted" if self._stop.is_set() else "cancelled"
+
+    def _paint(self, job: dict) -> tuple[str, str | None]:
+        """Make the job's picture and save it; return the job's final state and error."""
+        job_id, options = job["id"], job["options"]
+        folder = self.store.job_dir(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        content = images.load_image(self.store.upload_path(job["content"]))
+        if options["method"] == "model":
+            self.store.update(job_id, iterations=1)
+            picture = api.apply_model(model_path(self.models, options["model"]), content, size=options["size"],
+                                      preserve_color=options["preserve_color"], device=self.device)
+            settings, stopped, done = dict(options), None, 1
+        else:
+            styles = [images.load_image(self.store.upload_path(s)) for s in job["styles"]]
+            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id, folder)],
+                             device=self.device, size=options["size"], iterations=options["iterations"],
+                             style_weight=options["style_weight"], preserve_color=options["preserve_color"],
+                             seed=options.get("seed"))
+            picture, settings = images.to_pil(result.image), result.settings
+            stopped, done = result.stopped, result.iterations
+            self.store.update(job_id, seed=result.seed)
+        if self.store.stop_requested(job_id) and stopped is None:
+            stopped = "interrupted"
+        names = {"content": self._name(job["content"]), "styles": [self._name(s) for s in job["styles"]]}
+        images.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
+        images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
+        self.store.update(job_id, result=1, iteration=done)
+        if stopped == "interrupted":
+            return self._stopped_state(), None
+        return ("failed", stopped) if stopped else ("done", None)
+
+    def _name(self, upload_id: str) -> str:
+        try:
+            return self.store.upload(upload_id)["name"]
+        except NotFound:
+            return "(deleted)"
+
+    def _progress(self, job_id: str, folder: Path) -> Callable:
+        """The run's callback: stop when cancelled, write a preview every few iterations, record progress."""
+        last = [0.0]
+
+        def callback(event: Progress) -> None:
+            if self._stop.is_set() or self.store.stop_requested(job_id):
+                raise Cancelled
+            fields: dict = {}
+            if event.iteration % self.preview_every == 0:
+                preview = images.to_pil(event.image())
+                images.atomic_write_bytes(folder / "preview.jpg", images.encode_image(preview, "JPEG"))
+                fields["preview"] = event.iteration
+            now = time.monotonic()
+            if fields or now - last[0] >= 0.25 or event.iteration == event.iterations:
+                last[0] = now
+                losses = {k: v for k, v in event.losses.items() if ":" not in k}
+                self.store.update(job_id, iterations=event.iterations, iteration=event.iteration,
+                                  elapsed=event.elapsed, losses=losses, **fields)
+
+        return callback
