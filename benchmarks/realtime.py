@@ -116,7 +116,7 @@ def training(photos: Path, style: Path, steps: int, device: str) -> list[dict]:
     rows = []
     for width in ("full", "compact"):
         with tempfile.TemporaryDirectory() as folder:
-            result = api.train_network(style, photos, Path(folder) / "m.pt", steps=steps + 1, width=width,
+            result = api.train_network(style, photos, Path(folder) / "m.pt", steps=steps + 1, network_width=width,
                                        device=device, checkpoint_every=10**9)
         stamps = [record["elapsed"] for record in result.history]
         per_step = statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False))

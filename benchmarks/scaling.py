@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stylecraft import TransferConfig
-from stylecraft.api import build_network
+from stylecraft import FeatureNetwork
 from stylecraft.losses import content_loss, gram_matrix, relative_error
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
@@ -66,8 +65,7 @@ def conv_throughput(device: torch.device, repeats: int) -> float:
 
 def measure_step(size: int, repeats: int, device: torch.device) -> dict:
     """Median seconds per step and peak memory at ``size`` (long side, 4:3), in this process."""
-    config = TransferConfig()
-    net = build_network(config, LAYERS, device)
+    net = FeatureNetwork().build(LAYERS, device)
     width, height = size, size * 3 // 4
     content = torch.rand(1, 3, height, width, device=device)
     with torch.no_grad():

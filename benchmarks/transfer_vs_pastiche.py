@@ -38,8 +38,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from stylecraft import api, images, losses, report
-from stylecraft.optimize import TransferConfig
+from stylecraft import images, losses, report
+from stylecraft.features import FeatureNetwork
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "images"
@@ -223,7 +223,7 @@ class Evaluator:
 
     def __init__(self, eval_size: int) -> None:
         self.size = eval_size
-        self.net = api.build_network(TransferConfig(), [CONTENT_LAYER, *STYLE_LAYERS], torch.device("cpu"))
+        self.net = FeatureNetwork().build([CONTENT_LAYER, *STYLE_LAYERS], torch.device("cpu"))
         self._targets: dict[tuple[str, str], tuple] = {}
 
     @staticmethod

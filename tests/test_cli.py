@@ -210,7 +210,7 @@ BAD_OPTIONS = {
     "weights count": (["--style-layer-weights", "1,2"], "2 weights for 5"),
     "not a number": (["--tv-weight", "lots"], "expected a finite number"),
     "unknown optimizer": (["--optimizer", "sgd"], "invalid choice"),
-    "vgg16 without weights": (["--model", "vgg16"], "pass --weights"),
+    "vgg16 without weights": (["--model", "vgg16"], "give a weights file (--weights)"),
     "missing weights file": (["--weights", "nowhere.pth"], "no such weights file"),
     "missing cuda": (["--device", "cuda"], "CUDA"),
 }
@@ -277,9 +277,9 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
 
 
 def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_path, style_path, monkeypatch):
-    from stylecraft import api
+    from stylecraft.runtime import Runtime
 
-    monkeypatch.setattr(api, "available_memory", lambda device: 50 * 2**20)
+    monkeypatch.setattr(Runtime, "available_memory", lambda runtime: 50 * 2**20)
     out = tmp_path / "out.png"
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "1024", "--quiet")
     assert code == 2 and "GiB" in err and "use --size" in err and err.count("\n") == 1
@@ -328,13 +328,13 @@ def test_bad_weight_file_prints_its_error_alone(capsys, tmp_path, content_path, 
 
 def _numeric_options() -> list[tuple[str, str]]:
     """(command, option) for every option of every command that takes numbers."""
-    from stylecraft import cli
+    from stylecraft.cli import parser as cli_parser
 
     found = []
-    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    subparsers = next(a for a in cli_parser.build_parser()._actions if a.dest == "command")
     for command, parser in sorted(subparsers.choices.items()):
         for action in parser._actions:
-            if action.type in (cli._number, cli._floats) and action.option_strings:
+            if action.type in (cli_parser.number, cli_parser.floats) and action.option_strings:
                 found.append((command, action.option_strings[-1]))
     return found
 

@@ -21,7 +21,7 @@ from stylecraft.feedforward import TrainConfig, TransformerNet
 from stylecraft.feedforward.apply import stylise
 from stylecraft.feedforward.inference import InferenceNet
 
-TINY = {"size": 64, "batch_size": 2, "width": "compact", "device": "cpu"}
+TINY = {"size": 64, "batch_size": 2, "network_width": "compact", "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_saturation_penalty_only_beyond_the_tanh_range(trained):
     assert all("saturation" in row for row in history)
     assert all(row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"] + row["saturation"],
                                               rel=1e-5) for row in history)
-    with pytest.raises(ConfigError, match="--saturation-weight"):
+    with pytest.raises(ConfigError, match="`saturation_weight`"):
         TrainConfig(saturation_weight=-1).validate()
 
 
@@ -95,7 +95,7 @@ def test_loss_margin_leaves_the_crop_edges_out_of_the_loss(photos, tmp_path):
     assert first[8]["total"] == pytest.approx(first[8]["content"] + first[8]["style"] + first[8]["tv"]
                                               + first[8]["saturation"], rel=1e-5)
     for bad in (-1, 17):
-        with pytest.raises(ConfigError, match="--loss-margin"):
+        with pytest.raises(ConfigError, match="`loss_margin`"):
             TrainConfig(size=64, loss_margin=bad).validate()
 
 
@@ -174,9 +174,9 @@ def test_training_errors(tmp_path, photos):
     (broken / "a.jpg").write_text("no")
     with pytest.raises(ImageError, match="could be read"):
         api.train_network(photos.parent / "style.png", broken, tmp_path / "m.pt", steps=1, **TINY)
-    with pytest.raises(ConfigError, match="--width"):
-        TrainConfig(width="huge").validate()
-    with pytest.raises(ConfigError, match="--size"):
+    with pytest.raises(ConfigError, match="`network_width`"):
+        TrainConfig(network_width="huge").validate()
+    with pytest.raises(ConfigError, match="`size`"):
         TrainConfig(size=30).validate()
 
 
@@ -281,7 +281,7 @@ def test_openvino_runs_the_precision_asked_for_on_any_cpu(trained, exported, pre
 @onnx_needed
 def test_reduced_precision_is_refused_where_it_is_not_offered(trained, exported):
     for backend, source in (("torch", trained[0]), ("onnx", exported)):
-        with pytest.raises(ConfigError, match="--backend openvino"):
+        with pytest.raises(ConfigError, match="`backend` openvino"):
             api.load_style_model(source, backend=backend, precision="bf16")
     with pytest.raises(ConfigError, match="not one of"):
         api.load_style_model(exported, backend="openvino", precision="int8")

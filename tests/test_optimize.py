@@ -152,9 +152,10 @@ def test_texture_canvas_width_and_height(checker):
 
 
 def _one_tiny_step(mode, content, style, init, size=32):
-    """One Adam step of a millionth: the output is the starting image."""
-    return stylecraft.run(mode, content, style, size=size, iterations=1, optimizer="adam", lr=1e-6,
-                          init=init, seed=0).image
+    """One Adam step of a millionth: the output is the starting image (``init`` a name or a picture)."""
+    start = {"init": init} if init in stylecraft.optimize.INITS else {"init_image": init}
+    return stylecraft.run(mode, content, style, size=size, iterations=1, optimizer="adam", lr=1e-6, seed=0,
+                          **start).image
 
 
 def test_init_content(content, stripes):
@@ -378,15 +379,15 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the network was built before the options were checked")
 
-    monkeypatch.setattr(stylecraft.api, "build_network", refuse)
+    monkeypatch.setattr(stylecraft.FeatureNetwork, "build", refuse)
 
 
 @pytest.mark.parametrize("options, words", [
-    ({"content_weight": -1.0}, "content-weight"),
-    ({"style_weight": float("nan")}, "style-weight"),
-    ({"tv_weight": float("inf")}, "tv-weight"),
-    ({"style_layer_weights": (1, float("nan"), 1, 1, 1)}, "style-layer-weights"),
-    ({"style_layer_weights": (1, -1, 1, 1, 1)}, "style-layer-weights"),
+    ({"content_weight": -1.0}, "`content_weight`"),
+    ({"style_weight": float("nan")}, "`style_weight`"),
+    ({"tv_weight": float("inf")}, "`tv_weight`"),
+    ({"style_layer_weights": (1, float("nan"), 1, 1, 1)}, "`style_layer_weights`"),
+    ({"style_layer_weights": (1, -1, 1, 1, 1)}, "`style_layer_weights`"),
     ({"style_layer_weights": (0, 0, 0, 0, 0)}, "greater than 0"),
     ({"iterations": 0}, "iterations"),
     ({"size": 0}, "size"),
@@ -399,7 +400,7 @@ def no_work(monkeypatch):
     ({"optimizer": "sgd"}, "lbfgs"),
     ({"pooling": "median"}, "pooling"),
     ({"model": "vgg11"}, "vgg19"),
-    ({"style_blend": (1, 1)}, "style-blend"),
+    ({"style_blend": (1, 1)}, "`style_blend`"),
     ({"colour": True}, "valid options"),
 ])
 def test_bad_options_are_refused_before_any_work(content, stripes, no_work, options, words):
@@ -408,11 +409,11 @@ def test_bad_options_are_refused_before_any_work(content, stripes, no_work, opti
 
 
 def test_mode_specific_options_are_refused(content, stripes, no_work):
-    with pytest.raises(ConfigError, match="preserve-color"):
+    with pytest.raises(ConfigError, match="`preserve_color`"):
         stylecraft.texture(stripes, preserve_color=True, size=32, seed=0)
-    with pytest.raises(ConfigError, match="init content"):
+    with pytest.raises(ConfigError, match="`init` content"):
         stylecraft.texture(stripes, init="content", size=32, seed=0)
-    with pytest.raises(ConfigError, match="init style"):
+    with pytest.raises(ConfigError, match="`init` style"):
         stylecraft.reconstruct(content, init="style", size=32, seed=0)
     with pytest.raises(ConfigError, match="mode"):
         stylecraft.run("collage", content, stripes, size=32, seed=0)
@@ -425,15 +426,17 @@ def test_all_loss_weights_zero_is_refused(content, stripes):
 
 
 def test_seed_out_of_range_is_refused(content, stripes):
-    with pytest.raises(ConfigError, match="--seed"):
+    with pytest.raises(ConfigError, match="`seed`"):
         stylecraft.run("transfer", content, stripes, size=32, iterations=1, seed=2**64)
 
 
 def test_path_options_are_recorded_as_strings(tmp_path, content, stripes):
     init = tmp_path / "init.png"
     stripes.save(init)
-    result = stylecraft.run("transfer", content, stripes, size=32, iterations=1, seed=0, init=init)
-    assert result.settings["init"] == str(init)
+    result = stylecraft.run("transfer", content, stripes, size=32, iterations=1, seed=0, init_image=init)
+    assert result.settings["init_image"] == str(init) and result.settings["init"] is None
+    with pytest.raises(ConfigError, match="`init_image`"):  # a picture of one's own is not a start image's name
+        stylecraft.run("transfer", content, stripes, size=32, iterations=1, seed=0, init=str(init))
 
 
 def test_reconstruct_needs_no_style_layers(content):
@@ -517,7 +520,7 @@ def test_schedule_grows_by_sqrt2_and_favours_small_scales():
     assert len(schedule(TransferConfig(scales=3), (1024, 768))) == 3
     assert schedule(TransferConfig(scale_iterations=(5, 6)), (512, 384)) == [((128, 96), 5), ((512, 384), 6)]
     assert len(schedule(TransferConfig(), (181, 136))) == 2
-    with pytest.raises(ConfigError, match="scale-iterations"):
+    with pytest.raises(ConfigError, match="`scale_iterations`"):
         schedule(TransferConfig(scale_iterations=(5,), scales=2), (512, 384))
 
 

@@ -321,9 +321,9 @@ def test_restart_after_a_crash_runs_queued_jobs_and_marks_running_ones_interrupt
     style = store.add_upload(make_style(), "stripes.png")["id"]
     options = {"method": "optimise", "model": None, "size": 64, "iterations": 3, "style_weight": 10.0,
                "preserve_color": False, "seed": 7}
-    crashed = store.create_job(content, [style], options, max_queue=10)["id"]
-    waiting = store.create_job(content, [style], options, max_queue=10)["id"]
-    assert store.claim_next()["id"] == crashed  # the server "dies" here, with the job running
+    crashed = store.create_job(content, [style], options, max_queue=10).id
+    waiting = store.create_job(content, [style], options, max_queue=10).id
+    assert store.claim_next().id == crashed  # the server "dies" here, with the job running
     store.close()
 
     with studio(tmp_path) as client:

@@ -35,7 +35,7 @@ def _new_job(store: JobStore) -> str:
     """A queued job on pictures of its own (deleting a job removes the pictures no other job uses)."""
     content = store.add_upload(make_content(), "photo.png")["id"]
     style = store.add_upload(make_style(), "stripes.png")["id"]
-    return store.create_job(content, [style], OPTIONS, max_queue=10)["id"]
+    return store.create_job(content, [style], OPTIONS, max_queue=10).id
 
 
 def _wait(test: object, timeout: float = 60) -> None:
@@ -55,7 +55,7 @@ def test_a_job_deleted_as_it_is_claimed_is_stopped_and_cleaned_up(tmp_path: Path
     def delete_when_running(job_id: str) -> None:
         store = holder["store"]
         with contextlib.suppress(NotFound):
-            if holder.get("armed") and store.job(job_id)["state"] == "running":
+            if holder.get("armed") and store.job(job_id).state == "running":
                 holder["armed"] = False
                 store.delete(job_id)
 
@@ -64,7 +64,7 @@ def test_a_job_deleted_as_it_is_claimed_is_stopped_and_cleaned_up(tmp_path: Path
     doomed = _new_job(store)
     holder["armed"] = True
     claimed = store.claim_next()
-    assert claimed is not None and claimed["id"] == doomed and claimed["state"] == "running"
+    assert claimed is not None and claimed.id == doomed and claimed.state == "running"
     assert store.stop_requested(doomed)
     assert store.finish(doomed, state="cancelled") is False  # gone: its folder is the worker's to remove
 
@@ -79,8 +79,8 @@ def test_a_job_deleted_as_it_is_claimed_is_stopped_and_cleaned_up(tmp_path: Path
         holder["armed"] = False
         fresh = _new_job(store)
         worker.wake()
-        _wait(lambda: store.job(fresh)["state"] not in ("queued", "running"))
-        assert store.job(fresh)["state"] == "done"
+        _wait(lambda: store.job(fresh).state not in ("queued", "running"))
+        assert store.job(fresh).state == "done"
         assert {p.name for p in store.jobs_dir.iterdir()} - {doomed} == {fresh}
     finally:
         worker.stop()
@@ -110,13 +110,13 @@ def test_the_worker_survives_database_errors(tmp_path: Path, monkeypatch: pytest
     worker.start()
     try:
         first = _new_job(store)
-        _wait(lambda: store.job(first)["state"] not in ("queued", "running"))
+        _wait(lambda: store.job(first).state not in ("queued", "running"))
         job = store.job(first)
-        assert job["state"] == "failed" and job["error"] == "could not record the result: disk I/O error"
+        assert job.state == "failed" and job.error == "could not record the result: disk I/O error"
         second = _new_job(store)
         worker.wake()
-        _wait(lambda: store.job(second)["state"] not in ("queued", "running"))
-        assert store.job(second)["state"] == "done" and worker.alive and failures == {"claim": 0, "finish": 0}
+        _wait(lambda: store.job(second).state not in ("queued", "running"))
+        assert store.job(second).state == "done" and worker.alive and failures == {"claim": 0, "finish": 0}
     finally:
         worker.stop()
         store.close()
@@ -127,7 +127,7 @@ def test_cancel_and_delete_decide_under_the_store_lock(tmp_path: Path) -> None:
     try:
         running = _new_job(store)
         store.claim_next()
-        assert store.cancel(running)["state"] == "running" and store.stop_requested(running)
+        assert store.cancel(running).state == "running" and store.stop_requested(running)
         assert store.finish(running, state="cancelled") and not store.stop_requested(running)
         again = _new_job(store)
         store.claim_next()
@@ -271,7 +271,7 @@ def test_a_loopback_address_other_than_127_0_0_1_is_accepted(tmp_path: Path) -> 
 
     args = cli.build_parser().parse_args(["serve", "--host", "127.0.0.2", "--data", str(tmp_path / "data"),
                                           "--device", "cpu"])
-    studio_config = cli._studio_config(args)
+    studio_config = cli.commands.studio_config(args)
     assert studio_config.token is None
     with TestClient(studio_app.create_app(studio_config), base_url="http://127.0.0.2:8000") as client:
         assert client.get("/api/info").status_code == 200

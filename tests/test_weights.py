@@ -272,7 +272,7 @@ def test_caffe_classifier_key_means_caffe(tmp_path, tv16):
 
 def test_unknown_torchvision_layout_needs_weights_format(tmp_path, tv_files):
     path = link(tv_files["vgg16"][0], tmp_path, "mystery.pth")
-    with pytest.raises(WeightsError, match="--weights-format") as info:
+    with pytest.raises(WeightsError, match="`weights_format`") as info:
         load_file(path)
     assert "mystery.pth" in str(info.value)
     assert load_file(path, weights_format="torchvision").preprocess == TORCHVISION
@@ -422,7 +422,7 @@ def test_find_weights_in_empty_torch_home(tmp_path, monkeypatch):
     assert str(tmp_path / "hub" / "checkpoints") in message
     assert "vgg16-397923af.pth" in message
     assert "vgg16-00b39a1b.pth" in message
-    assert "--weights" in message
+    assert "`weights`" in message
 
 
 def test_find_weights_in_torch_home(tmp_path, monkeypatch, tv_files):

@@ -9,7 +9,10 @@ Public API (re-exports only; nothing here reads files or probes devices at impor
 
 from .api import reconstruct, run, texture, transfer
 from .errors import ConfigError, ImageError, RunError, StylecraftError, UsageError, WeightsError
-from .optimize import Progress, Result, TransferConfig
+from .features import FeatureNetwork
+from .optimize import Mode, Progress, Result, TransferConfig
+from .runtime import Runtime
 
-__all__ = ["ConfigError", "ImageError", "Progress", "Result", "RunError", "StylecraftError", "TransferConfig",
-           "UsageError", "WeightsError", "reconstruct", "run", "texture", "transfer"]
+__all__ = ["ConfigError", "FeatureNetwork", "ImageError", "Mode", "Progress", "Result", "RunError", "Runtime",
+           "StylecraftError", "TransferConfig", "UsageError", "WeightsError", "reconstruct", "run", "texture",
+           "transfer"]

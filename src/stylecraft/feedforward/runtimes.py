@@ -64,9 +64,9 @@ def _providers(device: str) -> list[str]:
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise ConfigError("--device cuda: this onnxruntime has no CUDA support (install onnxruntime-gpu)")
+        raise ConfigError("`device` cuda: this onnxruntime has no CUDA support (install onnxruntime-gpu)")
     if device not in ("auto", "cpu"):
-        raise ConfigError(f"--device {device}: the ONNX backend runs on cpu or cuda")
+        raise ConfigError(f"`device` {device}: the ONNX backend runs on cpu or cuda")
     return ["CPUExecutionProvider"]
 
 
@@ -110,7 +110,7 @@ def openvino_session(source: str | os.PathLike | bytes, device: str = "auto",
     except ImportError as exc:
         raise ConfigError('the OpenVINO backend needs openvino: pip install "stylecraft[openvino]"') from exc
     if device not in ("auto", "cpu"):
-        raise ConfigError(f"--device {device}: the OpenVINO backend runs on the CPU (use --backend onnx or torch)")
+        raise ConfigError(f"`device` {device}: the OpenVINO backend runs on the CPU (use `backend` onnx or torch)")
     source, name = _source(source)
     core = openvino.Core()
     try:

@@ -33,6 +33,7 @@ from .config import StudioConfig
 from .models import list_models, model_path
 from .security import RedactToken, error, install_guard
 from .store import ID_PATTERN, Conflict, JobStore, NotFound, QueueFull, StorageFull
+from .store import Job as JobRecord
 from .worker import Worker
 
 log = logging.getLogger("stylecraft.studio")
@@ -200,17 +201,18 @@ def create_app(config: StudioConfig) -> FastAPI:
             name = "(deleted)"
         return {"id": upload_id, "name": name, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
 
-    def public_job(job: dict) -> dict:
-        base = f"/api/jobs/{job['id']}"
+    def public_job(job: JobRecord) -> dict:
+        base = f"/api/jobs/{job.id}"
         return {
-            **{k: job[k] for k in ("id", "state", "options", "created", "started", "finished", "iteration",
-                                   "iterations", "losses", "elapsed", "seed", "error", "version")},
-            "content": picture(job["content"]), "styles": [picture(s) for s in job["styles"]],
+            **{name: getattr(job, name) for name in ("id", "state", "options", "created", "started", "finished",
+                                                       "iteration", "iterations", "losses", "elapsed", "seed",
+                                                       "error", "version")},
+            "content": picture(job.content), "styles": [picture(s) for s in job.styles],
             "queue_position": store().queue_position(job),
-            "preview": f"{base}/preview?v={job['preview']}" if job["preview"] else None,
-            "result": f"{base}/result" if job["result"] else None,
-            "download": f"{base}/result?download=true" if job["result"] else None,
-            "thumbnail": f"{base}/thumbnail" if job["result"] else None,
+            "preview": f"{base}/preview?v={job.preview}" if job.preview else None,
+            "result": f"{base}/result" if job.result else None,
+            "download": f"{base}/result?download=true" if job.result else None,
+            "thumbnail": f"{base}/thumbnail" if job.result else None,
         }
 
     install_guard(app, config)
@@ -407,8 +409,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
-                             "or --host") from None
+            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another `port` "
+                             "or `host`") from None
 
 
 def check_ready(config: StudioConfig, port: int) -> None:

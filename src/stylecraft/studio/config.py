@@ -69,7 +69,7 @@ class StudioConfig:
                                   "browser can send it in a link and a cookie")
         if not self.loopback and not self.token:
             raise ConfigError(f"host {self.host} can be reached from other machines: give a token "
-                              "(--token or STYLECRAFT_TOKEN); every request will need it")
+                              "(`token`, or STYLECRAFT_TOKEN); every request will need it")
 
     @property
     def loopback(self) -> bool:

@@ -36,9 +36,20 @@ the link that <code>stylecraft serve</code> printed when it started (it ends in 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
 
 
+#: Settings of the server that a page's error may name, by the ``stylecraft serve`` option that sets them.
+SERVER_OPTIONS = {"max_storage_mb": "--max-storage-mb", "keep_uploads_hours": "--keep-uploads-hours"}
+
+
+def in_page_words(message: str) -> str:
+    """``message`` with each `parameter` named as the page's reader knows it: a form field in plain words,
+    a server setting by its ``stylecraft serve`` option."""
+    return re.sub(r"`([a-z_]+)`", lambda m: SERVER_OPTIONS.get(m.group(1), m.group(1).replace("_", " ")), message)
+
+
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    """The studio's one error shape, ``{"error": "one line"}``, never echoing more than 300 characters."""
-    return JSONResponse({"error": shorten(message, 300)}, status_code=status, headers=headers)
+    """The studio's one error shape, ``{"error": "one line"}``, in the page's words and never echoing more
+    than 300 characters."""
+    return JSONResponse({"error": shorten(in_page_words(message), 300)}, status_code=status, headers=headers)
 
 
 def cookie_value(token: str) -> str:

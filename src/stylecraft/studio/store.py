@@ -17,7 +17,7 @@ Every change adds 1 to a job's ``version``, so that a page can tell the newer of
 
 Every decision about a job's state (claim, cancel, delete, restart, finish) is taken under one lock, so a
 request and the worker never act on two different ideas of the same job. A running job asked to stop (by
-cancel or delete) is flagged here; the worker reads the flag at each iteration.
+cancel or delete) has its stop signal set here, a ``threading.Event`` that the run checks at each iteration.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -65,6 +66,38 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
 """
 
 
+@dataclass(frozen=True)
+class Job:
+    """A job as the store keeps it: its state, what it was asked (``options``, upload ids) and how far it got."""
+
+    id: str
+    state: str
+    options: dict
+    content: str
+    styles: list[str]
+    created: float
+    queued: float
+    started: float | None
+    finished: float | None
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    elapsed: float | None
+    preview: int
+    result: int
+    seed: int | None
+    error: str | None
+    version: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        """The job of a ``jobs`` row, its JSON columns decoded."""
+        values = dict(row)
+        for name in ("options", "styles", "losses"):
+            values[name] = json.loads(values[name])
+        return cls(**values)
+
+
 class QueueFull(UsageError):
     """The queue already holds its maximum number of jobs."""
 
@@ -91,7 +124,7 @@ def _hold_lock(path: Path) -> IO:
         except OSError:
             handle.close()
             raise UsageError(f"another studio is already using {path.with_suffix('').name}; stop it or give "
-                             "another --data and --db") from None
+                             "another `data` folder and `db`") from None
     return handle
 
 
@@ -142,7 +175,7 @@ class JobStore:
             raise
         self._lock = threading.RLock()
         self._space_lock = threading.Lock()
-        self._stopping: set[str] = set()
+        self._stop_signals: dict[str, threading.Event] = {}
         try:
             self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -176,7 +209,7 @@ class JobStore:
         if used + adding > self.max_bytes:
             raise StorageFull(f"the studio's storage is full ({used / 2**20:.0f} of {self.max_bytes / 2**20:.0f} "
                               "MB used); delete old jobs in the gallery, or start it with a larger "
-                              "--max-storage-mb")
+                              "`max_storage_mb`")
 
     # uploads -------------------------------------------------------------------------------------------------
 
@@ -233,7 +266,7 @@ class JobStore:
 
     # jobs ----------------------------------------------------------------------------------------------------
 
-    def create_job(self, content: str, styles: list[str], options: dict, max_queue: int, room: int = 0) -> dict:
+    def create_job(self, content: str, styles: list[str], options: dict, max_queue: int, room: int = 0) -> Job:
         """Queue a job on existing uploads; QueueFull when ``max_queue`` jobs are already waiting or running,
         StorageFull when the store lacks ``room`` bytes for its pictures."""
         self._check_space(room)
@@ -257,38 +290,31 @@ class JobStore:
             raise QueueFull(f"the queue is full ({waiting} jobs waiting or running, the limit is {max_queue}); "
                             "try again when one has finished")
 
-    def job(self, job_id: str) -> dict:
-        """The job's record with its JSON fields decoded; NotFound if there is none."""
+    def job(self, job_id: str) -> Job:
+        """The job; NotFound if there is none."""
         with self._lock:
             return self._job(job_id)
 
-    def _job(self, job_id: str) -> dict:
+    def _job(self, job_id: str) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"no job {shorten(job_id)!r}")
-        return self._decode(row)
+        return Job.from_row(row)
 
-    def list_jobs(self) -> list[dict]:
+    def list_jobs(self) -> list[Job]:
         """Every job, newest first."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC, rowid DESC").fetchall()
-        return [self._decode(row) for row in rows]
+        return [Job.from_row(row) for row in rows]
 
-    def queue_position(self, job: dict) -> int | None:
+    def queue_position(self, job: Job) -> int | None:
         """1 for the next queued job, 2 for the one after it...; None for a job that is not queued."""
-        if job["state"] != "queued":
+        if job.state != "queued":
             return None
         with self._lock:
             ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND queued < ?",
-                                     (job["queued"],)).fetchone()[0]
+                                     (job.queued,)).fetchone()[0]
         return ahead + 1
-
-    def _decode(self, row: sqlite3.Row) -> dict:
-        job = dict(row)
-        job["options"] = json.loads(job["options"])
-        job["styles"] = json.loads(job["styles"])
-        job["losses"] = json.loads(job["losses"])
-        return job
 
     def job_dir(self, job_id: str) -> Path:
         """The folder of a job's pictures; ``job_id`` must be a well-formed id."""
@@ -296,7 +322,7 @@ class JobStore:
             raise NotFound(f"no job {shorten(job_id)!r}")
         return self.jobs_dir / job_id
 
-    def claim_next(self) -> dict | None:
+    def claim_next(self) -> Job | None:
         """Mark the oldest queued job running and return its record (None if the queue is empty)."""
         with self._lock:
             row = self._db.execute("SELECT id FROM jobs WHERE state='queued' ORDER BY queued, rowid LIMIT 1").fetchone()
@@ -304,8 +330,9 @@ class JobStore:
                 return None
             self._db.execute("UPDATE jobs SET state='running', started=?, error=NULL, version=version+1 WHERE id=?",
                              (time.time(), row["id"]))
+            self._stop_signals[row["id"]] = threading.Event()
             job = self._job(row["id"])
-        self.on_change(job["id"])
+        self.on_change(job.id)
         return job
 
     def update(self, job_id: str, **fields: object) -> bool:
@@ -325,35 +352,39 @@ class JobStore:
         """Record how a running job ended; return False if it was deleted while it ran (its folder is then the
         caller's to remove)."""
         with self._lock:
-            self._stopping.discard(job_id)
+            self._stop_signals.pop(job_id, None)
             changed = self._set(job_id, fields)
         self.on_change(job_id)
         return changed
 
+    def stop_signal(self, job_id: str) -> threading.Event:
+        """The running job's stop signal: set when it is cancelled or deleted (or the studio stops)."""
+        with self._lock:
+            return self._stop_signals.setdefault(job_id, threading.Event())
+
     def stop_requested(self, job_id: str) -> bool:
         """Whether the running job was cancelled or deleted since it was claimed."""
-        with self._lock:
-            return job_id in self._stopping
+        return self.stop_signal(job_id).is_set()
 
-    def cancel(self, job_id: str) -> dict:
+    def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or ask a running one to stop; return the job's record."""
         with self._lock:
-            state = self._job(job_id)["state"]
+            state = self._job(job_id).state
             if state == "queued":
                 self._db.execute("UPDATE jobs SET state='cancelled', finished=?, version=version+1 WHERE id=?",
                                  (time.time(), job_id))
             elif state == "running":
-                self._stopping.add(job_id)
+                self.stop_signal(job_id).set()
             else:
                 raise Conflict(f"job {job_id} is {state}: only a queued or running job can be cancelled")
             job = self._job(job_id)
         self.on_change(job_id)
         return job
 
-    def restart(self, job_id: str, max_queue: int) -> dict:
+    def restart(self, job_id: str, max_queue: int) -> Job:
         """Put a failed, cancelled or interrupted job back at the end of the queue, from the start."""
         with self._lock:
-            state = self._job(job_id)["state"]
+            state = self._job(job_id).state
             if state not in RESTARTABLE:
                 raise Conflict(f"job {job_id} is {state}: only a {', '.join(RESTARTABLE[:-1])} or "
                                f"{RESTARTABLE[-1]} job can be restarted")
@@ -377,14 +408,14 @@ class JobStore:
         with self._lock:
             job = self._job(job_id)
             self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-            if job["state"] == "running":
-                self._stopping.add(job_id)
+            if job.state == "running":
+                self.stop_signal(job_id).set()
             else:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            for upload_id in {job["content"], *job["styles"]}:
+            for upload_id in {job.content, *job.styles}:
                 self._remove_upload_if_unused(upload_id)
         self.on_change(job_id)
-        return job["state"]
+        return job.state
 
     def pending(self) -> int:
         """How many jobs are queued or running."""

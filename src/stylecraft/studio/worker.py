@@ -18,13 +18,9 @@ from .. import api, images
 from ..errors import StylecraftError, one_line
 from ..optimize import Progress
 from .models import model_path
-from .store import JobStore, NotFound, thumbnail_bytes
+from .store import Job, JobStore, NotFound, thumbnail_bytes
 
 log = logging.getLogger("stylecraft.studio")
-
-
-class Cancelled(KeyboardInterrupt):
-    """Raised from a progress callback to stop a run; ``optimize.stylise`` ends cleanly on KeyboardInterrupt."""
 
 
 class Worker:
@@ -55,6 +51,9 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the running job (it is marked interrupted) and the thread."""
         self._stop.set()
+        current = self._current
+        if current is not None:
+            self.store.stop_signal(current).set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -94,8 +93,10 @@ class Worker:
         job = self.store.claim_next()
         if job is None:
             return False
-        job_id, began = job["id"], time.perf_counter()
+        job_id, began = job.id, time.perf_counter()
         self._current = job_id
+        if self._stop.is_set():  # stop() came between the claim and now
+            self.store.stop_signal(job_id).set()
         try:
             state, error = self._run(job)
         finally:
@@ -111,18 +112,16 @@ class Worker:
             shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
         return True
 
-    def _run(self, job: dict) -> tuple[str, str | None]:
+    def _run(self, job: Job) -> tuple[str, str | None]:
         """Run one job; return its final state and a one-line error. No exception escapes."""
         try:
             return self._paint(job)
-        except Cancelled:
-            return self._stopped_state(), None
         except StylecraftError as exc:
             return "failed", self._public(one_line(exc))
         except MemoryError:
             return "failed", "out of memory; try a smaller size"
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line for the page, a log entry
-            log.exception("job %s failed", job["id"])
+            log.exception("job %s failed", job.id)
             return "failed", f"unexpected error: {self._public(one_line(exc))}"
 
     def _public(self, message: str) -> str:
@@ -134,33 +133,33 @@ class Worker:
     def _stopped_state(self) -> str:
         return "interrupted" if self._stop.is_set() else "cancelled"
 
-    def _paint(self, job: dict) -> tuple[str, str | None]:
+    def _paint(self, job: Job) -> tuple[str, str | None]:
         """Make the job's picture and save it; return the job's final state and error."""
-        job_id, options = job["id"], job["options"]
+        job_id, options = job.id, job.options
         folder = self.store.job_dir(job_id)
         folder.mkdir(parents=True, exist_ok=True)
-        content = images.load_image(self.store.upload_path(job["content"]))
+        content = images.load_image(self.store.upload_path(job.content))
         if options["method"] == "model":
             self.store.update(job_id, iterations=1)
             picture = api.apply_model(model_path(self.models, options["model"]), content, size=options["size"],
                                       preserve_color=options["preserve_color"], device=self.device)
             settings, stopped, done = dict(options), None, 1
         else:
-            styles = [images.load_image(self.store.upload_path(s)) for s in job["styles"]]
+            styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
             result = api.run("transfer", content, styles, callbacks=[self._progress(job_id, folder)],
-                             device=self.device, size=options["size"], iterations=options["iterations"],
-                             style_weight=options["style_weight"], preserve_color=options["preserve_color"],
-                             seed=options.get("seed"))
+                             device=self.device, stop=self.store.stop_signal(job_id), size=options["size"],
+                             iterations=options["iterations"], style_weight=options["style_weight"],
+                             preserve_color=options["preserve_color"], seed=options.get("seed"))
             picture, settings = images.to_pil(result.image), result.settings
             stopped, done = result.stopped, result.iterations
             self.store.update(job_id, seed=result.seed)
-        if self.store.stop_requested(job_id) and stopped is None:
-            stopped = "interrupted"
-        names = {"content": self._name(job["content"]), "styles": [self._name(s) for s in job["styles"]]}
+        if self.store.stop_requested(job_id):
+            stopped = "cancelled"
+        names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
         images.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
         images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
-        if stopped == "interrupted":
+        if stopped == "cancelled":
             return self._stopped_state(), None
         return ("failed", stopped) if stopped else ("done", None)
 
@@ -171,12 +170,10 @@ class Worker:
             return "(deleted)"
 
     def _progress(self, job_id: str, folder: Path) -> Callable:
-        """The run's callback: stop when cancelled, write a preview every few iterations, record progress."""
+        """The run's callback: write a preview every few iterations, record progress."""
         last = [0.0]
 
         def callback(event: Progress) -> None:
-            if self._stop.is_set() or self.store.stop_requested(job_id):
-                raise Cancelled
             fields: dict = {}
             if event.iteration % self.preview_every == 0:
                 preview = images.to_pil(event.image())

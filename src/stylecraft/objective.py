@@ -1,8 +1,10 @@
 """The perceptual objective: content, Gram style and total-variation losses on a feature network, weighted.
 
-Shared by the optimisation loop (``optimize``) and the training of real-time networks (``feedforward``), so
-that a "style weight" means the same in both. Tensors in, tensors out; nothing here synchronises with the
-device.
+One module for the optimisation loop (``optimize``) and the training of real-time networks (``feedforward``),
+used the same way by both, so that a "style weight" means the same in both. Its targets are computed apart
+(:meth:`Objective.content_targets`, :meth:`Objective.style_targets`), so a caller can keep the style's while
+the content changes (a batch of photos, a video frame). Tensors in, tensors out; nothing here synchronises
+with the device.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from . import losses
 from .errors import ImageError
@@ -20,9 +23,9 @@ from .features import VGG, canonical_layer
 
 def normalised(values: Sequence[float] | None, count: int) -> list[float]:
     """Relative weights divided by their sum (equal weights when None)."""
-    values = list(values) if values is not None else [1.0] * count
-    total = sum(values)
-    return [v / total for v in values]
+    chosen = list(values) if values is not None else [1.0] * count
+    total = sum(chosen)
+    return [v / total for v in chosen]
 
 
 def check_size(image: torch.Tensor, net: VGG, what: str) -> None:
@@ -31,7 +34,12 @@ def check_size(image: torch.Tensor, net: VGG, what: str) -> None:
     if min(height, width) < net.min_size:
         raise ImageError(f"the {what} is {width} x {height} px at this size, too small for layer "
                          f"{net.names[-1]} (it needs at least {net.min_size} px per side); "
-                         "use a larger --size or shallower layers")
+                         "use a larger `size` or shallower layers")
+
+
+def inner(pictures: torch.Tensor, margin: int) -> torch.Tensor:
+    """``pictures`` without ``margin`` pixels at each side."""
+    return pictures[..., margin:pictures.shape[-2] - margin, margin:pictures.shape[-1] - margin]
 
 
 @dataclass
@@ -42,11 +50,11 @@ class Targets:
     grams: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class Objective:
+class Objective(nn.Module):
     """content_weight * content + style_weight * style + tv_weight * TV, each term's layers weighted.
 
-    A layer list is switched off by a weight of 0. ``autocast`` is a context factory for the network's
-    forward pass (mixed precision); Gram matrices and losses are always computed in float32.
+    A layer list is switched off by a weight of 0. ``autocast`` is a context factory for the feature
+    network's forward pass (mixed precision); Gram matrices and losses are always computed in float32.
     """
 
     def __init__(self, net: VGG, *, content_layers: Sequence[str] = (),
@@ -54,6 +62,7 @@ class Objective:
                  style_layer_weights: Sequence[float] | None = None, content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0,
                  autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+        super().__init__()
         self.net, self.autocast, self.tv_weight = net, autocast, tv_weight
         self.content_weight, self.style_weight = content_weight, style_weight
         self.content_layers = [canonical_layer(n, net.model) for n in content_layers] if content_weight else []
@@ -62,28 +71,43 @@ class Objective:
         self.style_weights = normalised(style_layer_weights, len(style_layers))
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
 
-    def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor] = (),
-                blend: Sequence[float] = ()) -> Targets:
-        """Content activations (one per batch item; none without ``content``) and the style Grams blended by
-        ``blend``."""
-        result = Targets()
+    def content_targets(self, content: torch.Tensor | None, margin: int = 0) -> dict[str, torch.Tensor]:
+        """The content layers' activations of ``content`` (one per batch item) without ``margin`` pixels at
+        each side; none without ``content``."""
+        if not self.content_layers or content is None:
+            return {}
+        cropped = inner(content, margin)
+        check_size(cropped, self.net, "content image")
         with torch.no_grad(), self.autocast():
-            if self.content_layers and content is not None:
-                check_size(content, self.net, "content image")
-                result.content = {k: v.float() for k, v in self.net(content, self.content_layers).items()}
+            return {k: v.float() for k, v in self.net(cropped, self.content_layers).items()}
+
+    def style_targets(self, styles: Sequence[torch.Tensor], blend: Sequence[float]) -> dict[str, torch.Tensor]:
+        """The style layers' Gram matrices of ``styles``, blended by ``blend``."""
+        grams: dict[str, torch.Tensor] = {}
+        with torch.no_grad(), self.autocast():
             for style, share in zip(styles, blend, strict=True):
                 if not self.style_layers or not share:
                     continue
                 check_size(style, self.net, "style image")
                 for name, feats in self.net(style, self.style_layers).items():
                     gram = losses.gram_matrix(feats.float()) * share
-                    result.grams[name] = result.grams[name] + gram if name in result.grams else gram
-        return result
+                    grams[name] = grams[name] + gram if name in grams else gram
+        return grams
 
-    def __call__(self, pixels: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
-        """Every term of the loss for ``pixels`` ("content:relu4_2", "style", ...); "total" is their sum."""
+    def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor] = (),
+                blend: Sequence[float] = ()) -> Targets:
+        """Both kinds of target at once."""
+        return Targets(self.content_targets(content), self.style_targets(styles, blend))
+
+    def forward(self, pixels: torch.Tensor, targets: Targets, margin: int = 0) -> dict[str, torch.Tensor]:
+        """Every term of the loss for ``pixels`` ("content:relu4_2", "style", "tv", ...); "total" is their sum.
+
+        ``margin`` pixels at each side are left out of the content and style terms (where a feature
+        network's zero padding would reward artefacts); total variation covers the whole picture.
+        """
+        cropped = inner(pixels, margin)
         with self.autocast():
-            feats = self.net(pixels, self.layers) if self.layers else {}
+            feats = self.net(cropped, self.layers) if self.layers else {}
         terms: dict[str, torch.Tensor] = {}
         total = pixels.new_zeros(())
         if self.content_layers:

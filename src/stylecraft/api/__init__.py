@@ -1,0 +1,15 @@
+"""The Python API: paths or PIL images in, PIL images out. The CLI and the web studio are built on it, and it
+is the one place where inputs are validated.
+
+``transfer`` holds the optimisation front (:func:`run`, :func:`transfer`, :func:`reconstruct`,
+:func:`texture`); ``realtime`` the real-time networks (train, load, export, apply).
+"""
+
+from ..runtime import resolve_device
+from .realtime import BACKENDS, apply_many, apply_model, export_model, load_style_model, train_network
+from .sweep import Axis, grid
+from .transfer import reconstruct, run, settle, texture, transfer
+from .version import version
+
+__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "grid", "load_style_model", "reconstruct",
+           "resolve_device", "run", "settle", "texture", "train_network", "transfer", "version"]

@@ -1,0 +1,186 @@
+"""Real-time networks: train one (:func:`train_network`), load it for a backend (:func:`load_style_model`),
+export it (:func:`export_model`) and paint with it (:func:`apply_model`, :func:`apply_many`). Paths or PIL
+images in, PIL images out; inputs are validated here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .. import checks, feedforward, images
+from ..errors import ConfigError, ImageError, WeightsError
+from ..features import FeatureNetwork
+from ..images import ImageInput
+from ..runtime import DEVICES, Runtime, resolve_device
+from ..torchfile import load_safely, save_atomically
+from .transfer import NETWORK_FIELDS
+from .version import version
+
+TRAIN_FIELDS = frozenset(f.name for f in fields(feedforward.TrainConfig))
+
+
+def train_network(style: ImageInput, data: str | os.PathLike, output: str | os.PathLike, *,
+                  config: feedforward.TrainConfig | None = None, network: FeatureNetwork | None = None,
+                  device: str = "auto", precision: str = "auto", sample: ImageInput | None = None,
+                  resume: str | os.PathLike | None = None,
+                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
+                  **options: object) -> feedforward.TrainResult:
+    """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
+
+    ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`) or of ``network``
+    (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is written every
+    ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the validation
+    photo that progress events stylise (default: the first readable photo of ``data``). Under
+    ``torchrun --nproc_per_node N`` the processes train together (``feedforward.distributed``), each on its own
+    GPU, and only rank 0 writes files.
+    """
+    unknown = sorted(set(options) - TRAIN_FIELDS - NETWORK_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: "
+                          f"{', '.join(sorted(TRAIN_FIELDS | NETWORK_FIELDS))}")
+    config = (config or feedforward.TrainConfig()).replace(**{k: v for k, v in options.items() if k in TRAIN_FIELDS})
+    network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
+    config.validate()
+    network.validate()
+    output = images.check_writable(output, [style, sample, resume])
+    checkpoint_path = output.with_name(output.name + ".ckpt")
+    runtime = Runtime.resolve(device, precision)
+    processes, own_device = feedforward.distributed.start(runtime.device)
+    runtime = runtime.on(own_device)
+    try:
+        vgg = network.build([*config.content_layers, *config.style_layers], runtime.device)
+        style_image = images.load_image(style)
+        style_tensor = images.resize_long_side(images.to_tensor(style_image), config.style_size or config.size)
+        data_set = feedforward.PhotoFolder(data, config.size)
+        sample_tensor = _first_sample(sample, data_set, config.size)
+        state = _load_checkpoint(resume) if resume is not None else None
+        result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, runtime=runtime,
+                                   resume=state, callbacks=callbacks,
+                                   on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
+                                   processes=processes)
+        if not processes.main:
+            return result
+        save_atomically(result.checkpoint, checkpoint_path)
+        digest, thumbnail = feedforward.model.style_fingerprint(style_image)
+        feedforward.save_model(result.net, output, {
+            "stylecraft": version(), "style": _name(style), "style_sha256": digest, "steps": result.steps,
+            "photos_seen": result.seen, "processes": processes.world_size, "skipped_photos": result.skipped,
+            "data": str(data), "training": asdict(config), "model": network.model, "stopped": result.stopped},
+            thumbnail)
+        return result
+    finally:
+        feedforward.distributed.stop(processes)
+
+
+def _name(source: ImageInput) -> str:
+    return "<image>" if isinstance(source, (Image.Image, bytes)) else str(source)
+
+
+def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size: int) -> torch.Tensor:
+    if sample is not None:
+        return images.resize_long_side(images.to_tensor(images.load_image(sample)), size)
+    for path in data.paths:
+        try:
+            return images.resize_long_side(images.to_tensor(images.load_image(path)), size)
+        except ImageError:
+            continue
+    raise ImageError(f"none of the {len(data.paths)} photos could be read")
+
+
+def _load_checkpoint(path: str | os.PathLike) -> dict:
+    state = load_safely(path, "a stylecraft training checkpoint")
+    if not isinstance(state, dict) or not {"state_dict", "optimizer", "step"} <= set(state):
+        raise WeightsError(f"{path}: not a stylecraft training checkpoint")
+    return state
+
+
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+
+
+def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
+                     precision: str = "fp32") -> feedforward.StyleModel:
+    """Load a trained network for ``backend``: "torch" (a model file); "onnx" (ONNX Runtime) or "openvino"
+    (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model file exported on the fly; or
+    "auto" (ONNX Runtime for ``.onnx`` files, else torch).
+
+    ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it,
+    and the pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked
+    (docs/performance.md gives their speed and error).
+    """
+    checks.choice("backend", backend, BACKENDS)
+    checks.choice("precision", precision, tuple(feedforward.PRECISIONS))
+    if precision != "fp32" and backend != "openvino":
+        raise ConfigError(f"`precision` {precision} runs with `backend` openvino; the others run fp32")
+    is_onnx = Path(model).suffix.lower() == ".onnx"
+    if backend == "torch" and is_onnx:
+        raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
+    if backend == "torch" or (backend == "auto" and not is_onnx):
+        loaded = feedforward.load_model(model)
+        loaded.net = loaded.net.to(resolve_device(device))
+        return loaded
+    checks.choice("device", device, DEVICES)
+    source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
+    if backend == "openvino":
+        net, info = feedforward.openvino_session(source, device, precision)
+    else:
+        net, info = feedforward.onnx_session(source, device)
+    return feedforward.StyleModel(net=net, metadata=info)
+
+
+def export_model(model: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
+    if Path(output).suffix.lower() != ".onnx":
+        raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
+    output = images.check_writable(output, [model])
+    data = feedforward.to_onnx(feedforward.load_model(model))
+    images.atomic_write_bytes(output, data)
+
+
+def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
+                preserve_color: bool = False, device: str = "auto", tile: int = 1024,
+                backend: str = "auto", precision: str = "fp32") -> Image.Image:
+    """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
+    StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
+    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+        model, backend=backend, device=device, precision=precision)
+    [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)
+    if isinstance(picture, ImageError):
+        raise picture
+    return picture
+
+
+def apply_many(model: feedforward.StyleModel, sources: Sequence[ImageInput], *, batch_size: int = 4,
+               size: int | None = None, preserve_color: bool = False, tile: int = 1024
+               ) -> Iterator[tuple[ImageInput, Image.Image | ImageError]]:
+    """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
+
+    Yields each source with its picture, or with the ImageError that kept it from being read, so that one
+    bad file does not stop a folder.
+    """
+    if batch_size < 1:
+        raise ConfigError("`batch_size` must be at least 1")
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        results: list[Image.Image | ImageError | None] = [None] * len(chunk)
+        same_size: dict[tuple[int, ...], list[int]] = {}
+        tensors: list[torch.Tensor | None] = []
+        for index, source in enumerate(chunk):
+            try:
+                tensor = images.to_tensor(images.load_image(source))
+            except ImageError as exc:
+                results[index] = exc
+                tensors.append(None)
+                continue
+            tensors.append(images.resize_long_side(tensor, size) if size else tensor)
+            same_size.setdefault(tuple(tensors[-1].shape), []).append(index)
+        for indices in same_size.values():
+            batch = torch.cat([tensors[i] for i in indices])
+            painted = feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile)
+            for row, index in enumerate(indices):
+                results[index] = images.to_pil(painted[row:row + 1])
+        yield from zip(chunk, results, strict=True)

@@ -1,0 +1,144 @@
+"""The optimisation front: paths or PIL images in, a Result or a PIL image out.
+
+Inputs are validated here, once: the settings (:class:`TransferConfig`, :class:`FeatureNetwork`), the device
+and precision (:class:`Runtime`), the pictures and the memory a run needs. Below this layer everything is a
+tensor and every setting is known to be good.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+
+import torch
+from PIL import Image
+
+from .. import checks, images
+from ..errors import ConfigError
+from ..features import FeatureNetwork
+from ..images import ImageInput
+from ..optimize import INITS, MODES, Callback, Mode, Result, TransferConfig, build_objective, synthesise
+from ..optimize.memory import check_memory
+from ..runtime import Runtime
+from .version import version
+
+TRANSFER_FIELDS = frozenset(f.name for f in fields(TransferConfig))
+NETWORK_FIELDS = frozenset(f.name for f in fields(FeatureNetwork))
+
+
+def settle(config: TransferConfig | None, network: FeatureNetwork | None,
+           options: dict[str, object]) -> tuple[TransferConfig, FeatureNetwork]:
+    """The run's settings and feature network, ``options`` going to whichever of the two has the field."""
+    unknown = sorted(set(options) - TRANSFER_FIELDS - NETWORK_FIELDS)
+    if unknown:
+        valid = ", ".join(sorted(TRANSFER_FIELDS | NETWORK_FIELDS | {"device", "precision", "init_image"}))
+        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
+    config = (config or TransferConfig()).replace(**{k: v for k, v in options.items() if k in TRANSFER_FIELDS})
+    network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
+    return config, network
+
+
+def _name(source: ImageInput | None) -> str | None:
+    if source is None:
+        return None
+    return "<image>" if isinstance(source, (Image.Image, bytes)) else str(source)
+
+
+def _as_list(styles: ImageInput | Sequence[ImageInput] | None) -> list[ImageInput]:
+    if styles is None:
+        return []
+    if isinstance(styles, (list, tuple)):
+        return list(styles)
+    return [styles]  # type: ignore[list-item]
+
+
+def _texture_canvas(config: TransferConfig, style: torch.Tensor) -> tuple[int, int]:
+    height, width = style.shape[-2:]
+    if config.width and config.height:
+        return config.width, config.height
+    if config.width:
+        return config.width, max(1, round(config.width * height / width))
+    if config.height:
+        return max(1, round(config.height * width / height)), config.height
+    return images.fit_long_side(width, height, config.size)
+
+
+def _check_init(config: TransferConfig) -> None:
+    if config.init is not None and config.init not in INITS:
+        raise ConfigError(f"`init`: {config.init!r} is not one of {', '.join(INITS)}; give a picture of your own "
+                          "as `init_image`")
+
+
+def run(mode: Mode | str, content: ImageInput | None = None,
+        styles: ImageInput | Sequence[ImageInput] | None = None,
+        config: TransferConfig | None = None, callbacks: Sequence[Callback] = (), *,
+        network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
+        init_image: ImageInput | None = None, stop: threading.Event | None = None,
+        **options: object) -> Result:
+    """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
+
+    ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
+    :class:`FeatureNetwork`, the Oxford VGG-19). ``device`` and ``precision`` say where it runs
+    (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop``, when set, ends the run
+    after the current iteration. The Result's ``settings`` hold everything needed to reproduce the picture,
+    the seed included.
+    """
+    config, network = settle(config, network, options)
+    checks.choice("mode", mode, MODES)
+    mode = Mode(mode)
+    style_list = _as_list(styles)
+    network.validate()
+    _check_init(config)
+    config.validate(mode, len(style_list), network.model)
+    runtime = Runtime.resolve(device, precision)
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    layers = list(config.content_layers) if mode.uses_content else []
+    layers += list(config.style_layers) if mode.uses_style else []
+    net = network.build(layers, runtime.device)
+
+    content_image = images.load_image(content) if mode.uses_content else None
+    style_tensors = [images.to_tensor(images.load_image(s)) for s in style_list] if mode.uses_style else []
+    if content_image is not None:
+        full = images.fit_long_side(*content_image.size, config.size)
+    else:
+        full = _texture_canvas(config, style_tensors[0])
+    check_memory(net, full, runtime, config.optimizer)
+    content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
+    init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
+    runtime.reset_peak_memory()
+    result = synthesise(config, build_objective(config, mode, net, runtime.autocast), mode=mode,
+                        content=None if content_tensor is None else content_tensor.to(runtime.device),
+                        styles=[s.to(runtime.device) for s in style_tensors], init=init,
+                        canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed, stop=stop)
+    result.settings = {"stylecraft": version(), "mode": mode.value,
+                       "content": _name(content) if mode.uses_content else None,
+                       "styles": [_name(s) for s in style_list] if mode.uses_style else [],
+                       **asdict(config), **asdict(network), "init_image": _name(init_image), "seed": seed,
+                       "device": str(runtime.device), "precision": runtime.precision,
+                       "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
+    return result
+
+
+def transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput], *,
+             callbacks: Sequence[Callback] = (), **options: object) -> Image.Image:
+    """Paint ``content`` in the style of ``style`` (one image or several, blended by ``style_blend``)."""
+    return _pil(run(Mode.TRANSFER, content, style, callbacks=callbacks, **options))  # type: ignore[arg-type]
+
+
+def reconstruct(content: ImageInput, *, callbacks: Sequence[Callback] = (), **options: object) -> Image.Image:
+    """Rebuild ``content`` from its VGG activations alone (from noise by default): what a layer keeps."""
+    return _pil(run(Mode.RECONSTRUCT, content, None, callbacks=callbacks, **options))  # type: ignore[arg-type]
+
+
+def texture(style: ImageInput | Sequence[ImageInput], *, callbacks: Sequence[Callback] = (),
+            **options: object) -> Image.Image:
+    """Synthesise a texture with the Gram statistics of ``style`` (from noise by default)."""
+    return _pil(run(Mode.TEXTURE, None, style, callbacks=callbacks, **options))  # type: ignore[arg-type]
+
+
+def _pil(result: Result) -> Image.Image:
+    image = images.to_pil(result.image)
+    image.info["stylecraft"] = result.settings
+    return image

@@ -1,0 +1,52 @@
+"""The ``stylecraft`` command: subcommands on top of the Python API; errors become one line and an exit code.
+
+``parser`` holds the options and the translation of parameter names into flags; ``commands`` what each
+subcommand does. Exit codes: 0 done, 1 failure at run time (including a run stopped by a NaN loss), 2 bad
+input or usage, 130 interrupted (the image so far is saved).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ..errors import StylecraftError, one_line, shorten
+from . import commands
+from .parser import build_parser, command_parser, in_cli_words
+
+COMMANDS = {"layers": commands.list_layers, "grid": commands.run_grid, "train": commands.run_train,
+            "apply": commands.run_apply, "export": commands.run_export, "serve": commands.run_serve}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words
+    try:
+        args = parser.parse_args(words)
+        return COMMANDS.get(args.command, commands.run_single)(args)
+    except StylecraftError as exc:
+        if debug:
+            traceback.print_exc()
+        message = in_cli_words(str(exc), command_parser(parser, words))
+        print(f"stylecraft: error: {shorten(message, 1000)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("stylecraft: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("stylecraft: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        message = one_line(exc)
+        if "out of memory" in message.lower():
+            message = f"out of memory ({message}); try a smaller --size"
+        print(f"stylecraft: error: {message} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+__all__ = ["build_parser", "main"]

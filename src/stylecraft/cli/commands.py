@@ -1,0 +1,297 @@
+"""The ``stylecraft`` command's commands: each takes the parsed options, calls the Python API and reports
+how it went (a progress bar, one line at the end); the exit code is its return value."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+from .. import api, images, report
+from ..api.sweep import Axis
+from ..errors import ConfigError, ImageError, UsageError, shorten
+from ..features import FeatureNetwork, layer_names
+from ..feedforward import TrainConfig, find_photos
+from ..optimize import INITS, Progress, Result, TransferConfig
+from ..studio.config import StudioConfig
+from .parser import Parser, add_run_options
+
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+RUN_FIELDS = {f.name for f in fields(TransferConfig)} | {f.name for f in fields(FeatureNetwork)} | {
+    "device", "precision"}
+
+
+def studio_config(args: argparse.Namespace) -> StudioConfig:
+    """The studio's settings from ``serve``'s options (the config refuses what it cannot honour)."""
+    return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
+                        models=Path(args.models) if args.models else None, token=args.token,
+                        device=str(api.resolve_device(args.device)), host=args.host,
+                        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
+                        max_storage_mb=args.max_storage_mb, keep_uploads_hours=args.keep_uploads_hours)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from ..studio.app import check_ready, serve
+
+    config = studio_config(args)
+    check_ready(config, args.port)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    link = f"http://{shown}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    _say(args, f"stylecraft studio on {config.device}: open {link}  (data: {config.data}; models: "
+         f"{config.models_folder}; Ctrl-C stops)")
+    serve(config, args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..feedforward.distributed import from_environment
+
+    args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
+    output = images.check_writable(args.output, [args.style, args.sample, args.resume])
+    options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
+    config = TrainConfig().replace(**options)
+    network = FeatureNetwork(model=args.model, weights=args.weights)
+    samples = images.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
+    callbacks: list[Callable] = [report.TrainSamples(samples, config.sample_every)]
+    bar = None
+    if not args.quiet:
+        bar = _Bar("train", "step")
+        callbacks.append(lambda event: bar.update(event.steps, {
+            "loss": f"{event.losses['total']:.3g}", "img/s": f"{event.images_per_second:.1f}",
+            "skipped": event.skipped}))
+    try:
+        result = api.train_network(args.style, args.data, output, config=config, network=network,
+                                   device=args.device, precision=args.precision, sample=args.sample,
+                                   resume=args.resume, callbacks=callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
+    where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
+    return _finish(args, result.stopped, where, "network")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    api.export_model(args.model, args.output)
+    _say(args, f"wrote {args.output}")
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    sources: list[Path] = []
+    for item in map(Path, args.inputs):
+        if item.is_dir():
+            sources += find_photos(item)
+        else:
+            sources.append(item)
+    if not sources:
+        raise UsageError("no images found in the inputs")
+    output = Path(args.output)
+    single = len(sources) == 1 and not output.is_dir() and output.suffix
+    if single:
+        targets = [images.check_output_path(output, sources)]
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        targets = [images.check_output_path(output / (s.stem + ".png"), sources) for s in sources]
+    model = api.load_style_model(args.model, backend=args.backend, device=args.device, precision=args.precision)
+    destination = dict(zip(sources, targets, strict=True))
+    painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
+                             preserve_color=args.preserve_color, tile=args.tile)
+    if not args.quiet and len(sources) > 1:
+        from tqdm import tqdm
+
+        painted = tqdm(painted, total=len(sources), desc="apply", unit="image", leave=False)
+    failed: list[str] = []
+    for source, picture in painted:
+        if isinstance(picture, ImageError):
+            if single:
+                raise picture
+            failed.append(str(picture))
+            continue
+        images.save_image(picture, destination[source], metadata={
+            "model": str(args.model), "source": str(source), "style": model.metadata.get("style")})
+    done = len(targets) - len(failed)
+    if failed:
+        print(f"stylecraft: error: wrote {done} image(s) to {output}; {len(failed)} unreadable skipped "
+              f"(first: {failed[0]})", file=sys.stderr)
+        return 1
+    _say(args, f"wrote {done} image(s) to {output}")
+    return 0
+
+
+def run_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options of an optimisation run that the command line set: settings, network, device, precision,
+    and ``--init`` as a start image by name or a picture of one's own."""
+    chosen = {k: v for k, v in vars(args).items() if k in RUN_FIELDS and v is not None}
+    if chosen.get("init") is not None and chosen["init"] not in INITS:
+        chosen["init_image"] = chosen.pop("init")
+    return chosen
+
+
+class _Bar:
+    """A tqdm bar opened at its first update, so that a run refused while loading (a bad weight file, say)
+    prints its error alone."""
+
+    def __init__(self, description: str, unit: str) -> None:
+        self.description, self.unit = description, unit
+        self.bar = None
+
+    def update(self, total: int, postfix: dict[str, object] | None = None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=self.description, unit=self.unit, dynamic_ncols=True, leave=False)
+        self.bar.total = total
+        if postfix is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _ProgressBar(_Bar):
+    """The optimiser's bar, showing the current losses."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, "it")
+
+    def __call__(self, event: Progress) -> None:
+        shown = None
+        if event.iteration % 10 == 0 or event.iteration == event.iterations:
+            losses = event.losses
+            shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
+            shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
+        self.update(event.iterations, shown)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def run_single(args: argparse.Namespace) -> int:
+    mode = args.command
+    options = run_options(args)
+    content = getattr(args, "content", None)
+    styles = getattr(args, "styles", None)
+    inputs = [content, *(styles or []), args.init]
+    output = images.check_output_path(args.output, inputs)
+    history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history", inputs) if args.history \
+        else None
+    plot_path = report.check_suffix(args.plot, (".png",), "--plot", inputs) if args.plot else None
+    gif_path = report.check_suffix(args.animation, (".gif",), "--animation", inputs) if args.animation else None
+    if args.snapshots and not args.save_every:
+        raise ConfigError("`snapshots` needs `save_every` N")
+    callbacks: list[Callable[[Progress], None]] = []
+    if args.save_every:
+        folder = args.snapshots or output.with_name(output.stem + "_snapshots")
+        callbacks.append(report.Snapshots(folder, args.save_every))
+    animation = None
+    if gif_path:
+        animation = report.Animation()
+        callbacks.append(animation)
+    bar = None
+    if not args.quiet:
+        bar = _ProgressBar(mode)
+        callbacks.append(bar)
+    try:
+        result = api.run(mode, content, styles, callbacks=callbacks, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    _write(result, output, history_path, plot_path, gif_path, animation)
+    return _report_end(args, result, output)
+
+
+def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
+           animation: report.Animation | None) -> None:
+    images.save_image(result.image, output, metadata=result.settings)
+    if history:
+        report.write_history(result.history, history, extra={"settings": result.settings,
+                                                             "peak_memory_mb": result.settings["peak_memory_mb"]})
+    if plot and result.history:
+        report.plot_history(result.history, plot, title=f"{result.settings['mode']}: {output.name}")
+    if gif and animation:
+        animation.save(gif)
+
+
+def _report_end(args: argparse.Namespace, result: Result, output: Path) -> int:
+    where = f"{output} (seed {result.seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
+    return _finish(args, result.stopped, where, "image")
+
+
+def _finish(args: argparse.Namespace, stopped: str | None, where: str, what: str) -> int:
+    """Say how a run ended and return its exit code: 130 interrupted, 1 stopped by a fault, 0 done."""
+    if stopped == "interrupted":
+        print(f"stylecraft: interrupted; saved the {what} so far to {where}", file=sys.stderr)
+        return 130
+    if stopped:
+        print(f"stylecraft: error: {stopped}; saved the last good {what} to {where}", file=sys.stderr)
+        return 1
+    _say(args, f"wrote {where}")
+    return 0
+
+
+def _axes(args: argparse.Namespace) -> list[Axis]:
+    """The swept axes: inputs first, then each --vary, each value converted as its option would convert it."""
+    options = Parser(add_help=False)
+    add_run_options(options)
+    actions = {action.dest: action for action in options._actions}
+    axes = []
+    if args.content:
+        axes.append(Axis.inputs("content", args.content))
+    if args.style:
+        axes.append(Axis.inputs("style", args.style))
+    for spec in args.vary:
+        name, _, values = spec.partition("=")
+        name = name.strip()
+        dest = name.lstrip("-").replace("-", "_")
+        if dest not in RUN_FIELDS or dest not in actions or not values:
+            raise ConfigError(f"--vary {shorten(spec)!r}: give OPTION=V1,V2,... with a run option such as "
+                              "style-weight")
+        action = actions[dest]
+        convert = _boolean if action.const is True else action.type or (lambda text: text)
+        try:
+            cells = [(f"{name}={v.strip()}", run_options(argparse.Namespace(**{dest: convert(v.strip())})))
+                     for v in values.split(",")]
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise ConfigError(f"--vary {shorten(spec)!r}: {exc}") from None
+        axes.append(Axis(name, tuple(cells)))
+    return axes
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def run_grid(args: argparse.Namespace) -> int:
+    output = images.check_output_path(args.output, [*args.content, *args.style, args.init])
+    options = run_options(args)
+    axes = _axes(args)
+    sheet = api.grid(args.mode, axes, cell_side=args.cell_size,
+                     on_cell=lambda index, total, label: _say(args, f"[{index + 1}/{total}] {label}"), **options)
+    images.save_image(sheet, output, metadata={"grid": vars(args)})
+    _say(args, f"wrote {output} ({math.prod(len(axis.cells) for axis in axes)} pictures)")
+    return 0
+
+
+def list_layers(args: argparse.Namespace) -> int:
+    for name in layer_names(args.model):
+        alias = ""
+        if name.startswith("relu"):
+            block, index = name[4:].split("_")
+            alias = f"block{block}_conv{index}"
+        elif name.startswith("pool"):
+            alias = f"block{name[4:]}_pool"
+        print(f"{name:9} {alias}".rstrip())
+    return 0
+
+

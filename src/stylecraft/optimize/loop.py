@@ -1,0 +1,303 @@
+"""Optimisation-based style transfer (Gatys, Ecker & Bethge 2015): the loop.
+
+It optimises the pixels of one image so that its VGG activations match a content image at a middle layer
+and its Gram matrices match one or more style images over several layers, plus total variation; coarse to
+fine, one scale after another (:func:`synthesise`), each scale a run of the optimiser (:func:`_run_scale`)
+watched by a guard against non-finite losses (:class:`_Guard`). It takes tensors and an
+:class:`~stylecraft.objective.Objective`, never paths; it never prints and never picks a device. Progress goes
+to callbacks as :class:`Progress` events (the CLI's progress bar, snapshots and the web page's live view are
+all callbacks). A ``threading.Event`` stops it between iterations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .. import images
+from ..errors import ConfigError
+from ..features import VGG
+from ..objective import Objective, Targets, check_size, normalised
+from .schedule import schedule, style_canvas
+from .settings import Mode, TransferConfig
+
+Callback = Callable[["Progress"], None]
+
+
+@dataclass
+class Progress:
+    """What a callback receives after every iteration.
+
+    ``losses`` holds the weighted total and each term ("content", "style", "tv", and per layer
+    "content:relu4_2", "style:relu1_1", ...); reading it waits for the device, so callbacks that do not need
+    the values every iteration should not read it every iteration. ``image()`` returns the current picture
+    as a (1, 3, H, W) tensor in [0, 1] on the CPU; it costs a copy. ``scale`` counts from 1 to ``scales``
+    (coarse to fine) and ``size`` is that scale's (width, height).
+    """
+
+    iteration: int
+    iterations: int
+    elapsed: float
+    image: Callable[[], torch.Tensor]
+    scale: int = 1
+    scales: int = 1
+    size: tuple[int, int] = (0, 0)
+    terms: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def losses(self) -> dict[str, float]:
+        """The loss terms of this iteration as floats."""
+        return {k: float(v) for k, v in self.terms.items()}
+
+    def record(self) -> dict[str, float]:
+        """The iteration as a row of the loss history."""
+        return {"iteration": self.iteration, "scale": self.scale, "width": self.size[0],
+                "height": self.size[1], "elapsed": self.elapsed, **self.losses}
+
+
+@dataclass
+class Result:
+    """The picture and how it was made: history of every loss term, the seed, and why it stopped early
+    ("interrupted" by Ctrl-C, "cancelled" by the stop signal, or the fault that ended it)."""
+
+    image: torch.Tensor
+    iterations: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seed: int = 0
+    stopped: str | None = None
+    elapsed: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+
+def build_objective(config: TransferConfig, mode: Mode, net: VGG,
+                    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> Objective:
+    """The objective of ``config`` for ``mode`` on ``net``: a texture has no content term, a reconstruction
+    no style term."""
+    return Objective(
+        net, content_layers=config.content_layers, content_layer_weights=config.content_layer_weights,
+        style_layers=config.style_layers, style_layer_weights=config.style_layer_weights,
+        content_weight=config.content_weight if mode.uses_content else 0.0,
+        style_weight=config.style_weight if mode.uses_style else 0.0, tv_weight=config.tv_weight,
+        autocast=autocast)
+
+
+def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    return (0.5 + 0.15 * torch.randn(shape, generator=generator)).clamp(0, 1)
+
+
+def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, content: torch.Tensor | None,
+                   styles: Sequence[torch.Tensor], init: torch.Tensor | None,
+                   generator: torch.Generator) -> torch.Tensor:
+    size = (shape[-1], shape[-2])
+    if init is not None:
+        return images.resize(init.cpu(), size)
+    choice = config.init or ("content" if mode is Mode.TRANSFER else "noise")
+    if choice == "noise":
+        return _noise(shape, generator)
+    if choice == "content" and content is not None:
+        return content.detach().cpu().clone()
+    if choice == "style" and styles:
+        return images.resize(styles[0].detach().cpu(), size)
+    raise ConfigError(f"`init` {choice!r}: give noise, content, style or an image of your own (`init_image`)")
+
+
+def _make_optimizer(config: TransferConfig, pixels: torch.Tensor,
+                    previous: torch.optim.Optimizer | None) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam([pixels], lr=config.learning_rate())
+        if previous is not None:
+            # Warm start: Adam's moment estimates are images too; carry them up to the new scale.
+            old = next(iter(previous.state.values()))
+            size = pixels.shape[-2:]
+            optimizer.state[pixels] = {
+                "step": old["step"],
+                "exp_avg": F.interpolate(old["exp_avg"], size=size, mode="bilinear", align_corners=False),
+                "exp_avg_sq": F.interpolate(old["exp_avg_sq"], size=size, mode="bilinear",
+                                            align_corners=False).clamp_min(0),
+            }
+        return optimizer
+    # One function evaluation per step() call, so that every iteration reports progress; tolerances of 0
+    # stop torch from ending the run early because relative losses have small gradients per pixel.
+    return torch.optim.LBFGS([pixels], lr=config.learning_rate(), max_iter=1, history_size=100,
+                             tolerance_grad=0.0, tolerance_change=0.0)
+
+
+def _closure(objective: Objective, targets: Targets, pixels: torch.Tensor, optimizer: torch.optim.Optimizer,
+             terms: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """The optimiser's closure: evaluate, keep the terms (detached) in ``terms``, back-propagate."""
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        values = objective(pixels, targets)
+        values["total"].backward()
+        terms.clear()
+        terms.update({k: v.detach() for k, v in values.items()})
+        return values["total"]
+
+    return closure
+
+
+class _Guard:
+    """Keeps the last picture that a finite loss vouched for, checking every ``every`` iterations (each check
+    waits for the device), and the loss history of the checked iterations."""
+
+    def __init__(self, pixels: torch.Tensor, every: int, history: list[dict[str, float]]) -> None:
+        self.good = pixels.detach().clone()
+        self.every = every
+        self.history = history
+        self.pending: list[Progress] = []
+
+    def due(self, last: bool) -> bool:
+        """Whether the coming iteration is checked (``last``: it ends the run)."""
+        return len(self.pending) + 1 >= self.every or last
+
+    def check(self, event: Progress, before: torch.Tensor | None) -> Progress | None:
+        """Add ``event``; when ``before`` (the picture before its step) is given, check the pending losses and
+        return the first non-finite one (its picture is then ``good``), or None."""
+        self.pending.append(event)
+        if before is None:
+            return None
+        totals = torch.stack([e.terms["total"] for e in self.pending])
+        finite = torch.isfinite(totals)
+        if not bool(finite.all()):
+            bad = self.pending[int((~finite).nonzero()[0])]
+            self.history += [e.record() for e in self.pending[: self.pending.index(bad)]]
+            return bad
+        # Each loss was evaluated before its step: a finite window vouches for ``before``.
+        self.good = before
+        self.flush()
+        return None
+
+    def flush(self) -> None:
+        """Move the pending iterations into the history."""
+        self.history += [e.record() for e in self.pending]
+        self.pending = []
+
+
+@dataclass
+class _Run:
+    """What the scales of one run share."""
+
+    config: TransferConfig
+    objective: Objective
+    callbacks: Sequence[Callback]
+    stop: threading.Event | None
+    total: int
+    scales: int
+    began: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels: torch.Tensor,
+               optimizer: torch.optim.Optimizer, targets: Targets, current: Callable[[], torch.Tensor],
+               guard: _Guard) -> str | None:
+    """``count`` iterations at one scale; return why the run must stop, or None."""
+    terms: dict[str, torch.Tensor] = {}
+    closure = _closure(run.objective, targets, pixels, optimizer, terms)
+    for _ in range(count):
+        before = pixels.detach().clone() if guard.due(run.done + 1 == run.total) else None
+        optimizer.step(closure)
+        if run.config.optimizer == "adam":
+            with torch.no_grad():
+                pixels.clamp_(0, 1)
+        run.done += 1
+        event = Progress(run.done, run.total, time.perf_counter() - run.began, current, scale, run.scales, size,
+                         dict(terms))
+        bad = guard.check(event, before)
+        if bad is not None:
+            run.done = bad.iteration - 1
+            with torch.no_grad():
+                pixels.copy_(guard.good)
+            return f"the loss became {float(bad.terms['total'])} at iteration {bad.iteration}"
+        for callback in run.callbacks:
+            callback(event)
+        if run.stop is not None and run.stop.is_set():
+            guard.flush()
+            return "cancelled"
+    guard.flush()
+    return None
+
+
+def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mode.TRANSFER,
+               content: torch.Tensor | None = None, styles: Sequence[torch.Tensor] = (),
+               init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
+               callbacks: Sequence[Callback] = (), seed: int = 0,
+               stop: threading.Event | None = None) -> Result:
+    """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
+
+    ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
+    resizes them in proportion to its canvas); all on the objective's device. ``init`` is a starting image or
+    None for ``config.init``'s (noise, content or style; by default content for a transfer, else noise).
+    ``canvas`` (width, height) sets a texture's size. A non-finite loss stops the run with the last good
+    image; ``stop`` (when set) and Ctrl-C stop it with the current one.
+    """
+    net = objective.net
+    device = next(net.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    blend = normalised(config.style_blend, len(styles)) if styles else []
+    if mode.uses_content and content is None:
+        raise ConfigError(f"{mode.value} needs a content image")
+    if mode.uses_style and not styles:
+        raise ConfigError(f"{mode.value} needs at least one style image")
+    if content is not None and mode.uses_content:
+        full = (content.shape[-1], content.shape[-2])
+    else:
+        full = canvas or images.fit_long_side(styles[0].shape[-1], styles[0].shape[-2], config.size)
+    plan = schedule(config, full)
+    original_content = content
+    if config.preserve_color and content is not None:
+        luminance = images.luminance(content)
+        styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
+        content = luminance
+    run = _Run(config, objective, callbacks, stop, sum(count for _, count in plan), len(plan))
+    pixels: torch.Tensor | None = None
+    guard: _Guard | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    stopped = None
+
+    def current() -> torch.Tensor:
+        assert pixels is not None
+        image = pixels.detach().clamp(0, 1)
+        if config.preserve_color and original_content is not None:
+            image = images.restore_colour(image, images.resize(original_content, _size_of(image)))
+        return image.cpu()
+
+    try:
+        for scale, (size, count) in enumerate(plan, start=1):
+            scaled_content = images.resize(content, size) if content is not None else None
+            scaled_styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in styles]
+            targets = objective.targets(scaled_content, scaled_styles, blend)
+            if pixels is None:
+                shape = torch.Size((1, 3, size[1], size[0]))
+                start = _initial_image(config, mode, shape, scaled_content, scaled_styles, init, generator)
+                start = start.to(device)
+            else:
+                start = images.resize(pixels.detach(), size)
+            check_size(start, net, "image")
+            pixels = start.contiguous().clone().requires_grad_(True)
+            every = 1 if device.type == "cpu" or config.optimizer == "lbfgs" else 10
+            guard = _Guard(pixels, every, run.history)
+            optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None)
+            stopped = _run_scale(run, scale, size, count, pixels, optimizer, targets, current, guard)
+            if stopped:
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        if pixels is None or guard is None:
+            raise
+        with torch.no_grad():
+            if not torch.isfinite(pixels).all():
+                pixels.copy_(guard.good)
+    return Result(image=current(), iterations=run.done, history=run.history, seed=seed, stopped=stopped,
+                  elapsed=time.perf_counter() - run.began)
+
+
+def _size_of(image: torch.Tensor) -> tuple[int, int]:
+    return image.shape[-1], image.shape[-2]

@@ -1,0 +1,130 @@
+"""What an optimisation run computes: the mode, the start image and every setting, with the defaults the CLI,
+the API and the docs share. Where it runs (device, precision) and with which feature network are not here:
+see :mod:`stylecraft.runtime` and :class:`stylecraft.features.FeatureNetwork`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .. import checks
+from ..errors import ConfigError
+from ..features import canonical_layer
+
+
+class Mode(str, Enum):
+    """What the optimisation matches: content and style, content alone, or style alone."""
+
+    TRANSFER = "transfer"
+    RECONSTRUCT = "reconstruct"
+    TEXTURE = "texture"
+
+    @property
+    def uses_content(self) -> bool:
+        """Whether the mode has a content image (all but a texture)."""
+        return self is not Mode.TEXTURE
+
+    @property
+    def uses_style(self) -> bool:
+        """Whether the mode has style images (all but a reconstruction)."""
+        return self is not Mode.RECONSTRUCT
+
+
+MODES = tuple(mode.value for mode in Mode)
+OPTIMIZERS = ("lbfgs", "adam")
+#: Start images by name; a picture of one's own is given as ``init_image`` instead.
+INITS = ("noise", "content", "style")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Every setting of an optimisation run, with the defaults the CLI, the API and the docs share.
+
+    Weights of layers and styles are relative: they are divided by their sum. ``init=None`` means the
+    content image for a transfer and noise for a reconstruction or a texture; ``lr=None`` means the
+    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units).
+    """
+
+    size: int = 512
+    style_size: int | None = None
+    style_scale: float = 1.0
+    width: int | None = None
+    height: int | None = None
+    iterations: int = 400
+    single_scale: bool = False
+    scales: int | None = None
+    min_size: int = 128
+    scale_iterations: tuple[int, ...] | None = None
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    init: str | None = None
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    content_layer_weights: tuple[float, ...] | None = None
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    style_layer_weights: tuple[float, ...] | None = None
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1.0
+    style_blend: tuple[float, ...] | None = None
+    preserve_color: bool = False
+    seed: int | None = None
+
+    def replace(self, **changes: object) -> TransferConfig:
+        """A copy with ``changes``; unknown names are a ConfigError listing the valid ones."""
+        return checks.replace(self, **changes)
+
+    def learning_rate(self) -> float:
+        """The step size in use: ``lr`` or the optimiser's default."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19") -> None:
+        """Raise ConfigError, naming the parameter and the valid choices, for any value that cannot work
+        (layer names are checked against ``model``'s)."""
+        checks.choice("mode", mode, MODES)
+        mode = Mode(mode)
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.init is not None:
+            checks.choice("init", self.init, INITS)
+        self._check_numbers()
+        for kind, used in (("content", mode.uses_content), ("style", mode.uses_style)):
+            layers = getattr(self, f"{kind}_layers")
+            if not layers and used:
+                raise ConfigError(f"`{kind}_layers`: give at least one layer")
+            canonical = [canonical_layer(layer, model) for layer in layers]
+            if len(set(canonical)) != len(canonical):
+                raise ConfigError(f"`{kind}_layers`: a layer is named twice")
+            checks.weights(f"{kind}_layer_weights", getattr(self, f"{kind}_layer_weights"), len(layers))
+        if mode.uses_style:
+            checks.weights("style_blend", self.style_blend, styles)
+        self._check_mode(mode)
+
+    def _check_numbers(self) -> None:
+        checks.at_least("min_size", self.min_size, 1)
+        checks.at_least("scales", self.scales, 1)
+        if self.scale_iterations is not None and min(self.scale_iterations, default=0) < 1:
+            raise ConfigError("`scale_iterations`: every scale needs at least 1 iteration")
+        checks.at_least("iterations", self.iterations, 1)
+        for name in ("size", "style_size", "width", "height"):
+            checks.at_least(name, getattr(self, name), 1, " pixel")
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "lr"):
+            value = getattr(self, name)
+            if value is not None:
+                checks.non_negative(name, value)
+        if self.style_scale <= 0 or (self.lr is not None and self.lr <= 0):
+            raise ConfigError("`style_scale` and `lr` must be greater than 0")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ConfigError(f"`seed` must be between 0 and 2**63 - 1 (got {self.seed})")
+
+    def _check_mode(self, mode: Mode) -> None:
+        if self.preserve_color and not mode.uses_content:
+            raise ConfigError("`preserve_color` needs a content image; a texture has none")
+        if self.init == "content" and not mode.uses_content:
+            raise ConfigError("`init` content needs a content image; a texture has none")
+        if self.init == "style" and not mode.uses_style:
+            raise ConfigError("`init` style needs a style image; a reconstruction has none")
+        active = {"content": self.content_weight if mode.uses_content else 0.0,
+                  "style": self.style_weight if mode.uses_style else 0.0, "tv": self.tv_weight}
+        if not any(active.values()):
+            raise ConfigError(f"every loss weight of a {mode.value} is 0 ({', '.join(active)}): nothing to optimise")

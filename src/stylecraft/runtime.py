@@ -1,0 +1,91 @@
+"""Where work runs: the device and the precision, resolved once at the boundary and handed down.
+
+The algorithms (``optimize``, ``feedforward``) never probe devices: they get a :class:`Runtime`. One rule
+picks the device for the optimiser, training (each ``torchrun`` process then takes its own GPU) and
+applying a network: ``auto`` is CUDA if present, else Apple's MPS, else the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if present, else Apple MPS, else the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES[1:]:
+        raise ConfigError(f"`device`: {name!r} is not one of {', '.join(DEVICES)}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("`device` cuda: no CUDA GPU is available on this machine")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("`device` mps: Apple's MPS is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A device and the precision of the forward passes run under :meth:`autocast` (the feature network's,
+    and in training the transformer network's too). ``precision`` is resolved: fp32, bf16 or fp16."""
+
+    device: torch.device
+    precision: str = "fp32"
+
+    @classmethod
+    def resolve(cls, device: str | torch.device = "auto", precision: str = "auto") -> Runtime:
+        """The runtime for a device name and a precision; ``auto`` precision is bf16 on CUDA, fp32 elsewhere."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"`precision`: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        resolved = device if isinstance(device, torch.device) else resolve_device(device)
+        if precision == "auto":
+            precision = "bf16" if resolved.type == "cuda" else "fp32"
+        return cls(resolved, precision)
+
+    def on(self, device: torch.device) -> Runtime:
+        """The same precision on another device (a ``torchrun`` process's own GPU)."""
+        return Runtime(device, self.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """A context for forward passes: bf16/fp16 autocast, or nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def available_memory(self) -> int | None:
+        """Bytes that a run can still allocate on the device, or None where that cannot be known."""
+        if self.device.type == "cuda":
+            return torch.cuda.mem_get_info(self.device)[0]
+        if self.device.type == "cpu":
+            try:
+                with open("/proc/meminfo") as meminfo:
+                    fields = dict(line.split(":", 1) for line in meminfo)
+                return int(fields["MemAvailable"].split()[0]) * 1024
+            except (OSError, KeyError, ValueError):
+                return None
+        return None
+
+    def reset_peak_memory(self) -> None:
+        """Start counting :meth:`peak_memory_mb` afresh (CUDA; a process's peak RSS cannot be reset)."""
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory_mb(self) -> float:
+        """The peak memory in MiB: the GPU allocator's peak on CUDA, the process's peak RSS otherwise."""
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
