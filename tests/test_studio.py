@@ -20,9 +20,10 @@ from PIL import Image
 
 from stylecraft import api, cli
 from stylecraft.feedforward import TransformerNet, save_model
-from stylecraft.studio.app import create_app, display_name
+from stylecraft.studio.app import create_app
 from stylecraft.studio.config import StudioConfig
 from stylecraft.studio.store import JobStore
+from stylecraft.studio.views import display_name
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402 - after the skip

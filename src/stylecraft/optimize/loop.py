@@ -182,10 +182,16 @@ class _Guard:
 
 @dataclass
 class _Run:
-    """What the scales of one run share."""
+    """What the scales of one run share: the settings, the objective, the inputs (at full size, on the
+    device), the listeners and the count of iterations done."""
 
     config: TransferConfig
     objective: Objective
+    mode: Mode
+    content: torch.Tensor | None
+    styles: Sequence[torch.Tensor]
+    init: torch.Tensor | None
+    generator: torch.Generator
     callbacks: Sequence[Callback]
     stop: threading.Event | None
     total: int
@@ -193,6 +199,23 @@ class _Run:
     began: float = field(default_factory=time.perf_counter)
     done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def start(self, size: tuple[int, int], previous: torch.Tensor | None) -> tuple[torch.Tensor, Targets]:
+        """The pixels to optimise at ``size`` (the previous scale's picture, upsampled, or the start image)
+        and the targets at that size."""
+        config, net = self.config, self.objective.net
+        content = images.resize(self.content, size) if self.content is not None else None
+        styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in self.styles]
+        blend = normalised(config.style_blend, len(styles)) if styles else []
+        targets = self.objective.targets(content, styles, blend)
+        if previous is None:
+            shape = torch.Size((1, 3, size[1], size[0]))
+            start = _initial_image(config, self.mode, shape, content, styles, self.init, self.generator)
+            start = start.to(next(net.parameters()).device)
+        else:
+            start = images.resize(previous.detach(), size)
+        check_size(start, net, "image")
+        return start.contiguous().clone().requires_grad_(True), targets
 
 
 def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels: torch.Tensor,
@@ -238,10 +261,6 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     ``canvas`` (width, height) sets a texture's size. A non-finite loss stops the run with the last good
     image; ``stop`` (when set) and Ctrl-C stop it with the current one.
     """
-    net = objective.net
-    device = next(net.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    blend = normalised(config.style_blend, len(styles)) if styles else []
     if mode.uses_content and content is None:
         raise ConfigError(f"{mode.value} needs a content image")
     if mode.uses_style and not styles:
@@ -251,12 +270,14 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     else:
         full = canvas or images.fit_long_side(styles[0].shape[-1], styles[0].shape[-2], config.size)
     plan = schedule(config, full)
-    original_content = content
+    original = content
     if config.preserve_color and content is not None:
         luminance = images.luminance(content)
         styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
         content = luminance
-    run = _Run(config, objective, callbacks, stop, sum(count for _, count in plan), len(plan))
+    run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
+               stop, sum(count for _, count in plan), len(plan))
+    every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
     guard: _Guard | None = None
     optimizer: torch.optim.Optimizer | None = None
@@ -265,24 +286,13 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     def current() -> torch.Tensor:
         assert pixels is not None
         image = pixels.detach().clamp(0, 1)
-        if config.preserve_color and original_content is not None:
-            image = images.restore_colour(image, images.resize(original_content, _size_of(image)))
+        if config.preserve_color and original is not None:
+            image = images.restore_colour(image, images.resize(original, _size_of(image)))
         return image.cpu()
 
     try:
         for scale, (size, count) in enumerate(plan, start=1):
-            scaled_content = images.resize(content, size) if content is not None else None
-            scaled_styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in styles]
-            targets = objective.targets(scaled_content, scaled_styles, blend)
-            if pixels is None:
-                shape = torch.Size((1, 3, size[1], size[0]))
-                start = _initial_image(config, mode, shape, scaled_content, scaled_styles, init, generator)
-                start = start.to(device)
-            else:
-                start = images.resize(pixels.detach(), size)
-            check_size(start, net, "image")
-            pixels = start.contiguous().clone().requires_grad_(True)
-            every = 1 if device.type == "cpu" or config.optimizer == "lbfgs" else 10
+            pixels, targets = run.start(size, pixels)
             guard = _Guard(pixels, every, run.history)
             optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None)
             stopped = _run_scale(run, scale, size, count, pixels, optimizer, targets, current, guard)

@@ -1,0 +1,28 @@
+"""What the page needs to know first: version, device, defaults, limits, the models and the queue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ... import api
+from ..models import list_models
+from ..schemas import DEFAULTS
+from ..views import Runner, Settings, Store
+
+router = APIRouter()
+
+
+@router.get("/api/info", summary="Version, device, defaults, limits, models and queue length")
+async def info(config: Settings, store: Store, worker: Runner) -> dict:
+    return {"version": api.version(), "device": config.device, "token_required": bool(config.token),
+            "defaults": {"size": DEFAULTS.size, "iterations": DEFAULTS.iterations,
+                         "style_weight": DEFAULTS.style_weight, "preserve_color": DEFAULTS.preserve_color},
+            "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
+                       "max_queue": config.max_queue, "max_styles": config.max_styles,
+                       "max_size": config.max_size, "max_iterations": config.max_iterations},
+            "models": list_models(config.models_folder), "pending": store.pending(), "running": worker.current}
+
+
+@router.get("/api/models", summary="Real-time model files in the models folder")
+async def models(config: Settings) -> list[dict]:
+    return list_models(config.models_folder)

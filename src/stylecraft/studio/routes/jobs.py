@@ -1,0 +1,116 @@
+"""Jobs: queue one, follow it, cancel, restart or delete it, and fetch its pictures."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from ...errors import ConfigError
+from ..models import model_path
+from ..schemas import DEFAULTS, Error, Job, JobRequest
+from ..store import JobStore
+from ..views import Runner, Settings, Store, picture_route, public_job
+
+router = APIRouter()
+
+
+def _check(request: JobRequest, config: Settings) -> list[str]:
+    """The request's style ids once it is known to fit this studio's limits and the optimiser's rules."""
+    if request.size > config.max_size:
+        raise ConfigError(f"size {request.size} is more than this studio's limit of {config.max_size} px")
+    if request.iterations > config.max_iterations:
+        raise ConfigError(f"{request.iterations} iterations is more than this studio's limit of "
+                          f"{config.max_iterations}")
+    styles = request.styles
+    if request.method == "model":
+        if not request.model:
+            raise ConfigError("choose a real-time model")
+        model_path(config.models_folder, request.model)
+        return []
+    if not styles:
+        raise ConfigError("add at least one style picture")
+    if len(styles) > config.max_styles:
+        raise ConfigError(f"{len(styles)} style pictures: at most {config.max_styles}")
+    if len(set(styles)) != len(styles):
+        raise ConfigError("the same style picture is given twice")
+    DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
+                     preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
+    return styles
+
+
+@router.get("/api/jobs", response_model=list[Job], summary="Every job, newest first")
+async def jobs(store: Store) -> list[dict]:
+    return [public_job(store, job) for job in store.list_jobs()]
+
+
+@router.post("/api/jobs", status_code=201, response_model=Job, summary="Queue a job",
+             responses={404: {"model": Error}, 429: {"model": Error}, 507: {"model": Error}})
+async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict:
+    styles = _check(request, config)
+    options = request.model_dump(exclude={"content", "styles"})
+    if request.method != "model":
+        options["model"] = None
+    room = 4 * request.size**2  # at most: the result as a PNG, its preview and thumbnail
+    job = await run_in_threadpool(store.create_job, request.content, styles, options, config.max_queue, room)
+    worker.wake()
+    return public_job(store, job)
+
+
+@router.get("/api/jobs/{job_id}", response_model=Job, summary="One job", responses={404: {"model": Error}})
+async def get_job(job_id: str, store: Store) -> dict:
+    return public_job(store, store.job(job_id))
+
+
+@router.post("/api/jobs/{job_id}/cancel", response_model=Job, summary="Cancel a queued or running job",
+             responses={404: {"model": Error}, 409: {"model": Error}})
+async def cancel_job(job_id: str, store: Store) -> dict:
+    return public_job(store, store.cancel(job_id))
+
+
+@router.post("/api/jobs/{job_id}/restart", response_model=Job,
+             summary="Queue a failed, cancelled or interrupted job again",
+             responses={404: {"model": Error}, 409: {"model": Error}, 429: {"model": Error}})
+async def restart_job(job_id: str, config: Settings, store: Store, worker: Runner) -> dict:
+    job = await run_in_threadpool(store.restart, job_id, config.max_queue)
+    worker.wake()
+    return public_job(store, job)
+
+
+@router.delete("/api/jobs/{job_id}", status_code=204, summary="Delete a job and its pictures (a running job "
+               "is stopped first)", responses={404: {"model": Error}})
+async def delete_job(job_id: str, store: Store) -> Response:
+    await run_in_threadpool(store.delete, job_id)
+    return Response(status_code=204)
+
+
+async def _picture(store: JobStore, job_id: str, name: str, missing: str, media_type: str,
+                   headers: dict) -> Response:
+    """A job's picture, read whole in one go: the worker renames new previews over old ones, and a reply
+    streamed from the path could mix one's length with another's bytes."""
+    store.job(job_id)
+    try:
+        data = await run_in_threadpool((store.job_dir(job_id) / name).read_bytes)
+    except OSError:
+        raise HTTPException(404, missing) from None
+    return Response(data, media_type=media_type, headers=headers)
+
+
+@picture_route(router, "/api/jobs/{job_id}/preview", summary="The picture so far")
+async def preview(job_id: str, store: Store) -> Response:
+    return await _picture(store, job_id, "preview.jpg", "no preview yet", "image/jpeg", {"Cache-Control": "no-store"})
+
+
+@picture_route(router, "/api/jobs/{job_id}/result", summary="The result (PNG with its settings); ?download=true to "
+               "save it")
+async def result(job_id: str, store: Store, download: bool = False) -> Response:
+    headers = {"Cache-Control": "no-cache"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="stylecraft-{job_id}.png"'
+    return await _picture(store, job_id, "result.png", "this job has no result yet", "image/png", headers)
+
+
+@picture_route(router, "/api/jobs/{job_id}/thumbnail", summary="The result's thumbnail")
+async def thumbnail(job_id: str, store: Store) -> Response:
+    return await _picture(store, job_id, "thumb.jpg", "this job has no result yet", "image/jpeg",
+                          {"Cache-Control": "no-cache"})

@@ -1,0 +1,79 @@
+"""The studio API's request and response shapes (they make its OpenAPI schema at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..optimize import TransferConfig
+from .store import ID_PATTERN
+
+DEFAULTS = TransferConfig()
+
+
+class JobRequest(BaseModel):
+    """A new job: uploaded pictures by id and the common options (defaults from TransferConfig)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(pattern=ID_PATTERN.pattern, description="id of the uploaded content photo")
+    styles: list[str] = Field(default_factory=list, description="ids of uploaded style pictures (optimisation)")
+    method: Literal["optimise", "model"] = Field("optimise", description="optimisation or a real-time model")
+    model: str | None = Field(None, description="a model file's name from /api/models (method 'model')")
+    size: int = Field(DEFAULTS.size, ge=16, description="long side of the result in pixels")
+    iterations: int = Field(DEFAULTS.iterations, ge=1, description="optimiser steps (optimisation)")
+    style_weight: float = Field(DEFAULTS.style_weight, ge=0, le=1e6, allow_inf_nan=False,
+                                description="style strength (optimisation)")
+    preserve_color: bool = Field(DEFAULTS.preserve_color, description="keep the photo's colours")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="random seed (default: a new one)")
+
+
+class Upload(BaseModel):
+    """An accepted picture."""
+
+    id: str
+    name: str
+    width: int
+    height: int
+    image: str
+    thumbnail: str
+
+
+class Picture(BaseModel):
+    """An input picture of a job."""
+
+    id: str
+    name: str
+    thumbnail: str
+
+
+class Job(BaseModel):
+    """A job as the page sees it."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+    options: dict
+    content: Picture
+    styles: list[Picture]
+    created: float
+    started: float | None
+    finished: float | None
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    elapsed: float | None
+    seed: int | None
+    error: str | None
+    version: int
+    queue_position: int | None
+    preview: str | None
+    result: str | None
+    download: str | None
+    thumbnail: str | None
+
+
+class Error(BaseModel):
+    """Every error response."""
+
+    error: str

@@ -1,0 +1,71 @@
+"""What the routes share: the store, worker and settings of the running studio (FastAPI dependencies, from
+``app.state``), a job as the page sees it, and picture routes that answer HEAD too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from .config import StudioConfig
+from .store import Job, JobStore, NotFound
+from .worker import Worker
+
+
+def _store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def _worker(request: Request) -> Worker:
+    return request.app.state.worker
+
+
+def _config(request: Request) -> StudioConfig:
+    return request.app.state.config
+
+
+Store = Annotated[JobStore, Depends(_store)]
+Runner = Annotated[Worker, Depends(_worker)]
+Settings = Annotated[StudioConfig, Depends(_config)]
+
+
+def display_name(filename: str | None) -> str:
+    """A file name fit for display only: no folders, no control characters, at most 80 characters."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:80] or "picture"
+
+
+def picture(store: JobStore, upload_id: str) -> dict:
+    """An input picture of a job: its id, display name and thumbnail."""
+    try:
+        name = store.upload(upload_id)["name"]
+    except NotFound:
+        name = "(deleted)"
+    return {"id": upload_id, "name": name, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
+
+
+def public_job(store: JobStore, job: Job) -> dict:
+    """A job as the page sees it (the ``Job`` schema): its pictures and results as addresses."""
+    base = f"/api/jobs/{job.id}"
+    return {
+        **{name: getattr(job, name) for name in ("id", "state", "options", "created", "started", "finished",
+                                                   "iteration", "iterations", "losses", "elapsed", "seed", "error",
+                                                   "version")},
+        "content": picture(store, job.content), "styles": [picture(store, s) for s in job.styles],
+        "queue_position": store.queue_position(job),
+        "preview": f"{base}/preview?v={job.preview}" if job.preview else None,
+        "result": f"{base}/result" if job.result else None,
+        "download": f"{base}/result?download=true" if job.result else None,
+        "thumbnail": f"{base}/thumbnail" if job.result else None,
+    }
+
+
+def picture_route(router: APIRouter, path: str, summary: str) -> Callable[[Callable], Callable]:
+    """A picture's GET route, which answers HEAD too (so a client can check a picture without fetching it)."""
+    def register(handler: Callable) -> Callable:
+        router.head(path, include_in_schema=False)(handler)
+        return router.get(path, response_class=FileResponse, summary=summary)(handler)
+    return register
