@@ -371,3 +371,22 @@ def test_a_failed_train_leaves_no_samples_folder(capsys, tmp_path, style_path):
                         tmp_path / "model.pt", "--steps", "2", "--size", "64", "--quiet")
     assert code == 2 and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "style.png"]
+
+
+def test_missing_extras_are_named_in_one_line(capsys, monkeypatch, tmp_path, content_path, style_path):
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if `stylecraft[studio]` were not installed
+    code, err = run_cli(capsys, "serve", "--data", tmp_path / "studio", "--port", "0")
+    assert code == 2 and err.count("\n") == 1 and 'pip install "stylecraft[studio]"' in err, err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, "--plot", tmp_path / "p.png")
+    assert code == 2 and err.count("\n") == 1 and "--plot" in err and '"stylecraft[plot]"' in err, err
+    assert not out.exists()
+
+
+def test_the_library_imports_no_web_or_plotting_package():
+    code = ("import sys, stylecraft, stylecraft.cli, stylecraft.api; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'matplotlib', 'onnxruntime', 'openvino') "
+            "if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"

@@ -7,6 +7,7 @@ names into their own words (``--style-weight``, a form field) where they print.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
 from collections.abc import Sequence
@@ -57,3 +58,12 @@ def replace(settings: S, **changes: Any) -> S:
     cleaned = {k: tuple(v) if isinstance(v, list) else os.fspath(v) if isinstance(v, os.PathLike) else v
                for k, v in changes.items()}
     return dataclasses.replace(settings, **cleaned)  # type: ignore[type-var]
+
+
+def require(module: str, extra: str, purpose: str) -> None:
+    """ConfigError naming the extra to install when ``purpose`` needs the optional package ``module``."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f'{purpose} needs {module}, which is not installed: pip install "stylecraft[{extra}]"') \
+            from None

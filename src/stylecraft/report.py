@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from . import images
+from . import checks, images
 from .errors import ConfigError
 
 PathLike = str | os.PathLike
@@ -126,7 +126,8 @@ def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = 
 
 
 def plot_history(history: Sequence[dict], path: PathLike, title: str = "") -> None:
-    """Loss curves (total and each term, log scale) against iterations, as a PNG."""
+    """Loss curves (total and each term, log scale) against iterations, as a PNG (needs the ``plot`` extra)."""
+    checks.require("matplotlib", "plot", "`plot`")
     import matplotlib
 
     matplotlib.use("Agg")

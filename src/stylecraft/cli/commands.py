@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from .. import api, images, report
+from .. import api, checks, images, report
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
@@ -34,6 +34,8 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        checks.require(module, "studio", "the studio")
     from ..studio.app import check_ready, serve
 
     config = studio_config(args)
@@ -183,6 +185,8 @@ def run_single(args: argparse.Namespace) -> int:
     history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history", inputs) if args.history \
         else None
     plot_path = report.check_suffix(args.plot, (".png",), "--plot", inputs) if args.plot else None
+    if plot_path:
+        checks.require("matplotlib", "plot", "`plot`")
     gif_path = report.check_suffix(args.animation, (".gif",), "--animation", inputs) if args.animation else None
     if args.snapshots and not args.save_every:
         raise ConfigError("`snapshots` needs `save_every` N")

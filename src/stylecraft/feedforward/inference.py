@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .net import TransformerNet, _ConvLayer, _Upsample
+from .net import TransformerNet, _ConvLayer, _Upsample, picture
 
 #: For an output phase of a nearest x2 upsampling, which of a 3-tap kernel's taps land on each of the two
 #: small-picture pixels it reads: phase 0 reads (i-1, i), phase 1 reads (i, i+1).
@@ -90,5 +90,5 @@ class InferenceNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The stylised image, (N, 3, H, W) in [0, 1]."""
-        return (torch.tanh(self.body(image * 2 - 1)) + 1) / 2
+        return picture(self.body(image * 2 - 1))
 

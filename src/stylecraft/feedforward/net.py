@@ -83,8 +83,13 @@ class TransformerNet(nn.Module):
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The stylised image; with ``with_logits`` also the values before the tanh (for the penalty)."""
         logits = self.body(image * 2 - 1)
-        output = (torch.tanh(logits) + 1) / 2
+        output = picture(logits)
         return (output, logits) if with_logits else output
+
+
+def picture(logits: torch.Tensor) -> torch.Tensor:
+    """The network's output in [0, 1] from the body's values before the tanh."""
+    return (torch.tanh(logits) + 1) / 2
 
 
 def saturation_penalty(logits: torch.Tensor) -> torch.Tensor:
