@@ -96,6 +96,10 @@ def test_init_from_file(capsys, tmp_path, content_path, style_path):
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "o.png", *FAST,
                         "--init", style_path)
     assert code == 0, err
+    assert images.read_metadata(tmp_path / "o.png")["init_image"] == str(style_path)
+    assert run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "c.png", *FAST)[0] == 0
+    started = [np.asarray(Image.open(tmp_path / name), dtype=float) for name in ("o.png", "c.png")]
+    assert np.abs(started[0] - started[1]).mean() > 5  # the start picture shows through after 3 steps
 
 
 def test_layers_lists_both_namings(capsys):
@@ -287,10 +291,16 @@ def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_p
 
 
 def test_history_reports_peak_memory(capsys, tmp_path, content_path, style_path):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "o.png", *FAST,
                         "--history", tmp_path / "h.json")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert code == 0, err
-    assert json.loads((tmp_path / "h.json").read_text())["peak_memory_mb"] > 50
+    peak = json.loads((tmp_path / "h.json").read_text())["peak_memory_mb"]
+    assert before <= peak <= after  # this process's peak, in MiB
+    assert images.read_metadata(tmp_path / "o.png")["peak_memory_mb"] == peak
 
 
 def test_scale_and_size_options(capsys, tmp_path, content_path, style_path):

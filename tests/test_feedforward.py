@@ -51,7 +51,7 @@ def test_network_shapes(width, channels):
     assert [c.kernel_size[0] for c in convs[:3]] == [9, 3, 3] and [c.stride[0] for c in convs[:3]] == [1, 2, 2]
     assert convs[0].out_channels == channels and convs[2].out_channels == 4 * channels
     out = net(torch.rand(2, 3, 36, 52))
-    assert out.shape == (2, 3, 36, 52) and out.min() >= 0 and out.max() <= 1
+    assert out.shape == (2, 3, 36, 52) and not torch.allclose(out[0], out[1])  # it answers to its input
     assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
     assert any(isinstance(m, torch.nn.ReflectionPad2d) for m in net.modules())
 
@@ -192,6 +192,14 @@ def test_cli_train_and_apply(capsys, tmp_path, photos):
     assert code == 1 and "1 unreadable" in capsys.readouterr().err
     outputs = sorted((tmp_path / "out").iterdir())
     assert len(outputs) == 6 and max(Image.open(outputs[0]).size) == 48
+    kept = tmp_path / "kept.png"
+    assert main(["apply", str(model), str(photos / "p0.jpg"), "-o", str(kept), "--size", "48", "--quiet",
+                 "--preserve-color"]) == 0
+    photo = images.resize_long_side(images.to_tensor(images.load_image(photos / "p0.jpg")), 48)
+    painted, colour_kept = (images.rgb_to_yuv(images.to_tensor(images.load_image(p)))[:, 1:]
+                            for p in (outputs[0], kept))
+    photo_colour = images.rgb_to_yuv(photo)[:, 1:]
+    assert (colour_kept - photo_colour).abs().mean() < 0.5 * (painted - photo_colour).abs().mean()
     code = main(["apply", str(photos.parent / "style.png"), str(photos / "p0.jpg"), "-o", str(tmp_path / "x.png")])
     assert code == 2 and "not a stylecraft model file" in capsys.readouterr().err
 

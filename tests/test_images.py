@@ -286,7 +286,13 @@ def test_resize():
     tensor = torch.rand(1, 3, 10, 20)
     out = resize(tensor, (8, 5))  # (width, height)
     assert out.shape == (1, 3, 5, 8)
-    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert abs(float(out.mean()) - float(tensor.mean())) < 0.05  # antialiased: an average, not a sample
+    edge = torch.zeros(1, 3, 8, 8)
+    edge[..., 4:] = 1.0  # bicubic overshoots at a hard edge; resize keeps the values in range
+    bare = torch.nn.functional.interpolate(edge, size=(32, 32), mode="bicubic", align_corners=False)
+    assert bare.max() > 1.0 and bare.min() < 0.0
+    upscaled = resize(edge, (32, 32))
+    assert upscaled.max() <= 1.0 and upscaled.min() >= 0.0
     assert resize(tensor, (20, 10)) is tensor
     flat = torch.full((1, 3, 30, 40), 0.25)
     assert torch.allclose(resize(flat, (13, 7)), torch.full((1, 3, 7, 13), 0.25), atol=1e-5)
@@ -447,11 +453,13 @@ def test_restore_colour_keeps_content_colour():
     assert not torch.allclose(out, result, atol=1e-2)
 
 
-def test_restore_colour_stays_in_range():
+def test_restore_colour_keeps_a_saturated_colour_exactly():
+    """Clamping the luminance, not RGB, keeps the content's colour where a bright result would push it out."""
     content = torch.zeros(1, 3, 2, 2)
-    content[:, 0] = 1.0  # saturated red
+    content[:, 0] = 1.0  # saturated red: no brighter luminance keeps this colour in range
     out = restore_colour(torch.ones(1, 3, 2, 2), content)
-    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert torch.allclose(rgb_to_yuv(out)[:, 1:], rgb_to_yuv(content)[:, 1:], atol=1e-4)
+    assert torch.allclose(out, content, atol=1e-4)
 
 
 def test_saved_files_follow_the_umask(tmp_path):
