@@ -287,6 +287,12 @@ def test_openvino_runs_the_precision_asked_for_on_any_cpu(trained, exported, pre
 
 
 @onnx_needed
+def test_only_a_torch_model_can_be_exported(exported):
+    with pytest.raises(ConfigError, match="torch backend"):
+        feedforward.to_onnx(api.load_style_model(exported, backend="onnx"))
+
+
+@onnx_needed
 def test_reduced_precision_is_refused_where_it_is_not_offered(trained, exported):
     for backend, source in (("torch", trained[0]), ("onnx", exported)):
         with pytest.raises(ConfigError, match="`backend` openvino"):

@@ -542,3 +542,10 @@ def test_coarse_to_fine_lowers_the_loss_per_scale(content, stripes, optimizer):
     first = [row["total"] for row in result.history if row["scale"] == 1]
     assert first[-1] < first[0] * 0.75
     assert result.image.shape[-2:] == (72, 96)
+
+
+def test_missing_inputs_are_refused_in_one_line(content, stripes, no_work):
+    for mode, content_, styles in (("transfer", None, stripes), ("reconstruct", None, None),
+                                   ("transfer", content, None), ("texture", None, [])):
+        with pytest.raises(ConfigError, match="needs"):
+            stylecraft.run(mode, content_, styles, size=32, seed=0)

@@ -17,6 +17,8 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +27,13 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UsageError
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: stale temporary files are told by their age instead of a lock
     fcntl = None
 
-ImageInput = str | os.PathLike | Image.Image | bytes
+ImageInput = str | os.PathLike[str] | Image.Image | bytes
 
 #: Largest image accepted, in pixels: above any camera, below Pillow's own decompression-bomb refusal (2 x
 #: Image.MAX_IMAGE_PIXELS, about 179 MP), which a larger ``max_pixels`` cannot lift.
@@ -164,7 +167,7 @@ def resize_long_side(tensor: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(tensor, fit_long_side(width, height, long_side))
 
 
-def check_output_path(path: str | os.PathLike, inputs: Iterable[object] = ()) -> Path:
+def check_output_path(path: str | os.PathLike[str], inputs: Iterable[object] = ()) -> Path:
     """Fail early, before any work, if ``path`` cannot receive an image: unknown type, no folder, no access,
     or it is one of the ``inputs``."""
     path = Path(path)
@@ -174,7 +177,7 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[object] = ()) ->
     return check_writable(path, inputs)
 
 
-def check_writable(path: str | os.PathLike, inputs: Iterable[object] = ()) -> Path:
+def check_writable(path: str | os.PathLike[str], inputs: Iterable[object] = ()) -> Path:
     """Fail early if a file cannot be created at ``path``: the folder is missing, not a folder, or read-only;
     or ``path`` is the same file as one of ``inputs`` (paths; other kinds of input are ignored), which the
     output would destroy."""
@@ -231,7 +234,7 @@ def _remove_stale_parts(path: Path) -> None:
             continue
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
     The temporary file is locked while it is written, so that the next write of ``path`` can tell (and
@@ -253,10 +256,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def encode_image(image: Image.Image, fmt: str, metadata: dict | None = None) -> bytes:
+def encode_image(image: Image.Image, fmt: str, metadata: dict[str, Any] | None = None) -> bytes:
     """Encode ``image`` in Pillow format ``fmt``; PNGs carry ``metadata`` as a JSON text chunk."""
     buffer = io.BytesIO()
-    options: dict = {}
+    options: dict[str, Any] = {}
     if fmt == "PNG" and metadata is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
@@ -267,8 +270,8 @@ def encode_image(image: Image.Image, fmt: str, metadata: dict | None = None) -> 
     return buffer.getvalue()
 
 
-def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike,
-               metadata: dict | None = None) -> Path:
+def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike[str],
+               metadata: dict[str, Any] | None = None) -> Path:
     """Save atomically; the settings in ``metadata`` go into the PNG, or a ``.json`` sidecar for other types.
 
     The picture is complete or absent: a failure never leaves a half-written or clobbered file.
@@ -289,12 +292,13 @@ def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike,
     return path
 
 
-def read_metadata(path: str | os.PathLike) -> dict | None:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The settings stylecraft recorded with an image it wrote, or None."""
     path = Path(path)
     sidecar = path.with_name(path.name + ".json")
     if sidecar.exists():
-        return json.loads(sidecar.read_text())
+        recorded: dict[str, Any] = json.loads(sidecar.read_text())
+        return recorded
     with Image.open(path) as image:
         text = getattr(image, "text", {}).get(METADATA_KEY)
     return json.loads(text) if text else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ class Objective(nn.Module):
                  content_layer_weights: Sequence[float] | None = None, style_layers: Sequence[str] = (),
                  style_layer_weights: Sequence[float] | None = None, content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0,
-                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+                 autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         super().__init__()
         self.net, self.autocast, self.tv_weight = net, autocast, tv_weight
         self.content_weight, self.style_weight = content_weight, style_weight
@@ -128,4 +129,5 @@ class Objective(nn.Module):
 
 
 def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    return sum(w * v for v, w in zip(parts.values(), weights, strict=True))
+    # ``parts`` is never empty, so the sum is a tensor, never sum()'s start value 0
+    return cast(torch.Tensor, sum(w * v for v, w in zip(parts.values(), weights, strict=True)))

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import checks, images
 from .errors import ConfigError
 
-PathLike = str | os.PathLike
+PathLike = str | os.PathLike[str]
 HISTORY_TYPES = (".csv", ".json")
 
 
@@ -29,7 +29,8 @@ class _Frame(Protocol):
 
     iteration: int
     iterations: int
-    image: Callable[[], torch.Tensor]
+
+    def image(self) -> torch.Tensor: ...
 
 
 class _TrainFrame(Protocol):
@@ -37,7 +38,8 @@ class _TrainFrame(Protocol):
 
     step: int
     steps: int
-    sample: Callable[[], torch.Tensor]
+
+    def sample(self) -> torch.Tensor: ...
 
 
 class Snapshots:
@@ -103,7 +105,7 @@ def check_suffix(path: PathLike, suffixes: Sequence[str], option: str, inputs: S
     return images.check_writable(path, inputs)
 
 
-def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = None) -> None:
+def write_history(history: Sequence[dict[str, float]], path: PathLike, extra: dict[str, object] | None = None) -> None:
     """Every loss term per iteration, with elapsed seconds, as CSV (one row each) or JSON.
 
     JSON holds ``extra`` beside the rows; CSV repeats the scalar values of ``extra`` (such as the peak
@@ -125,7 +127,7 @@ def write_history(history: Sequence[dict], path: PathLike, extra: dict | None = 
     images.atomic_write_bytes(path, data)
 
 
-def plot_history(history: Sequence[dict], path: PathLike, title: str = "") -> None:
+def plot_history(history: Sequence[dict[str, float]], path: PathLike, title: str = "") -> None:
     """Loss curves (total and each term, log scale) against iterations, as a PNG (needs the ``plot`` extra)."""
     checks.require("matplotlib", "plot", "`plot`")
     import matplotlib
@@ -139,7 +141,8 @@ def plot_history(history: Sequence[dict], path: PathLike, title: str = "") -> No
     for key in ("total", "content", "style", "tv"):
         values = [row.get(key) for row in history]
         if any(v is not None and v > 0 for v in values):
-            axes.plot(steps, values, label=key, linewidth=2 if key == "total" else 1.2)
+            # a row without the term is None, a gap in the curve; matplotlib's stub takes no None
+            axes.plot(steps, values, label=key, linewidth=2 if key == "total" else 1.2)  # type: ignore[arg-type]
     axes.set_yscale("log")
     axes.set_xlabel("iteration")
     axes.set_ylabel("weighted loss")
@@ -160,7 +163,7 @@ class Cell:
     caption: str
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -172,8 +175,8 @@ def contact_sheet(rows: Sequence[Sequence[Cell]], row_labels: Sequence[str] = ()
     """
     pad, caption_h, font = 8, 20, _font(14)
     thumbs = [[cell.image.copy() for cell in row] for row in rows]
-    for row in thumbs:
-        for picture in row:
+    for pictures in thumbs:
+        for picture in pictures:
             picture.thumbnail((cell_side, cell_side))
     heights = [max(p.height for p in row) for row in thumbs]
     header_h = caption_h if column_labels else 0

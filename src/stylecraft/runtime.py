@@ -59,7 +59,7 @@ class Runtime:
         """The same precision on another device (a ``torchrun`` process's own GPU)."""
         return Runtime(device, self.precision)
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
         """A context for forward passes: bf16/fp16 autocast, or nothing for fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()

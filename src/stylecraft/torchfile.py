@@ -11,7 +11,7 @@ from . import images
 from .errors import WeightsError
 
 
-def load_safely(path: str | os.PathLike, kind: str) -> object:
+def load_safely(path: str | os.PathLike[str], kind: str) -> object:
     """``torch.load(weights_only=True)`` onto the CPU, so no code in the file runs; a file that does not load
     is a one-line WeightsError "PATH: not KIND (why)"."""
     try:
@@ -20,7 +20,7 @@ def load_safely(path: str | os.PathLike, kind: str) -> object:
         raise WeightsError(f"{path}: not {kind} (it does not load as a safe PyTorch file)") from exc
 
 
-def save_atomically(payload: object, path: str | os.PathLike) -> None:
+def save_atomically(payload: object, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path``: the complete new file or the old one untouched."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)

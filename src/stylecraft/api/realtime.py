@@ -8,9 +8,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import torch
 from PIL import Image
+from torch import nn
 
 from .. import checks, feedforward, images
 from ..errors import ConfigError, ImageError, WeightsError
@@ -22,12 +24,14 @@ from .transfer import NETWORK_FIELDS
 from .version import version
 
 TRAIN_FIELDS = frozenset(f.name for f in fields(feedforward.TrainConfig))
+#: Any kind of picture source; :func:`apply_many` gives each back as it was given.
+Source = TypeVar("Source", bound="ImageInput")
 
 
-def train_network(style: ImageInput, data: str | os.PathLike, output: str | os.PathLike, *,
+def train_network(style: ImageInput, data: str | os.PathLike[str], output: str | os.PathLike[str], *,
                   config: feedforward.TrainConfig | None = None, network: FeatureNetwork | None = None,
                   device: str = "auto", precision: str = "auto", sample: ImageInput | None = None,
-                  resume: str | os.PathLike | None = None,
+                  resume: str | os.PathLike[str] | None = None,
                   callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
@@ -92,7 +96,7 @@ def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size
     raise ImageError(f"none of the {len(data.paths)} photos could be read")
 
 
-def _load_checkpoint(path: str | os.PathLike) -> dict:
+def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     state = load_safely(path, "a stylecraft training checkpoint")
     if not isinstance(state, dict) or not {"state_dict", "optimizer", "step"} <= set(state):
         raise WeightsError(f"{path}: not a stylecraft training checkpoint")
@@ -102,7 +106,7 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
-def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device: str = "auto",
+def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",
                      precision: str = "fp32") -> feedforward.StyleModel:
     """Load a trained network for ``backend``: "torch" (a model file); "onnx" (ONNX Runtime) or "openvino"
     (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model file exported on the fly; or
@@ -121,7 +125,7 @@ def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device:
         raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.load_model(model)
-        loaded.net = loaded.net.to(resolve_device(device))
+        loaded.net = cast(nn.Module, loaded.net).to(resolve_device(device))  # load_model's net is a TransformerNet
         return loaded
     checks.choice("device", device, DEVICES)
     source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
@@ -132,7 +136,7 @@ def load_style_model(model: str | os.PathLike, *, backend: str = "auto", device:
     return feedforward.StyleModel(net=net, metadata=info)
 
 
-def export_model(model: str | os.PathLike, output: str | os.PathLike) -> None:
+def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
     """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
     if Path(output).suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
@@ -141,7 +145,7 @@ def export_model(model: str | os.PathLike, output: str | os.PathLike) -> None:
     images.atomic_write_bytes(output, data)
 
 
-def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
+def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
                 preserve_color: bool = False, device: str = "auto", tile: int = 1024,
                 backend: str = "auto", precision: str = "fp32") -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
@@ -154,9 +158,9 @@ def apply_model(model: str | os.PathLike | feedforward.StyleModel, image: ImageI
     return picture
 
 
-def apply_many(model: feedforward.StyleModel, sources: Sequence[ImageInput], *, batch_size: int = 4,
+def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batch_size: int = 4,
                size: int | None = None, preserve_color: bool = False, tile: int = 1024
-               ) -> Iterator[tuple[ImageInput, Image.Image | ImageError]]:
+               ) -> Iterator[tuple[Source, Image.Image | ImageError]]:
     """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
 
     Yields each source with its picture, or with the ImageError that kept it from being read, so that one
@@ -168,16 +172,15 @@ def apply_many(model: feedforward.StyleModel, sources: Sequence[ImageInput], *, 
         chunk = sources[start:start + batch_size]
         results: list[Image.Image | ImageError | None] = [None] * len(chunk)
         same_size: dict[tuple[int, ...], list[int]] = {}
-        tensors: list[torch.Tensor | None] = []
+        tensors: dict[int, torch.Tensor] = {}
         for index, source in enumerate(chunk):
             try:
                 tensor = images.to_tensor(images.load_image(source))
             except ImageError as exc:
                 results[index] = exc
-                tensors.append(None)
                 continue
-            tensors.append(images.resize_long_side(tensor, size) if size else tensor)
-            same_size.setdefault(tuple(tensors[-1].shape), []).append(index)
+            tensors[index] = images.resize_long_side(tensor, size) if size else tensor
+            same_size.setdefault(tuple(tensors[index].shape), []).append(index)
         for indices in same_size.values():
             batch = torch.cat([tensors[i] for i in indices])
             painted = feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile)

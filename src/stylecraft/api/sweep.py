@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -73,13 +74,14 @@ def grid(mode: Mode | str, axes: Sequence[Axis], *, cell_side: int = 256,
     rows: list[list[report.Cell]] = []
     for index, ((row_label, row_opts), (col_label, col_opts)) in enumerate(
             itertools.product(rows_axis.cells, cols_axis.cells)):
-        cell_options = {**fixed, **row_opts, **col_opts}
+        cell_options: dict[str, Any] = {**fixed, **row_opts, **col_opts}
         content, style = cell_options.pop("content", None), cell_options.pop("style", None)
         label = ", ".join(x for x in (row_label, col_label) if x) or mode.value
         if on_cell is not None:
             on_cell(index, total, label)
         began = time.perf_counter()
-        result = run(mode, content, style if mode.uses_style else None, **{**options, **cell_options})
+        run_options: dict[str, Any] = {**options, **cell_options}
+        result = run(mode, content, style if mode.uses_style else None, **run_options)
         if result.stopped:
             raise StylecraftError(f"grid cell {label}: {result.stopped}")
         seconds = time.perf_counter() - began

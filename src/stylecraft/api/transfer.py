@@ -89,6 +89,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     checks.choice("mode", mode, MODES)
     mode = Mode(mode)
     style_list = _as_list(styles)
+    if mode.uses_content and content is None:
+        raise ConfigError(f"a {mode.value} needs a content image (`content`)")
+    if mode.uses_style and not style_list:
+        raise ConfigError(f"a {mode.value} needs at least one style image (`styles`)")
     network.validate()
     _check_init(config)
     config.validate(mode, len(style_list), network.model)
@@ -98,7 +102,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     layers += list(config.style_layers) if mode.uses_style else []
     net = network.build(layers, runtime.device)
 
-    content_image = images.load_image(content) if mode.uses_content else None
+    content_image = images.load_image(content) if content is not None and mode.uses_content else None
     style_tensors = [images.to_tensor(images.load_image(s)) for s in style_list] if mode.uses_style else []
     if content_image is not None:
         full = images.fit_long_side(*content_image.size, config.size)

@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, cast
 
 from .. import api, checks, images, report
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
-from ..feedforward import TrainConfig, find_photos
+from ..feedforward import TrainConfig, TrainProgress, find_photos
 from ..optimize import INITS, Progress, Result, TransferConfig
 from ..studio.config import StudioConfig
 from .parser import Parser, add_run_options
@@ -57,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
     samples = images.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
-    callbacks: list[Callable] = [report.TrainSamples(samples, config.sample_every)]
+    callbacks: list[Callable[[TrainProgress], None]] = [report.TrainSamples(samples, config.sample_every)]
     bar = None
     if not args.quiet:
         bar = _Bar("train", "step")
@@ -123,7 +124,7 @@ def run_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_options(args: argparse.Namespace) -> dict[str, object]:
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an optimisation run that the command line set: settings, network, device, precision,
     and ``--init`` as a start image by name or a picture of one's own."""
     chosen = {k: v for k, v in vars(args).items() if k in RUN_FIELDS and v is not None}
@@ -138,7 +139,7 @@ class _Bar:
 
     def __init__(self, description: str, unit: str) -> None:
         self.description, self.unit = description, unit
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar (tqdm is imported at the first update)
 
     def update(self, total: int, postfix: dict[str, object] | None = None) -> None:
         if self.bar is None:
@@ -162,7 +163,7 @@ class _ProgressBar(_Bar):
         super().__init__(description, "it")
 
     def __call__(self, event: Progress) -> None:
-        shown = None
+        shown: dict[str, object] | None = None
         if event.iteration % 10 == 0 or event.iteration == event.iterations:
             losses = event.losses
             shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
@@ -258,7 +259,8 @@ def _axes(args: argparse.Namespace) -> list[Axis]:
             raise ConfigError(f"--vary {shorten(spec)!r}: give OPTION=V1,V2,... with a run option such as "
                               "style-weight")
         action = actions[dest]
-        convert = _boolean if action.const is True else action.type or (lambda text: text)
+        option_type = cast("Callable[[str], object] | None", action.type)  # a function, never a registered name
+        convert = _boolean if action.const is True else option_type or (lambda text: text)
         try:
             cells = [(f"{name}={v.strip()}", run_options(argparse.Namespace(**{dest: convert(v.strip())})))
                      for v in values.split(",")]

@@ -129,7 +129,7 @@ def add_outputs(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``stylecraft`` command."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = Parser(prog="stylecraft", description="Neural style transfer: paint a photo in the style of "
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     t = TrainConfig()
     train = sub.add_parser("train", parents=[common], help="train a real-time network for one style",
                            description="Train a feed-forward network (Johnson et al. 2016) on a folder of photos "
@@ -219,7 +219,7 @@ def add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     train.add_argument("--weights", help="VGG weight file (default: the Oxford VGG-19 weights)")
 
 
-def add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply = sub.add_parser("apply", parents=[common], help="stylise photos with a trained network",
                            description="Stylise image files or folders with a model from `stylecraft train`.")
     apply.add_argument("model", help="the model file, or an ONNX file from `stylecraft export`")
@@ -246,7 +246,7 @@ def add_apply(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
 
 
-def add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="start the web studio (a page and a JSON API)",
                            description="Start stylecraft studio: stylise from the browser, with a queue and a "
                            "gallery. Binds to localhost; another --host needs --token.")
@@ -292,5 +292,6 @@ def command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse
         if isinstance(action, argparse._SubParsersAction):
             for word in argv:
                 if word in action.choices:
-                    return action.choices[word]
+                    chosen: argparse.ArgumentParser = action.choices[word]
+                    return chosen
     return parser

@@ -62,6 +62,10 @@ class VGG(nn.Module):
     Only the layers up to the deepest one in ``layers`` are built, so no time or memory goes to the rest.
     """
 
+    order: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, weights: WeightSet, layers: Iterable[str], pooling: str = "max") -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -83,6 +87,7 @@ class VGG(nn.Module):
                 conv = nn.Conv2d(cin, cout, kernel_size=3, padding=1)
                 with torch.no_grad():
                     conv.weight.copy_(weight)
+                    assert conv.bias is not None  # a Conv2d made with its default bias=True
                     conv.bias.copy_(bias)
                 modules[name] = conv
             elif name.startswith("relu"):
@@ -97,12 +102,13 @@ class VGG(nn.Module):
         self.requires_grad_(False)
         self.eval()
         # Channels-last convolutions are faster on CPUs (oneDNN) and on tensor-core GPUs.
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
 
     @property
     def min_size(self) -> int:
         """The smallest image side (pixels) for which the deepest layer still has one position."""
-        return 2 ** sum(1 for n in self.names if n.startswith("pool"))
+        side: int = 2 ** sum(1 for n in self.names if n.startswith("pool"))
+        return side
 
     def activation_bytes(self, width: int, height: int) -> int:
         """Bytes of float32 activations one forward pass keeps for the backward pass at this image size."""

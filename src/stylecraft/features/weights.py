@@ -53,8 +53,8 @@ class Preprocess:
 
 CAFFE = Preprocess(order=(2, 1, 0), scale=(255.0, 255.0, 255.0), shift=(103.939, 116.779, 123.68))
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TORCHVISION = Preprocess(order=(0, 1, 2), scale=tuple(1 / s for s in _STD),
-                         shift=tuple(m / s for m, s in zip(_MEAN, _STD, strict=False)))
+TORCHVISION = Preprocess(order=(0, 1, 2), scale=(1 / _STD[0], 1 / _STD[1], 1 / _STD[2]),
+                         shift=(_MEAN[0] / _STD[0], _MEAN[1] / _STD[1], _MEAN[2] / _STD[2]))
 PREPROCESS = {"caffe": CAFFE, "torchvision": TORCHVISION}
 
 
@@ -103,12 +103,12 @@ def _check(model: str, convs: list[tuple[torch.Tensor, torch.Tensor]], source: s
             raise WeightsError(f"{source}: convolution {index + 1} holds NaN or infinite values")
 
 
-def _count(state: dict, pattern: str, model: str) -> bool:
+def _count(state: dict[str, object], pattern: str, model: str) -> bool:
     return all(pattern.format(name=name, index=index) in state
                for name, index in zip(_keras_names(model), _torchvision_indices(model), strict=False))
 
 
-def _infer_model(state: dict, pattern: str, source: str, model: str | None) -> str:
+def _infer_model(state: dict[str, object], pattern: str, source: str, model: str | None) -> str:
     present = [m for m in ("vgg19", "vgg16") if _count(state, pattern, m)]
     # A VGG-19 file also holds every key VGG-16 needs, so the deepest match wins unless a model was asked for.
     found = present[0] if present else None
@@ -119,21 +119,21 @@ def _infer_model(state: dict, pattern: str, source: str, model: str | None) -> s
     return found
 
 
-def _float(state: dict, key: str, source: str) -> torch.Tensor:
+def _float(state: dict[str, object], key: str, source: str) -> torch.Tensor:
     value = state[key]
     if not isinstance(value, torch.Tensor):
         raise WeightsError(f"{source}: {key} is not a tensor")
     return value.detach().to(torch.float32).contiguous()
 
 
-def _pairs(state: dict, prefixes: list[str], source: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _pairs(state: dict[str, object], prefixes: list[str], source: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     missing = [p + "bias" for p in prefixes if p + "bias" not in state]
     if missing:
         raise WeightsError(f"{source}: {missing[0]} is missing")
     return [(_float(state, p + "weight", source), _float(state, p + "bias", source)) for p in prefixes]
 
 
-def from_state_dict(state: dict, source: str = "state dict", model: str | None = None,
+def from_state_dict(state: object, source: str = "state dict", model: str | None = None,
                     weights_format: str | None = None) -> WeightSet:
     """Recognise ``state``'s format from its keys and shapes and return a checked WeightSet."""
     if not isinstance(state, dict):
@@ -192,7 +192,7 @@ def hub_checkpoints() -> Path:
     return Path(home) / "hub" / "checkpoints"
 
 
-def load_file(path: str | os.PathLike, model: str | None = None,
+def load_file(path: str | os.PathLike[str], model: str | None = None,
               weights_format: str | None = None) -> WeightSet:
     """Load and check a weight file with ``torch.load(weights_only=True)``: no code in it is executed."""
     path = Path(path)
@@ -220,7 +220,7 @@ def find_weights(model: str = "vgg19") -> Path:
                        f"{extra}; give a weights file (`weights`)")
 
 
-def load_weights(model: str = "vgg19", path: str | os.PathLike | None = None,
+def load_weights(model: str = "vgg19", path: str | os.PathLike[str] | None = None,
                  weights_format: str | None = None) -> WeightSet:
     """The checked weights for ``model``, from ``path`` or from the default places (never downloaded)."""
     return load_file(path if path is not None else find_weights(model), model=model,

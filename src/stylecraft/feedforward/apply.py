@@ -6,7 +6,7 @@ and are blended with linear ramps; memory stays bounded by the tile size whateve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +14,18 @@ from torch import nn
 
 from .. import images
 
+
+class _OnDevice(Protocol):
+    """A callable network that says where its results come back (a RuntimeNet)."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def __call__(self, image: torch.Tensor, /) -> torch.Tensor: ...
+
+
 #: A TransformerNet, or anything that maps (N, 3, H, W) to the same and says its ``device`` (a RuntimeNet).
-Network = Callable[[torch.Tensor], torch.Tensor]
+Network = nn.Module | _OnDevice
 
 
 def _device(net: Network) -> torch.device:

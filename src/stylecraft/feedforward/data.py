@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -14,15 +15,15 @@ from ..errors import ImageError
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def find_photos(folder: str | Path) -> list[Path]:
+def find_photos(folder: str | os.PathLike[str]) -> list[Path]:
     """Every picture file under ``folder`` (by extension), sorted."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PHOTO_TYPES and p.is_file())
 
 
-class PhotoFolder(Dataset):
+class PhotoFolder(Dataset[torch.Tensor | None]):
     """Every photo under a folder, as random ``size`` x ``size`` crops; unreadable files come back as None."""
 
-    def __init__(self, folder: str | Path, size: int) -> None:
+    def __init__(self, folder: str | os.PathLike[str], size: int) -> None:
         folder = Path(folder)
         if not folder.is_dir():
             raise ImageError(f"{folder}: no such folder of training photos")

@@ -17,6 +17,7 @@ import torch
 from ..errors import ConfigError
 from .inference import InferenceNet
 from .model import StyleModel
+from .net import TransformerNet
 
 INPUT, OUTPUT = "image", "stylised"
 METADATA_KEY = "stylecraft"
@@ -24,7 +25,11 @@ _INSTALL = 'pip install "stylecraft[onnx]"'
 
 
 def to_onnx(model: StyleModel) -> bytes:
-    """The model as a serialised ONNX graph with dynamic batch/height/width and the model's metadata."""
+    """The model as a serialised ONNX graph with dynamic batch/height/width and the model's metadata; the model
+    must hold the network itself (loaded with the torch backend), not a runtime running an export."""
+    if not isinstance(model.net, TransformerNet):
+        raise ConfigError("only a model loaded for the torch backend can be exported (this one runs an export "
+                          "already)")
     try:
         import onnx
     except ImportError as exc:
@@ -37,11 +42,13 @@ def to_onnx(model: StyleModel) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(InferenceNet(model.net).eval(), (example,), input_names=[INPUT],
-                                        output_names=[OUTPUT], dynamic_shapes={"image": dims}, dynamo=True,
-                                        verbose=False)
+            program = torch.onnx.export(InferenceNet(model.net).eval(), (example,),
+                                        input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes={"image": dims},
+                                        dynamo=True, verbose=False)
     finally:
         exporter_log.setLevel(level)
+    assert program is not None  # dynamo=True always returns an ONNXProgram
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(model.metadata)})
-    return proto.SerializeToString()
+    serialised: bytes = proto.SerializeToString()
+    return serialised

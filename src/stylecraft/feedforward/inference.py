@@ -18,6 +18,7 @@ for eager PyTorch (``benchmarks/realtime.py``; docs/performance.md).
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -37,12 +38,13 @@ class _SubPixelUpsample(nn.Module):
 
     def __init__(self, stage: _Upsample) -> None:
         super().__init__()
-        layer = stage[1]
-        conv = layer[1]
+        layer = cast(_ConvLayer, stage[1])
+        conv = cast(nn.Conv2d, layer[1])
         kernel = conv.weight.detach()
         self.channels = kernel.shape[0]
         self.weight = nn.Parameter(torch.cat([
             torch.einsum("ia,ocab,jb->ocij", _PHASE_TAPS[r], kernel, _PHASE_TAPS[s]) for r, s in _PHASES]))
+        assert conv.bias is not None  # every _ConvLayer's convolution has a bias
         self.bias = nn.Parameter(conv.bias.detach().repeat(4))
         self.after = nn.Sequential(*list(layer)[2:])
 
@@ -51,7 +53,8 @@ class _SubPixelUpsample(nn.Module):
         out = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight, self.bias)
         c = self.channels
         phases = [out[:, k * c:(k + 1) * c, r:r + height, s:s + width] for k, (r, s) in enumerate(_PHASES)]
-        return self.after(F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2))
+        stylised: torch.Tensor = self.after(F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2))
+        return stylised
 
 
 class _SpaceToDepthConv(nn.Module):
@@ -60,7 +63,7 @@ class _SpaceToDepthConv(nn.Module):
 
     def __init__(self, layer: _ConvLayer) -> None:
         super().__init__()
-        conv = layer[1]
+        conv = cast(nn.Conv2d, layer[1])
         kernel = conv.weight.detach()
         cout, cin, k, _ = kernel.shape
         n = (k + 1) // 2
@@ -70,6 +73,7 @@ class _SpaceToDepthConv(nn.Module):
             shifted = F.pad(kernel, (s, 2 * n - k - s, r, 2 * n - k - r)).reshape(cout, cin, n, 2, n, 2)
             blocks.append(shifted.permute(0, 1, 3, 5, 2, 4))
         self.weight = nn.Parameter(torch.stack(blocks, 1).reshape(cout * 4, cin * 4, n, n))
+        assert conv.bias is not None  # every _ConvLayer's convolution has a bias
         self.bias = nn.Parameter(conv.bias.detach().repeat_interleave(4))
         self.padding = k // 2
 
@@ -86,7 +90,7 @@ class InferenceNet(nn.Module):
         super().__init__()
         layers = list(copy.deepcopy(net).cpu().body)
         self.body = nn.Sequential(*[_SubPixelUpsample(layer) if isinstance(layer, _Upsample) else layer
-                                    for layer in layers[:-1]], _SpaceToDepthConv(layers[-1]))
+                                    for layer in layers[:-1]], _SpaceToDepthConv(cast(_ConvLayer, layers[-1])))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The stylised image, (N, 3, H, W) in [0, 1]."""

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -31,7 +32,7 @@ class StyleModel:
     """A trained network with what it was trained on; ``net`` is a TransformerNet or a RuntimeNet running an export."""
 
     net: Network
-    metadata: dict
+    metadata: dict[str, Any]
     thumbnail: Image.Image | None = None
 
 
@@ -45,7 +46,8 @@ def style_fingerprint(style: Image.Image) -> tuple[str, bytes]:
     return digest, buffer.getvalue()
 
 
-def save_model(net: TransformerNet, path: str | os.PathLike, metadata: dict, thumbnail: bytes = b"") -> None:
+def save_model(net: TransformerNet, path: str | os.PathLike[str], metadata: dict[str, Any],
+               thumbnail: bytes = b"") -> None:
     """Write the model file atomically."""
     payload = {
         "format": FORMAT, "version": VERSION,
@@ -57,7 +59,7 @@ def save_model(net: TransformerNet, path: str | os.PathLike, metadata: dict, thu
     save_atomically(payload, path)
 
 
-def load_model(path: str | os.PathLike) -> StyleModel:
+def load_model(path: str | os.PathLike[str]) -> StyleModel:
     """Load and check a model file; every problem is a WeightsError saying what is wrong."""
     path = Path(path)
     if not path.is_file():

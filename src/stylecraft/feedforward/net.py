@@ -52,7 +52,8 @@ class _Residual(nn.Module):
         self.body = nn.Sequential(_ConvLayer(channels, channels, 3), _ConvLayer(channels, channels, 3, relu=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        residual: torch.Tensor = self.body(x)
+        return x + residual
 
 
 class _Upsample(nn.Sequential):

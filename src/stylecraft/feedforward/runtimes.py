@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from ..errors import ConfigError, WeightsError, one_line
 from .export import INPUT, METADATA_KEY, OUTPUT
@@ -21,7 +25,7 @@ from .export import INPUT, METADATA_KEY, OUTPUT
 class RuntimeNet:
     """A network run by an inference runtime: takes and returns tensors on the CPU."""
 
-    def __init__(self, run: object) -> None:
+    def __init__(self, run: Callable[[NDArray[np.float32]], NDArray[np.float32]]) -> None:
         self.run = run
 
     @property
@@ -34,7 +38,7 @@ class RuntimeNet:
         return torch.from_numpy(self.run(batch))
 
 
-def _source(source: str | os.PathLike | bytes) -> tuple[str | bytes, str]:
+def _source(source: str | os.PathLike[str] | bytes) -> tuple[str | bytes, str]:
     """The file's path (checked) or the bytes themselves, and a name for messages."""
     if isinstance(source, bytes):
         return source, "the exported network"
@@ -43,12 +47,13 @@ def _source(source: str | os.PathLike | bytes) -> tuple[str | bytes, str]:
     return str(source), str(source)
 
 
-def _metadata(name: str, props: dict[str, str], inputs: list[str]) -> dict:
+def _metadata(name: str, props: dict[str, str], inputs: list[str]) -> dict[str, Any]:
     """The stylecraft metadata of an export, or a WeightsError for an ONNX file stylecraft did not write."""
     if METADATA_KEY not in props or inputs != [INPUT]:
         raise WeightsError(f"{name}: not an ONNX file exported by `stylecraft export`")
     try:
-        return json.loads(props[METADATA_KEY])
+        metadata: dict[str, Any] = json.loads(props[METADATA_KEY])
+        return metadata
     except ValueError as exc:
         raise WeightsError(f"{name}: damaged stylecraft metadata in the ONNX file") from exc
 
@@ -70,7 +75,7 @@ def _providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def onnx_session(source: str | os.PathLike | bytes, device: str = "auto") -> tuple[RuntimeNet, dict]:
+def onnx_session(source: str | os.PathLike[str] | bytes, device: str = "auto") -> tuple[RuntimeNet, dict[str, Any]]:
     """An ONNX Runtime :class:`RuntimeNet` for an exported file (or its bytes) and the metadata it carries.
 
     A file that ONNX Runtime cannot read, or that stylecraft did not export, is a WeightsError.
@@ -98,8 +103,8 @@ def onnx_session(source: str | os.PathLike | bytes, device: str = "auto") -> tup
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
-def openvino_session(source: str | os.PathLike | bytes, device: str = "auto",
-                     precision: str = "fp32") -> tuple[RuntimeNet, dict]:
+def openvino_session(source: str | os.PathLike[str] | bytes, device: str = "auto",
+                     precision: str = "fp32") -> tuple[RuntimeNet, dict[str, Any]]:
     """An OpenVINO :class:`RuntimeNet` (on the CPU) for an exported file or its bytes, and its metadata.
 
     The precision is always set: left alone, OpenVINO runs bf16 on CPUs that have it (AVX-512 BF16, AMX),

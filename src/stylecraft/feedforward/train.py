@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -110,9 +111,9 @@ class TrainResult:
     steps: int
     skipped: int
     seen: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
     stopped: str | None = None
-    checkpoint: dict = field(default_factory=dict)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,8 +127,8 @@ class _Session:
     optimizer: torch.optim.Optimizer
     objective: Objective
     style_grams: dict[str, torch.Tensor]
-    loader: DataLoader
-    sampler: DistributedSampler | None
+    loader: DataLoader[torch.Tensor | None]
+    sampler: DistributedSampler[int] | None
     runtime: Runtime
     processes: Processes
     steps: int
@@ -135,12 +136,12 @@ class _Session:
 
 
 def _session(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder, runtime: Runtime,
-             resume: dict | None, processes: Processes) -> _Session:
+             resume: dict[str, Any] | None, processes: Processes) -> _Session:
     torch.manual_seed(config.seed)
     random.seed(config.seed + processes.rank)  # the crops differ between processes
     net = TransformerNet(width=config.channels()).to(runtime.device)
     if runtime.device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step = 0
     if resume:
@@ -152,8 +153,9 @@ def _session(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFold
                           tv_weight=config.tv_weight, autocast=runtime.autocast)
     per_step = config.batch_size * processes.world_size
     steps = config.steps or max(1, math.ceil(config.epochs * len(data) / per_step))
-    sampler = DistributedSampler(data, processes.world_size, processes.rank, shuffle=True,
-                                 seed=config.seed + step, drop_last=True) if processes.distributed else None
+    sampler: DistributedSampler[int] | None = (
+        DistributedSampler(data, processes.world_size, processes.rank, shuffle=True, seed=config.seed + step,
+                           drop_last=True) if processes.distributed else None)
     loader = DataLoader(data, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=True, collate_fn=collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
@@ -171,21 +173,21 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_grams)
     with runtime.autocast():
         output, logits = session.model(batch, with_logits=True)
-    terms = session.objective(output.float(), targets, margin=config.loss_margin)
+    terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
     if config.saturation_weight:
         terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
         terms["total"] = terms["total"] + terms["saturation"]
     session.optimizer.zero_grad(set_to_none=True)
-    terms["total"].backward()
+    terms["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
     session.optimizer.step()
     session.step += 1
     return terms
 
 
 def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder, *, sample: torch.Tensor,
-          runtime: Runtime, resume: dict | None = None,
+          runtime: Runtime, resume: dict[str, Any] | None = None,
           callbacks: Sequence[Callable[[TrainProgress], None]] = (),
-          on_checkpoint: Callable[[dict], None] | None = None, processes: Processes = SINGLE) -> TrainResult:
+          on_checkpoint: Callable[[dict[str, Any]], None] | None = None, processes: Processes = SINGLE) -> TrainResult:
     """Train a TransformerNet to paint in ``style`` (a (1, 3, H, W) tensor at its working size); ``config`` is
     validated by the caller.
 
@@ -203,7 +205,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
         net.train()
         return picture
 
-    history: list[dict] = []
+    history: list[dict[str, float]] = []
     skipped, stopped, began, seen, epoch = 0, None, time.perf_counter(), 0, 0
     net.train()
     try:
@@ -246,7 +248,7 @@ def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder,
                        checkpoint=checkpoint(net, session.optimizer, session.step))
 
 
-def checkpoint(net: TransformerNet, optimizer: torch.optim.Optimizer, step: int) -> dict:
+def checkpoint(net: TransformerNet, optimizer: torch.optim.Optimizer, step: int) -> dict[str, Any]:
     """What ``resume`` needs: the network, the optimiser's state and the step count (all CPU tensors)."""
     return {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "optimizer": optimizer.state_dict(), "step": step}

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +73,12 @@ class Result:
     seed: int = 0
     stopped: str | None = None
     elapsed: float = 0.0
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def build_objective(config: TransferConfig, mode: Mode, net: VGG,
-                    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> Objective:
+                    autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+                    ) -> Objective:
     """The objective of ``config`` for ``mode`` on ``net``: a texture has no content term, a reconstruction
     no style term."""
     return Objective(
@@ -134,8 +136,8 @@ def _closure(objective: Objective, targets: Targets, pixels: torch.Tensor, optim
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        values = objective(pixels, targets)
-        values["total"].backward()
+        values: dict[str, torch.Tensor] = objective(pixels, targets)
+        values["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         terms.clear()
         terms.update({k: v.detach() for k, v in values.items()})
         return values["total"]
@@ -226,7 +228,7 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
     closure = _closure(run.objective, targets, pixels, optimizer, terms)
     for _ in range(count):
         before = pixels.detach().clone() if guard.due(run.done + 1 == run.total) else None
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # the stub wants a float; torch's closures return the loss
         if run.config.optimizer == "adam":
             with torch.no_grad():
                 pixels.clamp_(0, 1)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -18,10 +19,10 @@ class Hub:
     """Fans job changes out from any thread to the event streams of connected pages."""
 
     def __init__(self) -> None:
-        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
         self._lock = threading.Lock()
 
-    def publish(self, message: dict) -> None:
+    def publish(self, message: dict[str, Any]) -> None:
         """Send ``message`` to every subscriber (from any thread); a slow page loses its oldest messages."""
         with self._lock:
             subscribers = list(self._subscribers)
@@ -30,9 +31,10 @@ class Hub:
                 loop.call_soon_threadsafe(_put_latest, queue, message)
 
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue]:
+    def subscribe(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
         """A queue of messages for the running event loop, for as long as the block lasts."""
-        entry = (asyncio.get_running_loop(), asyncio.Queue(maxsize=200))
+        entry: tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]] = (
+            asyncio.get_running_loop(), asyncio.Queue(maxsize=200))
         with self._lock:
             self._subscribers.append(entry)
         try:
@@ -42,7 +44,7 @@ class Hub:
                 self._subscribers.remove(entry)
 
 
-def _put_latest(queue: asyncio.Queue, message: dict) -> None:
+def _put_latest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(message)

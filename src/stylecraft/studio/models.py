@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import shorten
 from .store import NotFound
@@ -12,7 +13,7 @@ from .store import NotFound
 MODEL_SUFFIXES = (".pt", ".onnx")
 
 
-def list_models(folder: Path) -> list[dict]:
+def list_models(folder: Path) -> list[dict[str, Any]]:
     """The real-time model files (``*.pt``, ``*.onnx``) in ``folder``: name, file size and modification time,
     sorted."""
     if not folder.is_dir():
@@ -25,7 +26,8 @@ def model_path(folder: Path, name: str) -> Path:
     """The model file called ``name`` among those listed in ``folder`` (a name, never a path)."""
     for model in list_models(folder):
         if model["name"] == name:
-            return folder / model["name"]
+            path: Path = folder / model["name"]
+            return path
     known = ", ".join(m["name"] for m in list_models(folder))
     known = known or "none: put .pt files from `stylecraft train` (or their .onnx exports) in the models folder"
     raise NotFound(f"no model {shorten(name)!r}; available: {known}")

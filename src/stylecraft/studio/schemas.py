@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,7 +53,7 @@ class Job(BaseModel):
 
     id: str
     state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
-    options: dict
+    options: dict[str, Any]
     content: Picture
     styles: list[Picture]
     created: float

@@ -46,7 +46,7 @@ def in_page_words(message: str) -> str:
     return re.sub(r"`([a-z_]+)`", lambda m: SERVER_OPTIONS.get(m.group(1), m.group(1).replace("_", " ")), message)
 
 
-def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The studio's one error shape, ``{"error": "one line"}``, in the page's words and never echoing more
     than 300 characters."""
     return JSONResponse({"error": shorten(in_page_words(message), 300)}, status_code=status, headers=headers)

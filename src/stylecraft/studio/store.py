@@ -34,13 +34,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from types import ModuleType
+from typing import IO, Any
 
 from PIL import Image
 
 from .. import images
 from ..errors import UsageError, shorten
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one studio per data folder is then up to the user
@@ -72,7 +74,7 @@ class Job:
 
     id: str
     state: str
-    options: dict
+    options: dict[str, Any]
     content: str
     styles: list[str]
     created: float
@@ -114,7 +116,7 @@ class Conflict(UsageError):
     """The job is not in a state that allows the action."""
 
 
-def _hold_lock(path: Path) -> IO:
+def _hold_lock(path: Path) -> IO[str]:
     """Hold an exclusive lock on ``path`` for as long as the returned file is open: one studio per data folder
     and per database."""
     handle = open(path, "a+")  # noqa: SIM115 - kept open on purpose, closed by JobStore.close
@@ -213,7 +215,7 @@ class JobStore:
 
     # uploads -------------------------------------------------------------------------------------------------
 
-    def add_upload(self, image: Image.Image, name: str) -> dict:
+    def add_upload(self, image: Image.Image, name: str) -> dict[str, Any]:
         """Store a decoded, checked picture under a new id; ``name`` is kept for display only.
 
         StorageFull when the picture would take the store past its quota.
@@ -229,7 +231,7 @@ class JobStore:
                              (upload_id, name, image.width, image.height, time.time()))
         return self.upload(upload_id)
 
-    def upload(self, upload_id: str) -> dict:
+    def upload(self, upload_id: str) -> dict[str, Any]:
         """The upload's record; NotFound if there is none."""
         with self._lock:
             row = self._db.execute("SELECT * FROM uploads WHERE id=?", (upload_id,)).fetchone()
@@ -259,14 +261,16 @@ class JobStore:
         with self._lock:
             rows = self._db.execute("SELECT id FROM uploads WHERE created < ?",
                                     (time.time() - older_than,)).fetchall()
-            before = self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            before: int = self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
             for row in rows:
                 self._remove_upload_if_unused(row["id"])
-            return before - self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            after: int = self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            return before - after
 
     # jobs ----------------------------------------------------------------------------------------------------
 
-    def create_job(self, content: str, styles: list[str], options: dict, max_queue: int, room: int = 0) -> Job:
+    def create_job(self, content: str, styles: list[str], options: dict[str, Any], max_queue: int,
+                   room: int = 0) -> Job:
         """Queue a job on existing uploads; QueueFull when ``max_queue`` jobs are already waiting or running,
         StorageFull when the store lacks ``room`` bytes for its pictures."""
         self._check_space(room)
@@ -312,8 +316,8 @@ class JobStore:
         if job.state != "queued":
             return None
         with self._lock:
-            ahead = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND queued < ?",
-                                     (job.queued,)).fetchone()[0]
+            ahead: int = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='queued' AND queued < ?",
+                                          (job.queued,)).fetchone()[0]
         return ahead + 1
 
     def job_dir(self, job_id: str) -> Path:
@@ -343,7 +347,7 @@ class JobStore:
             self.on_change(job_id)
         return changed
 
-    def _set(self, job_id: str, fields: dict) -> bool:
+    def _set(self, job_id: str, fields: dict[str, object]) -> bool:
         values = [json.dumps(v) if isinstance(v, dict) else v for v in fields.values()]
         assignments = ", ".join([*(f"{name}=?" for name in fields), "version=version+1"])
         return bool(self._db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (*values, job_id)).rowcount)
@@ -420,4 +424,6 @@ class JobStore:
     def pending(self) -> int:
         """How many jobs are queued or running."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
+            count: int = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
+            return count

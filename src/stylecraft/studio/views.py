@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
@@ -15,20 +15,24 @@ from .worker import Worker
 
 
 def _store(request: Request) -> JobStore:
-    return request.app.state.store
+    store: JobStore = request.app.state.store
+    return store
 
 
 def _worker(request: Request) -> Worker:
-    return request.app.state.worker
+    worker: Worker = request.app.state.worker
+    return worker
 
 
 def _config(request: Request) -> StudioConfig:
-    return request.app.state.config
+    config: StudioConfig = request.app.state.config
+    return config
 
 
 Store = Annotated[JobStore, Depends(_store)]
 Runner = Annotated[Worker, Depends(_worker)]
 Settings = Annotated[StudioConfig, Depends(_config)]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 def display_name(filename: str | None) -> str:
@@ -38,7 +42,7 @@ def display_name(filename: str | None) -> str:
     return name[:80] or "picture"
 
 
-def picture(store: JobStore, upload_id: str) -> dict:
+def picture(store: JobStore, upload_id: str) -> dict[str, str]:
     """An input picture of a job: its id, display name and thumbnail."""
     try:
         name = store.upload(upload_id)["name"]
@@ -47,7 +51,7 @@ def picture(store: JobStore, upload_id: str) -> dict:
     return {"id": upload_id, "name": name, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
 
 
-def public_job(store: JobStore, job: Job) -> dict:
+def public_job(store: JobStore, job: Job) -> dict[str, Any]:
     """A job as the page sees it (the ``Job`` schema): its pictures and results as addresses."""
     base = f"/api/jobs/{job.id}"
     return {
@@ -63,9 +67,9 @@ def public_job(store: JobStore, job: Job) -> dict:
     }
 
 
-def picture_route(router: APIRouter, path: str, summary: str) -> Callable[[Callable], Callable]:
+def picture_route(router: APIRouter, path: str, summary: str) -> Callable[[Handler], Handler]:
     """A picture's GET route, which answers HEAD too (so a client can check a picture without fetching it)."""
-    def register(handler: Callable) -> Callable:
+    def register(handler: Handler) -> Handler:
         router.head(path, include_in_schema=False)(handler)
         return router.get(path, response_class=FileResponse, summary=summary)(handler)
     return register

@@ -165,16 +165,17 @@ class Worker:
 
     def _name(self, upload_id: str) -> str:
         try:
-            return self.store.upload(upload_id)["name"]
+            name: str = self.store.upload(upload_id)["name"]
+            return name
         except NotFound:
             return "(deleted)"
 
-    def _progress(self, job_id: str, folder: Path) -> Callable:
+    def _progress(self, job_id: str, folder: Path) -> Callable[[Progress], None]:
         """The run's callback: write a preview every few iterations, record progress."""
         last = [0.0]
 
         def callback(event: Progress) -> None:
-            fields: dict = {}
+            fields: dict[str, object] = {}
             if event.iteration % self.preview_every == 0:
                 preview = images.to_pil(event.image())
                 images.atomic_write_bytes(folder / "preview.jpg", images.encode_image(preview, "JPEG"))

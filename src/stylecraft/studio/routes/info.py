@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from ... import api
@@ -13,7 +15,7 @@ router = APIRouter()
 
 
 @router.get("/api/info", summary="Version, device, defaults, limits, models and queue length")
-async def info(config: Settings, store: Store, worker: Runner) -> dict:
+async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
     return {"version": api.version(), "device": config.device, "token_required": bool(config.token),
             "defaults": {"size": DEFAULTS.size, "iterations": DEFAULTS.iterations,
                          "style_weight": DEFAULTS.style_weight, "preserve_color": DEFAULTS.preserve_color},
@@ -24,5 +26,5 @@ async def info(config: Settings, store: Store, worker: Runner) -> dict:
 
 
 @router.get("/api/models", summary="Real-time model files in the models folder")
-async def models(config: Settings) -> list[dict]:
+async def models(config: Settings) -> list[dict[str, Any]]:
     return list_models(config.models_folder)

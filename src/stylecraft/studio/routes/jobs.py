@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -40,13 +42,13 @@ def _check(request: JobRequest, config: Settings) -> list[str]:
 
 
 @router.get("/api/jobs", response_model=list[Job], summary="Every job, newest first")
-async def jobs(store: Store) -> list[dict]:
+async def jobs(store: Store) -> list[dict[str, Any]]:
     return [public_job(store, job) for job in store.list_jobs()]
 
 
 @router.post("/api/jobs", status_code=201, response_model=Job, summary="Queue a job",
              responses={404: {"model": Error}, 429: {"model": Error}, 507: {"model": Error}})
-async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict:
+async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
     styles = _check(request, config)
     options = request.model_dump(exclude={"content", "styles"})
     if request.method != "model":
@@ -58,20 +60,20 @@ async def create_job(request: JobRequest, config: Settings, store: Store, worker
 
 
 @router.get("/api/jobs/{job_id}", response_model=Job, summary="One job", responses={404: {"model": Error}})
-async def get_job(job_id: str, store: Store) -> dict:
+async def get_job(job_id: str, store: Store) -> dict[str, Any]:
     return public_job(store, store.job(job_id))
 
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=Job, summary="Cancel a queued or running job",
              responses={404: {"model": Error}, 409: {"model": Error}})
-async def cancel_job(job_id: str, store: Store) -> dict:
+async def cancel_job(job_id: str, store: Store) -> dict[str, Any]:
     return public_job(store, store.cancel(job_id))
 
 
 @router.post("/api/jobs/{job_id}/restart", response_model=Job,
              summary="Queue a failed, cancelled or interrupted job again",
              responses={404: {"model": Error}, 409: {"model": Error}, 429: {"model": Error}})
-async def restart_job(job_id: str, config: Settings, store: Store, worker: Runner) -> dict:
+async def restart_job(job_id: str, config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
     job = await run_in_threadpool(store.restart, job_id, config.max_queue)
     worker.wake()
     return public_job(store, job)
@@ -85,7 +87,7 @@ async def delete_job(job_id: str, store: Store) -> Response:
 
 
 async def _picture(store: JobStore, job_id: str, name: str, missing: str, media_type: str,
-                   headers: dict) -> Response:
+                   headers: dict[str, str]) -> Response:
     """A job's picture, read whole in one go: the worker renames new previews over old ones, and a reply
     streamed from the path could mix one's length with another's bytes."""
     store.job(job_id)

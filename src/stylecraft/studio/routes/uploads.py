@@ -3,6 +3,8 @@ shrunk to the largest size a job may ask for, and kept under ids made here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
@@ -18,7 +20,7 @@ router = APIRouter()
 
 @router.post("/api/uploads", status_code=201, response_model=Upload, summary="Upload a picture",
              responses={413: {"model": Error}, 507: {"model": Error}})
-async def upload(file: UploadFile, request: Request, config: Settings, store: Store) -> dict | JSONResponse:
+async def upload(file: UploadFile, request: Request, config: Settings, store: Store) -> dict[str, Any] | JSONResponse:
     name = display_name(file.filename)
     data = await file.read(config.max_upload_bytes + 1)
     if len(data) > config.max_upload_bytes:
