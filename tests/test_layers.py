@@ -16,6 +16,7 @@ LAYERS = [
     {"images"},
     {"torchfile", "losses", "runtime"},
     {"features"},
+    {"tiling"},
     {"objective"},
     {"optimize", "feedforward", "report"},
     {"api"},

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-_EPS = 1e-8
+#: Guards a division by a target's squared norm.
+EPS = 1e-8
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -35,7 +36,7 @@ def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     dims = tuple(range(1, value.dim())) if value.dim() > 1 else (0,)
     error = (value - target).pow(2).sum(dims)
-    return (error / target.pow(2).sum(dims).clamp_min(_EPS)).mean()
+    return (error / target.pow(2).sum(dims).clamp_min(EPS)).mean()
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from . import losses
+from . import tiling as tiled
 from .errors import ImageError
 from .features import VGG, canonical_layer
+from .tiling import Tiling
 
 
 def normalised(values: Sequence[float] | None, count: int) -> list[float]:
@@ -72,33 +74,56 @@ class Objective(nn.Module):
         self.style_weights = normalised(style_layer_weights, len(style_layers))
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
 
-    def content_targets(self, content: torch.Tensor | None, margin: int = 0) -> dict[str, torch.Tensor]:
+    def content_targets(self, content: torch.Tensor | None, margin: int = 0,
+                        tiling: Tiling | None = None) -> dict[str, torch.Tensor]:
         """The content layers' activations of ``content`` (one per batch item) without ``margin`` pixels at
-        each side; none without ``content``."""
+        each side; none without ``content``. With ``tiling``, computed tile by tile (same values)."""
         if not self.content_layers or content is None:
             return {}
         cropped = inner(content, margin)
         check_size(cropped, self.net, "content image")
+        if tiling is not None:
+            return tiled.features(self.net, cropped, self.content_layers, tiling, self.autocast)
         with torch.no_grad(), self.autocast():
             return {k: v.float() for k, v in self.net(cropped, self.content_layers).items()}
 
-    def style_targets(self, styles: Sequence[torch.Tensor], blend: Sequence[float]) -> dict[str, torch.Tensor]:
-        """The style layers' Gram matrices of ``styles``, blended by ``blend``."""
+    def style_targets(self, styles: Sequence[torch.Tensor], blend: Sequence[float],
+                      tiling: Tiling | None = None) -> dict[str, torch.Tensor]:
+        """The style layers' Gram matrices of ``styles``, blended by ``blend``. With ``tiling``, the Grams of
+        styles larger than a tile are summed tile by tile (same values, up to rounding)."""
         grams: dict[str, torch.Tensor] = {}
-        with torch.no_grad(), self.autocast():
-            for style, share in zip(styles, blend, strict=True):
-                if not self.style_layers or not share:
-                    continue
-                check_size(style, self.net, "style image")
-                for name, feats in self.net(style, self.style_layers).items():
-                    gram = losses.gram_matrix(feats.float()) * share
-                    grams[name] = grams[name] + gram if name in grams else gram
+        for style, share in zip(styles, blend, strict=True):
+            if not self.style_layers or not share:
+                continue
+            check_size(style, self.net, "style image")
+            if tiling is not None and max(style.shape[-2:]) > tiling.tile:
+                found = tiled.grams(self.net, style, self.style_layers, tiling, self.autocast)
+            else:
+                with torch.no_grad(), self.autocast():
+                    found = {k: losses.gram_matrix(v.float()) for k, v in self.net(style, self.style_layers).items()}
+            for name, gram in found.items():
+                grams[name] = grams[name] + gram * share if name in grams else gram * share
         return grams
 
     def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor] = (),
-                blend: Sequence[float] = ()) -> Targets:
+                blend: Sequence[float] = (), tiling: Tiling | None = None) -> Targets:
         """Both kinds of target at once."""
-        return Targets(self.content_targets(content), self.style_targets(styles, blend))
+        return Targets(self.content_targets(content, tiling=tiling), self.style_targets(styles, blend, tiling))
+
+    def evaluate(self, pixels: torch.Tensor, targets: Targets, tiling: Tiling | None = None,
+                 ) -> dict[str, torch.Tensor]:
+        """Every term's value (detached), with the gradient of the total added to ``pixels.grad``.
+
+        With ``tiling`` the picture goes through the network tile by tile, twice: once without gradients for
+        the values (each Gram matrix is a sum over positions), then once per tile with the loss's gradient
+        with respect to each Gram matrix held fixed, which gives each tile's exact share of the gradient. The
+        memory is that of one tile, whatever the picture's size.
+        """
+        if tiling is None:
+            values = self(pixels, targets)
+            values["total"].backward()
+            return {k: v.detach() for k, v in values.items()}
+        return _TiledPass(self, targets, tiling).run(pixels)
 
     def forward(self, pixels: torch.Tensor, targets: Targets, margin: int = 0) -> dict[str, torch.Tensor]:
         """Every term of the loss for ``pixels`` ("content:relu4_2", "style", "tv", ...); "total" is their sum.
@@ -126,6 +151,81 @@ class Objective(nn.Module):
             total = total + terms["tv"]
         terms["total"] = total
         return terms
+
+
+class _TiledPass:
+    """One tiled evaluation of an objective: the values from sums over tiles, then the gradient tile by tile."""
+
+    def __init__(self, objective: Objective, targets: Targets, tiling: Tiling) -> None:
+        self.objective, self.targets, self.tiling = objective, targets, tiling
+        self.norms = {n: t.pow(2).sum().clamp_min(losses.EPS) for n, t in targets.content.items()}
+        self.norms.update({f"gram:{n}": t.pow(2).sum().clamp_min(losses.EPS) for n, t in targets.grams.items()})
+
+    def run(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        o = self.objective
+        values, slopes = self._values(pixels.detach())
+        grad = pixels.grad if pixels.grad is not None else torch.zeros_like(pixels)
+        for box, crop, inner_feats in tiled.tiles(o.net, pixels.detach(), o.layers, self.tiling, o.autocast,
+                                                  requires_grad=True):
+            share = pixels.new_zeros(())
+            for weight, name in zip(o.content_weights, o.content_layers, strict=True):
+                feats, (rows, cols) = inner_feats[name]
+                error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
+                share = share + o.content_weight * weight * error / self.norms[name]
+            for weight, name in zip(o.style_weights, o.style_layers, strict=True):
+                feats = inner_feats[name][0]
+                flat = feats.reshape(feats.shape[0], feats.shape[1], -1)
+                share = share + o.style_weight * weight * (slopes[name] * torch.bmm(flat, flat.transpose(1, 2))).sum()
+            share.backward()  # type: ignore[no-untyped-call]
+            left, top, right, bottom = box.crop
+            assert crop.grad is not None  # the crop is a leaf that the share depends on
+            grad[..., top:bottom, left:right] += crop.grad
+        pixels.grad = grad
+        if o.tv_weight:
+            (o.tv_weight * losses.total_variation(pixels)).backward()  # type: ignore[no-untyped-call]
+        return values
+
+    def _values(self, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The terms, and for each style layer the slope of its weighted term with respect to the sum of
+        feature outer products (the Gram matrix before its division by the number of positions)."""
+        o = self.objective
+        errors: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        with torch.no_grad():
+            for _, _, inner_feats in tiled.tiles(o.net, pixels, o.layers, self.tiling, o.autocast):
+                for name in o.content_layers:
+                    feats, (rows, cols) = inner_feats[name]
+                    error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
+                    errors[name] = errors[name] + error if name in errors else error
+                for name in o.style_layers:
+                    feats = inner_feats[name][0]
+                    flat = feats.reshape(feats.shape[0], feats.shape[1], -1)
+                    part = torch.bmm(flat, flat.transpose(1, 2))
+                    sums[name] = sums[name] + part if name in sums else part
+                    counts[name] = counts.get(name, 0) + flat.shape[-1]
+            terms: dict[str, torch.Tensor] = {}
+            slopes: dict[str, torch.Tensor] = {}
+            total = pixels.new_zeros(())
+            if o.content_layers:
+                parts = {n: errors[n] / self.norms[n] for n in o.content_layers}
+                terms.update({f"content:{n}": v for n, v in parts.items()})
+                terms["content"] = o.content_weight * _weighted(parts, o.content_weights)
+                total = total + terms["content"]
+            if o.style_layers:
+                parts = {}
+                for name in o.style_layers:
+                    difference = sums[name] / counts[name] - self.targets.grams[name]
+                    parts[name] = difference.pow(2).sum() / self.norms[f"gram:{name}"]
+                    slopes[name] = 2 * difference / self.norms[f"gram:{name}"] / counts[name]
+                terms.update({f"style:{n}": v for n, v in parts.items()})
+                terms["style"] = o.style_weight * _weighted(parts, o.style_weights)
+                total = total + terms["style"]
+            if o.tv_weight:
+                terms["tv"] = o.tv_weight * losses.total_variation(pixels)
+                total = total + terms["tv"]
+            terms["total"] = total
+        return terms, slopes
 
 
 def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 
 import torch
@@ -19,8 +19,8 @@ from .. import checks, images
 from ..errors import ConfigError
 from ..features import FeatureNetwork
 from ..images import ImageInput
-from ..optimize import INITS, MODES, Callback, Mode, Result, TransferConfig, build_objective, synthesise
-from ..optimize.memory import check_memory
+from ..optimize import INITS, MODES, Callback, Mode, Result, TransferConfig, build_objective, schedule, synthesise
+from ..optimize.memory import plan_memory
 from ..runtime import Runtime
 from .version import version
 
@@ -76,13 +76,16 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         config: TransferConfig | None = None, callbacks: Sequence[Callback] = (), *,
         network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
         init_image: ImageInput | None = None, stop: threading.Event | None = None,
+        max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
         **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
     :class:`FeatureNetwork`, the Oxford VGG-19). ``device`` and ``precision`` say where it runs
     (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop``, when set, ends the run
-    after the current iteration. The Result's ``settings`` hold everything needed to reproduce the picture,
+    after the current iteration. ``max_memory`` (GiB, default: what the device has free) is the budget: a
+    run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
+    saying how, before any work. The Result's ``settings`` hold everything needed to reproduce the picture,
     the seed included.
     """
     config, network = settle(config, network, options)
@@ -108,19 +111,26 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         full = images.fit_long_side(*content_image.size, config.size)
     else:
         full = _texture_canvas(config, style_tensors[0])
-    check_memory(net, full, runtime, config.optimizer)
+    if max_memory is not None:
+        checks.non_negative("max_memory", max_memory)
+    memory = plan_memory(net, full, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
+    config = config.replace(optimizer=memory.optimizer)
+    if on_plan is not None:
+        on_plan(memory.describe(net, schedule(config, full)))
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
     runtime.reset_peak_memory()
     result = synthesise(config, build_objective(config, mode, net, runtime.autocast), mode=mode,
                         content=None if content_tensor is None else content_tensor.to(runtime.device),
                         styles=[s.to(runtime.device) for s in style_tensors], init=init,
-                        canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed, stop=stop)
+                        canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed, stop=stop,
+                        memory=memory)
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],
                        **asdict(config), **asdict(network), "init_image": _name(init_image), "seed": seed,
-                       "device": str(runtime.device), "precision": runtime.precision,
+                       "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
+                       "tiled_above_pixels": None if memory.tile is None else memory.whole,
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
     return result
 

@@ -22,7 +22,7 @@ from .parser import Parser, add_run_options
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 RUN_FIELDS = {f.name for f in fields(TransferConfig)} | {f.name for f in fields(FeatureNetwork)} | {
-    "device", "precision"}
+    "device", "precision", "max_memory"}
 
 
 def studio_config(args: argparse.Namespace) -> StudioConfig:
@@ -168,6 +168,8 @@ class _ProgressBar(_Bar):
             losses = event.losses
             shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
             shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
+            if event.tiles > 1:
+                shown["tiles"] = str(event.tiles)
         self.update(event.iterations, shown)
 
 
@@ -204,7 +206,8 @@ def run_single(args: argparse.Namespace) -> int:
         bar = _ProgressBar(mode)
         callbacks.append(bar)
     try:
-        result = api.run(mode, content, styles, callbacks=callbacks, **options)
+        result = api.run(mode, content, styles, callbacks=callbacks,
+                         on_plan=lambda line: _say(args, f"plan: {line}"), **options)
     finally:
         if bar is not None:
             bar.close()

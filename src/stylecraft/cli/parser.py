@@ -92,6 +92,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                      "(default: --iterations shared n:n-1:...:1)")
     opt.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
     opt.add_argument("--lr", type=number, help="step size (default: L-BFGS 1.0, Adam 0.02)")
+    opt.add_argument("--max-memory", type=number, metavar="GIB",
+                     help="memory budget; a size that would not fit runs tile by tile, exactly (default: what "
+                     "the device has free)")
+    opt.add_argument("--tile", type=integer, help="run the objective tile by tile with tiles of N pixels even "
+                     "when the picture fits (default: only at scales that do not fit)")
     opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: content for a "
                      "transfer, noise otherwise)")
     opt.add_argument("--seed", type=integer, help="random seed (default: a new one, recorded with the result)")

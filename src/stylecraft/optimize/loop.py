@@ -25,6 +25,8 @@ from .. import images
 from ..errors import ConfigError
 from ..features import VGG
 from ..objective import Objective, Targets, check_size, normalised
+from ..tiling import Tiling
+from .memory import HISTORY, MemoryPlan
 from .schedule import schedule, style_canvas
 from .settings import Mode, TransferConfig
 
@@ -39,7 +41,8 @@ class Progress:
     "content:relu4_2", "style:relu1_1", ...); reading it waits for the device, so callbacks that do not need
     the values every iteration should not read it every iteration. ``image()`` returns the current picture
     as a (1, 3, H, W) tensor in [0, 1] on the CPU; it costs a copy. ``scale`` counts from 1 to ``scales``
-    (coarse to fine) and ``size`` is that scale's (width, height).
+    (coarse to fine) and ``size`` is that scale's (width, height); ``tiles`` is how many tiles each of its
+    iterations runs through (1: the whole picture at once).
     """
 
     iteration: int
@@ -50,6 +53,7 @@ class Progress:
     scales: int = 1
     size: tuple[int, int] = (0, 0)
     terms: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    tiles: int = 1
 
     @property
     def losses(self) -> dict[str, float]:
@@ -109,8 +113,8 @@ def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, conten
     raise ConfigError(f"`init` {choice!r}: give noise, content, style or an image of your own (`init_image`)")
 
 
-def _make_optimizer(config: TransferConfig, pixels: torch.Tensor,
-                    previous: torch.optim.Optimizer | None) -> torch.optim.Optimizer:
+def _make_optimizer(config: TransferConfig, pixels: torch.Tensor, previous: torch.optim.Optimizer | None,
+                    history: int = HISTORY) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam([pixels], lr=config.learning_rate())
         if previous is not None:
@@ -126,20 +130,20 @@ def _make_optimizer(config: TransferConfig, pixels: torch.Tensor,
         return optimizer
     # One function evaluation per step() call, so that every iteration reports progress; tolerances of 0
     # stop torch from ending the run early because relative losses have small gradients per pixel.
-    return torch.optim.LBFGS([pixels], lr=config.learning_rate(), max_iter=1, history_size=100,
+    return torch.optim.LBFGS([pixels], lr=config.learning_rate(), max_iter=1, history_size=history,
                              tolerance_grad=0.0, tolerance_change=0.0)
 
 
 def _closure(objective: Objective, targets: Targets, pixels: torch.Tensor, optimizer: torch.optim.Optimizer,
-             terms: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """The optimiser's closure: evaluate, keep the terms (detached) in ``terms``, back-propagate."""
+             terms: dict[str, torch.Tensor], tiling: Tiling | None) -> Callable[[], torch.Tensor]:
+    """The optimiser's closure: evaluate and back-propagate (tile by tile with ``tiling``), keeping the terms
+    in ``terms``."""
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        values: dict[str, torch.Tensor] = objective(pixels, targets)
-        values["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+        values = objective.evaluate(pixels, targets, tiling)
         terms.clear()
-        terms.update({k: v.detach() for k, v in values.items()})
+        terms.update(values)
         return values["total"]
 
     return closure
@@ -196,11 +200,16 @@ class _Run:
     generator: torch.Generator
     callbacks: Sequence[Callback]
     stop: threading.Event | None
+    memory: MemoryPlan | None
     total: int
     scales: int
     began: float = field(default_factory=time.perf_counter)
     done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def tiling(self, size: tuple[int, int]) -> Tiling | None:
+        """How the scale of ``size`` runs: tile by tile, or whole (None)."""
+        return self.memory.tiling(self.objective.net, size) if self.memory is not None else None
 
     def start(self, size: tuple[int, int], previous: torch.Tensor | None) -> tuple[torch.Tensor, Targets]:
         """The pixels to optimise at ``size`` (the previous scale's picture, upsampled, or the start image)
@@ -209,7 +218,7 @@ class _Run:
         content = images.resize(self.content, size) if self.content is not None else None
         styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in self.styles]
         blend = normalised(config.style_blend, len(styles)) if styles else []
-        targets = self.objective.targets(content, styles, blend)
+        targets = self.objective.targets(content, styles, blend, self.tiling(size))
         if previous is None:
             shape = torch.Size((1, 3, size[1], size[0]))
             start = _initial_image(config, self.mode, shape, content, styles, self.init, self.generator)
@@ -225,7 +234,9 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
                guard: _Guard) -> str | None:
     """``count`` iterations at one scale; return why the run must stop, or None."""
     terms: dict[str, torch.Tensor] = {}
-    closure = _closure(run.objective, targets, pixels, optimizer, terms)
+    tiling = run.tiling(size)
+    closure = _closure(run.objective, targets, pixels, optimizer, terms, tiling)
+    tiles = tiling.count(*size) if tiling is not None else 1
     for _ in range(count):
         before = pixels.detach().clone() if guard.due(run.done + 1 == run.total) else None
         optimizer.step(closure)  # type: ignore[arg-type]  # the stub wants a float; torch's closures return the loss
@@ -234,7 +245,7 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
                 pixels.clamp_(0, 1)
         run.done += 1
         event = Progress(run.done, run.total, time.perf_counter() - run.began, current, scale, run.scales, size,
-                         dict(terms))
+                         dict(terms), tiles)
         bad = guard.check(event, before)
         if bad is not None:
             run.done = bad.iteration - 1
@@ -253,15 +264,16 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
 def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mode.TRANSFER,
                content: torch.Tensor | None = None, styles: Sequence[torch.Tensor] = (),
                init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
-               callbacks: Sequence[Callback] = (), seed: int = 0,
-               stop: threading.Event | None = None) -> Result:
+               callbacks: Sequence[Callback] = (), seed: int = 0, stop: threading.Event | None = None,
+               memory: MemoryPlan | None = None) -> Result:
     """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
 
     ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
     resizes them in proportion to its canvas); all on the objective's device. ``init`` is a starting image or
     None for ``config.init``'s (noise, content or style; by default content for a transfer, else noise).
-    ``canvas`` (width, height) sets a texture's size. A non-finite loss stops the run with the last good
-    image; ``stop`` (when set) and Ctrl-C stop it with the current one.
+    ``canvas`` (width, height) sets a texture's size. ``memory`` says which scales run tile by tile and how
+    long L-BFGS's history is (None: every scale whole, 100 pairs). A non-finite loss stops the run with the
+    last good image; ``stop`` (when set) and Ctrl-C stop it with the current one.
     """
     if mode.uses_content and content is None:
         raise ConfigError(f"{mode.value} needs a content image")
@@ -278,7 +290,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
         content = luminance
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
-               stop, sum(count for _, count in plan), len(plan))
+               stop, memory, sum(count for _, count in plan), len(plan))
     every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
     guard: _Guard | None = None
@@ -296,7 +308,8 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         for scale, (size, count) in enumerate(plan, start=1):
             pixels, targets = run.start(size, pixels)
             guard = _Guard(pixels, every, run.history)
-            optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None)
+            optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None,
+                                        memory.history if memory is not None else HISTORY)
             stopped = _run_scale(run, scale, size, count, pixels, optimizer, targets, current, guard)
             if stopped:
                 break

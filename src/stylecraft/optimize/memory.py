@@ -1,34 +1,142 @@
-"""How much memory an optimisation run needs, and refusing, before any work, one that cannot fit."""
+"""How much memory an optimisation run needs, and how it fits the device: whole, or tile by tile with the
+optimiser's history sized to what is left; refused, before any work, only when even that cannot fit."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..features import VGG
 from ..runtime import Runtime
+from ..tiling import Tiling
+from .settings import TransferConfig
 
 #: Peak memory of one step over the activations its forward pass keeps: 1.3-1.5 measured by
 #: benchmarks/scaling.py at 512-1024 px on the CPU (gradients and oneDNN workspaces come on top); 2 leaves
 #: room for the targets, the image copies and the Python process itself.
 MEMORY_FACTOR = 2.0
+#: L-BFGS keeps this many pairs of image-sized vectors when memory allows (torch's own default).
+HISTORY = 100
+#: With fewer pairs than this L-BFGS steers badly; a run that cannot afford them uses Adam instead.
+MIN_HISTORY = 5
+#: Tile sides tried, largest first: larger tiles repeat less of their halo's work.
+TILE_SIDES = (1024, 768, 512, 384, 256)
+#: Image-sized tensors a tiled run holds besides the optimiser's: the picture, its gradient, the content and
+#: style images, the guard's copies and L-BFGS's working vectors.
+TILED_IMAGES = 10
 
 
-def estimate_memory(net: VGG, size: tuple[int, int], optimizer: str) -> float:
-    """Bytes a run at ``size`` is expected to need at its peak: activations and the optimiser's state.
+def amount(size: float) -> str:
+    """Bytes for a person: GiB, or MiB below one GiB."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
-    L-BFGS keeps 100 pairs of image-sized vectors, which dominates at large sizes; Adam keeps two.
+
+def _image_bytes(size: tuple[int, int]) -> int:
+    return 3 * 4 * size[0] * size[1]
+
+
+def estimate_memory(net: VGG, size: tuple[int, int], optimizer: str, history: int = HISTORY) -> float:
+    """Bytes a whole (untiled) run at ``size`` is expected to need at its peak: activations and the
+    optimiser's state (L-BFGS keeps ``history`` pairs of image-sized vectors; Adam keeps two)."""
+    images_kept = 2 * history if optimizer == "lbfgs" else 2
+    return MEMORY_FACTOR * net.activation_bytes(*size) + images_kept * _image_bytes(size)
+
+
+def _content_target_bytes(net: VGG, size: tuple[int, int], layers: tuple[str, ...]) -> int:
+    width, height = size
+    total, channels = 0, 3
+    for name, module in net.layers.items():
+        channels = getattr(module, "out_channels", channels)
+        if name.startswith("pool"):
+            width, height = width // 2, height // 2
+        if name in layers:
+            total += 4 * channels * width * height
+    return total
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a run fits: scales larger than ``whole`` pixels go tile by tile (``tile`` px), the optimiser is
+    ``optimizer`` with ``history`` L-BFGS pairs, and the run's peak is about ``needed`` of ``available``
+    bytes (None where the device cannot tell)."""
+
+    tile: int | None
+    whole: float
+    optimizer: str
+    history: int
+    needed: float
+    available: int | None
+
+    def tiling(self, net: VGG, size: tuple[int, int]) -> Tiling | None:
+        """The tiles for a scale of ``size``, or None to run it whole."""
+        if self.tile is None or size[0] * size[1] <= self.whole or max(size) <= self.tile:
+            return None
+        return Tiling.for_net(net, self.tile)
+
+    def describe(self, net: VGG, plan: list[tuple[tuple[int, int], int]]) -> str:
+        """One line for a person: the estimate, the optimiser, and how each scale runs."""
+        available = f" of {amount(self.available)} free" if self.available is not None else ""
+        optimizer = f"L-BFGS with {self.history} pairs" if self.optimizer == "lbfgs" else "Adam"
+        scales = []
+        for size, count in plan:
+            tiling = self.tiling(net, size)
+            how = f"{tiling.count(*size)} tiles of {tiling.tile} px" if tiling else "whole"
+            scales.append(f"{size[0]}x{size[1]} {count} it. {how}")
+        return f"about {amount(self.needed)}{available}; {optimizer}; " + ", ".join(scales)
+
+
+def plan_memory(net: VGG, size: tuple[int, int], runtime: Runtime, config: TransferConfig,
+                budget: int | None = None) -> MemoryPlan:
+    """The plan for a run at ``size`` within ``budget`` bytes (default: what the device has free).
+
+    A run that fits whole runs as it always has. One that does not (or that ``config.tile`` asks to tile)
+    goes tile by tile at the scales that do not fit, with the largest tile and the longest L-BFGS history
+    that fit, or Adam when L-BFGS cannot keep even a few pairs. A ConfigError when nothing fits.
     """
-    images_kept = 2 * 100 if optimizer == "lbfgs" else 2
-    return MEMORY_FACTOR * net.activation_bytes(*size) + images_kept * 3 * 4 * size[0] * size[1]
+    available = budget if budget is not None else runtime.available_memory()
+    needed = estimate_memory(net, size, config.optimizer)
+    if config.tile is None and (available is None or needed <= available):
+        return MemoryPlan(None, math.inf, config.optimizer, HISTORY, needed, available)
+    image = _image_bytes(size)
+    fixed = TILED_IMAGES * image + _content_target_bytes(net, size, config.content_layers)
+    for side in (config.tile,) if config.tile else TILE_SIDES:
+        tiling = Tiling.for_net(net, side)
+        base = fixed + MEMORY_FACTOR * net.activation_bytes(*_crop(tiling.crop_side(), size))
+        room = math.inf if available is None else available - base
+        history = HISTORY if available is None else min(HISTORY, int(room // (2 * image)))
+        if config.optimizer == "lbfgs" and history >= MIN_HISTORY:
+            return MemoryPlan(tiling.tile, _whole(net, size, available, "lbfgs", history, config), "lbfgs", history,
+                              base + 2 * history * image, available)
+        if room >= 2 * image:
+            return MemoryPlan(tiling.tile, _whole(net, size, available, "adam", 0, config), "adam", 0,
+                              base + 2 * image, available)
+    assert available is not None  # an unknown budget always fits
+    smallest = fixed + MEMORY_FACTOR * net.activation_bytes(*_crop(TILE_SIDES[-1], size)) + 2 * image
+    fits = int(max(size) * math.sqrt(available / smallest) / 16) * 16
+    raise ConfigError(f"a {size[0]} x {size[1]} image needs about {amount(smallest)} on {runtime.device.type} "
+                      f"even tile by tile, but only {amount(available)} is free; use `size` {fits} or less")
 
 
-def check_memory(net: VGG, size: tuple[int, int], runtime: Runtime, optimizer: str) -> None:
-    """Refuse, before any work, a size whose estimated peak memory exceeds what the device has free."""
-    available = runtime.available_memory()
-    needed = estimate_memory(net, size, optimizer)
-    if available is None or needed <= available:
-        return
-    fits = int(max(size) * math.sqrt(available / needed) / 16) * 16
-    raise ConfigError(f"a {size[0]} x {size[1]} image needs about {needed / 2**30:.1f} GiB on "
-                      f"{runtime.device.type}, but only {available / 2**30:.1f} GiB is free; use `size` {fits} or less")
+def _crop(side: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The largest crop a tile of ``side`` pixels (with its halo) runs on, in a picture of ``size``."""
+    return min(side, size[0]), min(side, size[1])
+
+
+def _whole(net: VGG, size: tuple[int, int], available: int | None, optimizer: str, history: int,
+           config: TransferConfig) -> float:
+    """The largest pixel count (at ``size``'s aspect) that still runs whole within ``available`` (none when
+    ``config.tile`` asks for tiles)."""
+    if config.tile is not None:
+        return 0
+    if available is None:
+        return math.inf
+    low, high = 0, max(size)
+    while low < high:  # the long side, bisected: the estimate grows with it
+        side = (low + high + 1) // 2
+        scaled = (max(1, round(size[0] * side / max(size))), max(1, round(size[1] * side / max(size))))
+        if estimate_memory(net, scaled, optimizer, history) <= available:
+            low = side
+        else:
+            high = side - 1
+    return low * low * min(size) / max(size)

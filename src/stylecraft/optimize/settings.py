@@ -44,7 +44,8 @@ class TransferConfig:
 
     Weights of layers and styles are relative: they are divided by their sum. ``init=None`` means the
     content image for a transfer and noise for a reconstruction or a texture; ``lr=None`` means the
-    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units).
+    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile`` forces the objective to
+    run tile by tile with tiles of that many pixels (None: only when a scale would not fit in memory).
     """
 
     size: int = 512
@@ -59,6 +60,7 @@ class TransferConfig:
     scale_iterations: tuple[int, ...] | None = None
     optimizer: str = "lbfgs"
     lr: float | None = None
+    tile: int | None = None
     init: str | None = None
     content_layers: tuple[str, ...] = ("relu4_2",)
     content_layer_weights: tuple[float, ...] | None = None
@@ -106,6 +108,7 @@ class TransferConfig:
         if self.scale_iterations is not None and min(self.scale_iterations, default=0) < 1:
             raise ConfigError("`scale_iterations`: every scale needs at least 1 iteration")
         checks.at_least("iterations", self.iterations, 1)
+        checks.at_least("tile", self.tile, 16, " pixels")
         for name in ("size", "style_size", "width", "height"):
             checks.at_least(name, getattr(self, name), 1, " pixel")
         for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "lr"):
