@@ -400,3 +400,24 @@ def test_the_library_imports_no_web_or_plotting_package():
             "if m in sys.modules))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert found.strip() == "[]"
+
+
+def test_bit_depth_16_writes_a_deep_png_and_refuses_a_jpeg_before_work(capsys, tmp_path, content_path, style_path):
+    png = pytest.importorskip("png")
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "deep.png", *FAST,
+                        "--bit-depth", "16")
+    assert code == 0, err
+    assert png.Reader(filename=str(tmp_path / "deep.png")).read()[3]["bitdepth"] == 16
+    assert images.read_metadata(tmp_path / "deep.png")["seed"] == 1
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "deep.jpg", *FAST,
+                        "--bit-depth", "16")
+    assert code == 2 and err.count("\n") == 1 and "16 bits" in err and not (tmp_path / "deep.jpg").exists()
+
+
+def test_tile_and_max_memory_reach_the_run(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "tiled.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "64", "--iterations",
+                        "2", "--seed", "1", "--single-scale", "--tile", "32", "--max-memory", "16")
+    assert code == 0, err
+    assert "plan:" in err and "tiles of 32 px" in err and "of 16.0 GiB free" in err
+    assert images.read_metadata(out)["tile"] == 32

@@ -528,3 +528,58 @@ def test_max_side_shrinks_large_pictures_as_they_load(tmp_path):
         big.save(tmp_path / f"big{suffix}")
         assert load_image(tmp_path / f"big{suffix}", max_side=100).size == (100, 75)
         assert load_image(tmp_path / f"big{suffix}", max_side=1000).size == (800, 600)
+
+
+def _linear_srgb_profile() -> bytes:
+    """An ICC v2 matrix/TRC profile: sRGB's primaries with a linear tone curve (gamma 1), built by hand."""
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + b"".join(struct.pack(">i", round(v * 65536)) for v in (x, y, z))
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, 256) + bytes(2)  # one entry: gamma 1.0 (u8Fixed8)
+    text = b"linear sRGB\0"
+    tags = [(b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(11 + 67)),
+            (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)), (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + bytes(12)
+              + b"acsp" + bytes(28) + struct.pack(">iii", 63190, 65536, 54061) + bytes(48))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_an_embedded_colour_profile_is_converted_to_srgb(tmp_path):
+    grey = Image.new("RGB", (8, 8), (128, 128, 128))
+    grey.save(tmp_path / "linear.png", icc_profile=_linear_srgb_profile())
+    grey.save(tmp_path / "plain.png")
+    assert pixels(load_image(tmp_path / "plain.png"))[0, 0].tolist() == [128, 128, 128]
+    converted = pixels(load_image(tmp_path / "linear.png"))[0, 0]
+    assert all(abs(int(v) - 188) <= 2 for v in converted), converted  # linear 0.5 is sRGB 0.735
+    (tmp_path / "broken.png").write_bytes(b"")
+    grey.save(tmp_path / "broken.png", icc_profile=b"not a profile")
+    assert pixels(load_image(tmp_path / "broken.png"))[0, 0].tolist() == [128, 128, 128]  # ignored, as browsers do
+
+
+def test_results_are_tagged_srgb_and_can_have_16_bits_a_channel(tmp_path):
+    png = pytest.importorskip("png")
+    tifffile = pytest.importorskip("tifffile")
+    picture = torch.rand(1, 3, 12, 20)
+    save_image(picture, tmp_path / "eight.png", {"run": 1})
+    assert "icc_profile" in Image.open(tmp_path / "eight.png").info
+    save_image(picture, tmp_path / "deep.png", {"run": 2}, bit_depth=16)
+    width, height, rows, info = png.Reader(filename=str(tmp_path / "deep.png")).read()
+    deep = np.vstack([np.asarray(row) for row in rows]).reshape(height, width, 3)
+    assert info["bitdepth"] == 16 and (width, height) == (20, 12)
+    expected = picture[0].permute(1, 2, 0).numpy() * 65535
+    assert np.abs(deep - expected).max() <= 0.5  # 65,536 levels, not 256
+    assert read_metadata(tmp_path / "deep.png") == {"run": 2}
+    assert "icc_profile" in Image.open(tmp_path / "deep.png").info
+    save_image(picture, tmp_path / "deep.tif", bit_depth=16)
+    assert tifffile.imread(tmp_path / "deep.tif").dtype == np.uint16
+    with pytest.raises(ImageError, match="16 bits"):
+        save_image(picture, tmp_path / "deep.jpg", bit_depth=16)
+    assert not (tmp_path / "deep.jpg").exists()

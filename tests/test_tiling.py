@@ -88,6 +88,7 @@ def test_a_run_that_does_not_fit_is_tiled_with_a_shorter_history(net) -> None:
     assert plan.tile is not None and plan.optimizer == "lbfgs" and 5 <= plan.history < HISTORY
     assert plan.needed <= budget
     assert plan.tiling(net, size) is not None and plan.tiling(net, (256, 192)) is None  # small scales run whole
+    assert plan.history_for(net, (256, 192)) == HISTORY and plan.history_for(net, size) == plan.history
     line = plan.describe(net, stylecraft.optimize.schedule(TransferConfig(size=4096), size))
     assert "GiB" in line and "pairs" in line and "tiles of" in line and "whole" in line
     tight = plan_memory(net, size, CPU, TransferConfig(), budget=3 * 2**30)  # no room for 5 pairs

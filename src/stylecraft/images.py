@@ -15,15 +15,18 @@ import os
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import png
+import tifffile
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UsageError
 
@@ -44,6 +47,13 @@ WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
                  ".tiff": "TIFF"}
 
 METADATA_KEY = "stylecraft"
+
+#: The profile every picture is read into and every result is tagged with.
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+SRGB_BYTES: bytes = SRGB.tobytes()
+#: Bit depths a result can be written in, and the formats that hold 16 bits a channel.
+BIT_DEPTHS = (8, 16)
+DEEP_FORMATS = ("PNG", "TIFF")
 
 #: A temporary file of an atomic write that is unlocked and this many seconds old was left by a dead writer;
 #: where files cannot be locked, one this old.
@@ -92,8 +102,26 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Convert a picture with an embedded colour profile other than sRGB into sRGB (a damaged or unusable
+    profile is ignored, as browsers do)."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if ImageCms.getProfileDescription(profile).strip().lower().startswith("srgb"):  # already sRGB
+            return image
+        output = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, profile, SRGB, outputMode=output)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+    return converted if converted is not None else image
+
+
 def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Image.Image:
-    """Read an image from a path, bytes or a PIL image and return it as upright 8-bit RGB.
+    """Read an image from a path, bytes or a PIL image and return it as upright 8-bit sRGB (an embedded
+    colour profile is applied).
 
     Raises ImageError with a one-line reason for anything that is not a complete, readable picture of at
     most ``max_pixels`` pixels; the size is checked from the header, before the pixels are decoded. With
@@ -113,7 +141,7 @@ def load_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_side: int |
             if max_side is not None and image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))
             image.load()
-            picture = _to_rgb(ImageOps.exif_transpose(image))
+            picture = _to_rgb(_to_srgb(ImageOps.exif_transpose(image)))
             if max_side is not None and max(picture.size) > max_side:
                 picture = picture.resize(fit_long_side(*picture.size, max_side), Image.Resampling.LANCZOS)
             return picture
@@ -167,13 +195,17 @@ def resize_long_side(tensor: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(tensor, fit_long_side(width, height, long_side))
 
 
-def check_output_path(path: str | os.PathLike[str], inputs: Iterable[object] = ()) -> Path:
+def check_output_path(path: str | os.PathLike[str], inputs: Iterable[object] = (), bit_depth: int = 8) -> Path:
     """Fail early, before any work, if ``path`` cannot receive an image: unknown type, no folder, no access,
-    or it is one of the ``inputs``."""
+    it is one of the ``inputs``, or its type cannot hold ``bit_depth`` bits a channel."""
     path = Path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         raise ImageError(f"{path}: unknown image type {path.suffix or '(none)'!r}; use one of "
                          + ", ".join(sorted(WRITE_FORMATS)))
+    if bit_depth not in BIT_DEPTHS:
+        raise ImageError(f"`bit_depth` must be one of {', '.join(map(str, BIT_DEPTHS))} (got {bit_depth})")
+    if bit_depth == 16 and WRITE_FORMATS[path.suffix.lower()] not in DEEP_FORMATS:
+        raise ImageError(f"{path}: 16 bits a channel are written to .png or .tif files")
     return check_writable(path, inputs)
 
 
@@ -266,22 +298,49 @@ def encode_image(image: Image.Image, fmt: str, metadata: dict[str, Any] | None =
         options["pnginfo"] = info
     if fmt == "JPEG":
         options["quality"] = 95
+    if fmt != "BMP":
+        options["icc_profile"] = SRGB_BYTES
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
+def encode_deep(tensor: torch.Tensor, fmt: str, metadata: dict[str, Any] | None = None) -> bytes:
+    """A (1, 3, H, W) or (3, H, W) tensor in [0, 1] as a 16-bit-per-channel sRGB PNG (with ``metadata`` as
+    a JSON text chunk) or TIFF: 65,536 levels a channel for prints and further editing."""
+    if tensor.dim() == 4:
+        tensor = tensor[0]
+    array = tensor.detach().float().clamp(0, 1).mul(65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy()
+    array = array.astype(np.uint16)
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        tifffile.imwrite(buffer, array, photometric="rgb", iccprofile=SRGB_BYTES)
+        return buffer.getvalue()
+    height, width = array.shape[:2]
+    png.Writer(width, height, greyscale=False, bitdepth=16).write(buffer, array.reshape(height, width * 3))
+    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+    extra = [(b"iCCP", b"sRGB\0\0" + zlib.compress(SRGB_BYTES))]
+    if metadata is not None:
+        extra.append((b"tEXt", METADATA_KEY.encode() + b"\0" + json.dumps(metadata, sort_keys=True).encode()))
+    out = io.BytesIO()
+    png.write_chunks(out, [chunks[0], *extra, *chunks[1:]])
+    return out.getvalue()
+
+
 def save_image(image: Image.Image | torch.Tensor, path: str | os.PathLike[str],
-               metadata: dict[str, Any] | None = None) -> Path:
-    """Save atomically; the settings in ``metadata`` go into the PNG, or a ``.json`` sidecar for other types.
+               metadata: dict[str, Any] | None = None, bit_depth: int = 8) -> Path:
+    """Save atomically, tagged sRGB; the settings in ``metadata`` go into the PNG, or a ``.json`` sidecar for
+    other types. ``bit_depth`` 16 (a tensor, to PNG or TIFF) keeps 16 bits a channel.
 
     The picture is complete or absent: a failure never leaves a half-written or clobbered file.
     """
-    path = check_output_path(path)
-    if isinstance(image, torch.Tensor):
-        image = to_pil(image)
+    path = check_output_path(path, bit_depth=bit_depth)
     fmt = WRITE_FORMATS[path.suffix.lower()]
     try:
-        atomic_write_bytes(path, encode_image(image, fmt, metadata))
+        if bit_depth == 16:
+            data = encode_deep(image if isinstance(image, torch.Tensor) else to_tensor(image), fmt, metadata)
+        else:
+            data = encode_image(to_pil(image) if isinstance(image, torch.Tensor) else image, fmt, metadata)
+        atomic_write_bytes(path, data)
         sidecar = path.with_name(path.name + ".json")
         if metadata is not None and fmt != "PNG":
             atomic_write_bytes(sidecar, json.dumps(metadata, indent=2, sort_keys=True).encode())

@@ -184,7 +184,7 @@ def run_single(args: argparse.Namespace) -> int:
     content = getattr(args, "content", None)
     styles = getattr(args, "styles", None)
     inputs = [content, *(styles or []), args.init]
-    output = images.check_output_path(args.output, inputs)
+    output = images.check_output_path(args.output, inputs, args.bit_depth)
     history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history", inputs) if args.history \
         else None
     plot_path = report.check_suffix(args.plot, (".png",), "--plot", inputs) if args.plot else None
@@ -211,13 +211,13 @@ def run_single(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    _write(result, output, history_path, plot_path, gif_path, animation)
+    _write(result, output, history_path, plot_path, gif_path, animation, args.bit_depth)
     return _report_end(args, result, output)
 
 
 def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
-           animation: report.Animation | None) -> None:
-    images.save_image(result.image, output, metadata=result.settings)
+           animation: report.Animation | None, bit_depth: int) -> None:
+    images.save_image(result.image, output, metadata=result.settings, bit_depth=bit_depth)
     if history:
         report.write_history(result.history, history, extra={"settings": result.settings,
                                                              "peak_memory_mb": result.settings["peak_memory_mb"]})

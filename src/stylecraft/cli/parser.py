@@ -15,6 +15,7 @@ from ..features import POOLINGS, FeatureNetwork
 from ..features.weights import BLOCKS, FORMATS
 from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.train import TrainConfig
+from ..images import BIT_DEPTHS
 from ..optimize import INITS, MODES, OPTIMIZERS, TransferConfig
 from ..runtime import PRECISIONS
 from ..studio.config import StudioConfig
@@ -130,6 +131,8 @@ def add_outputs(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--animation", help="write the progress as an animated .gif")
     out.add_argument("--history", help="write every loss term per iteration to a .csv or .json file")
     out.add_argument("--plot", help="write the loss curves to a .png file")
+    out.add_argument("--bit-depth", type=integer, choices=BIT_DEPTHS, default=8,
+                     help="bits a channel of the picture: 8, or 16 for prints (.png or .tif; default 8)")
 
 
 def build_parser() -> argparse.ArgumentParser:

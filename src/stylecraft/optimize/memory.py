@@ -68,6 +68,12 @@ class MemoryPlan:
     needed: float
     available: int | None
 
+    def history_for(self, net: VGG, size: tuple[int, int]) -> int:
+        """The L-BFGS pairs a scale of ``size`` keeps: all of them where it fits whole with them."""
+        if self.available is None or estimate_memory(net, size, "lbfgs", HISTORY) <= self.available:
+            return HISTORY
+        return self.history
+
     def tiling(self, net: VGG, size: tuple[int, int]) -> Tiling | None:
         """The tiles for a scale of ``size``, or None to run it whole."""
         if self.tile is None or size[0] * size[1] <= self.whole or max(size) <= self.tile:
@@ -77,7 +83,7 @@ class MemoryPlan:
     def describe(self, net: VGG, plan: list[tuple[tuple[int, int], int]]) -> str:
         """One line for a person: the estimate, the optimiser, and how each scale runs."""
         available = f" of {amount(self.available)} free" if self.available is not None else ""
-        optimizer = f"L-BFGS with {self.history} pairs" if self.optimizer == "lbfgs" else "Adam"
+        optimizer = f"L-BFGS with {self.history} pairs at full size" if self.optimizer == "lbfgs" else "Adam"
         scales = []
         for size, count in plan:
             tiling = self.tiling(net, size)
