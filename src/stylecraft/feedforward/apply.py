@@ -1,11 +1,14 @@
-"""Applying a trained network: any size, padded to a multiple of 4, large images in blended tiles.
+"""Applying a trained network: any size, padded to a multiple of 4, large images in tiles.
 
-Instance normalisation makes a tile's result depend a little on the tile's own statistics, so tiles overlap
-and are blended with linear ramps; memory stays bounded by the tile size whatever the image size.
+A :class:`.TransformerNet` runs large images in exact tiles (``exact.py``: the whole picture's
+normalisation statistics first, then each tile with a halo), equal to the whole picture. A runtime running an
+export cannot be given outside statistics, so there instance normalisation sees each tile's own and tiles
+overlap and are blended with linear ramps. Either way memory stays bounded by the tile size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -13,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import images
+from .exact import stylise_exactly
+from .net import TransformerNet
 
 
 class _OnDevice(Protocol):
@@ -32,14 +37,15 @@ def _device(net: Network) -> torch.device:
     return next(net.parameters()).device if isinstance(net, nn.Module) else net.device
 
 
-def _padded(net: Network, image: torch.Tensor) -> torch.Tensor:
+def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor) -> torch.Tensor:
     """Run ``net`` on an image of any size: reflect-pad to a multiple of 4, then crop back."""
     height, width = image.shape[-2:]
     pad_h, pad_w = (-height) % 4, (-width) % 4
     if pad_h or pad_w:
         mode = "reflect" if height > pad_h and width > pad_w else "replicate"
         image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
-    return net(image)[..., :height, :width]
+    result: torch.Tensor = net(image)
+    return result[..., :height, :width]
 
 
 def _ramp(length: int, overlap: int, start: bool, end: bool) -> torch.Tensor:
@@ -60,12 +66,15 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
 
 
 def stylise(net: Network, image: torch.Tensor, tile: int = 1024, overlap: int = 64) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through overlapping tiles."""
+    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through tiles: exact ones for a
+    :class:`.TransformerNet` (``exact.py``), overlapping blended ones for a runtime running an export."""
     device = _device(net)
     height, width = image.shape[-2:]
     with torch.no_grad():
         if height <= tile and width <= tile:
             return _padded(net, image.to(device)).float().cpu().clamp(0, 1)
+        if isinstance(net, TransformerNet):
+            return _padded(lambda padded: stylise_exactly(net, padded, tile), image).clamp(0, 1)
         out = torch.zeros(image.shape[0], 3, height, width)
         total = torch.zeros(1, 1, height, width)
         step = tile - overlap
