@@ -126,3 +126,15 @@ def test_a_small_budget_tiles_a_run_instead_of_refusing_it() -> None:
                             max_memory=budget / 2**30)
     assert 5 <= result.settings["lbfgs_history"] < HISTORY  # a shorter history instead of a refusal
     assert images.to_pil(result.image).size == (96, 72)
+
+
+@pytest.mark.parametrize("mode", ["reconstruct", "texture"])
+def test_reconstruction_and_texture_run_tiled_too(mode: str) -> None:
+    inputs = {"reconstruct": (make_content(96, 72), None), "texture": (None, make_style(64, 64))}[mode]
+    options = {"size": 96, "iterations": 3, "seed": 4, "single_scale": True, "width": 96, "height": 64}
+    if mode == "reconstruct":
+        del options["width"], options["height"]
+    whole = stylecraft.run(mode, *inputs, **options)
+    tiled = stylecraft.run(mode, *inputs, tile=32, **options)
+    assert tiled.image.shape == whole.image.shape
+    assert (whole.image - tiled.image).abs().max() < 2 / 255

@@ -168,11 +168,11 @@ class _TiledPass:
         for box, crop, inner_feats in tiled.tiles(o.net, pixels.detach(), o.layers, self.tiling, o.autocast,
                                                   requires_grad=True):
             share = pixels.new_zeros(())
-            for weight, name in zip(o.content_weights, o.content_layers, strict=True):
+            for weight, name in zip(o.content_weights, o.content_layers, strict=True) if o.content_layers else ():
                 feats, (rows, cols) = inner_feats[name]
                 error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
                 share = share + o.content_weight * weight * error / self.norms[name]
-            for weight, name in zip(o.style_weights, o.style_layers, strict=True):
+            for weight, name in zip(o.style_weights, o.style_layers, strict=True) if o.style_layers else ():
                 feats = inner_feats[name][0]
                 flat = feats.reshape(feats.shape[0], feats.shape[1], -1)
                 share = share + o.style_weight * weight * (slopes[name] * torch.bmm(flat, flat.transpose(1, 2))).sum()
