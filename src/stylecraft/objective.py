@@ -134,18 +134,21 @@ class Objective(nn.Module):
         cropped = inner(pixels, margin)
         with self.autocast():
             feats = self.net(cropped, self.layers) if self.layers else {}
+        content = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
+        style = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
+        return self.terms(content, style, pixels)
+
+    def terms(self, content: dict[str, torch.Tensor], style: dict[str, torch.Tensor],
+              pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted terms and their total, from each layer's relative error (and ``pixels`` for TV)."""
         terms: dict[str, torch.Tensor] = {}
         total = pixels.new_zeros(())
-        if self.content_layers:
-            parts = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
-            terms.update({f"content:{n}": v for n, v in parts.items()})
-            terms["content"] = self.content_weight * _weighted(parts, self.content_weights)
-            total = total + terms["content"]
-        if self.style_layers:
-            parts = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
-            terms.update({f"style:{n}": v for n, v in parts.items()})
-            terms["style"] = self.style_weight * _weighted(parts, self.style_weights)
-            total = total + terms["style"]
+        for kind, parts, weight, weights in (("content", content, self.content_weight, self.content_weights),
+                                             ("style", style, self.style_weight, self.style_weights)):
+            if parts:
+                terms.update({f"{kind}:{n}": v for n, v in parts.items()})
+                terms[kind] = weight * _weighted(parts, weights)
+                total = total + terms[kind]
         if self.tv_weight:
             terms["tv"] = self.tv_weight * losses.total_variation(pixels)
             total = total + terms["tv"]
@@ -204,28 +207,14 @@ class _TiledPass:
                     part = torch.bmm(flat, flat.transpose(1, 2))
                     sums[name] = sums[name] + part if name in sums else part
                     counts[name] = counts.get(name, 0) + flat.shape[-1]
-            terms: dict[str, torch.Tensor] = {}
             slopes: dict[str, torch.Tensor] = {}
-            total = pixels.new_zeros(())
-            if o.content_layers:
-                parts = {n: errors[n] / self.norms[n] for n in o.content_layers}
-                terms.update({f"content:{n}": v for n, v in parts.items()})
-                terms["content"] = o.content_weight * _weighted(parts, o.content_weights)
-                total = total + terms["content"]
-            if o.style_layers:
-                parts = {}
-                for name in o.style_layers:
-                    difference = sums[name] / counts[name] - self.targets.grams[name]
-                    parts[name] = difference.pow(2).sum() / self.norms[f"gram:{name}"]
-                    slopes[name] = 2 * difference / self.norms[f"gram:{name}"] / counts[name]
-                terms.update({f"style:{n}": v for n, v in parts.items()})
-                terms["style"] = o.style_weight * _weighted(parts, o.style_weights)
-                total = total + terms["style"]
-            if o.tv_weight:
-                terms["tv"] = o.tv_weight * losses.total_variation(pixels)
-                total = total + terms["tv"]
-            terms["total"] = total
-        return terms, slopes
+            style: dict[str, torch.Tensor] = {}
+            for name in o.style_layers:
+                difference = sums[name] / counts[name] - self.targets.grams[name]
+                style[name] = difference.pow(2).sum() / self.norms[f"gram:{name}"]
+                slopes[name] = 2 * difference / self.norms[f"gram:{name}"] / counts[name]
+            content = {n: errors[n] / self.norms[n] for n in o.content_layers}
+            return o.terms(content, style, pixels), slopes
 
 
 def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
