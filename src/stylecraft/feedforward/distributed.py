@@ -8,6 +8,7 @@ Without those variables everything runs in one process as usual.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -57,8 +58,11 @@ def start(device: torch.device) -> tuple[Processes, torch.device]:
 
 
 def stop(processes: Processes) -> None:
-    """Leave the process group joined by :func:`start`."""
+    """Leave the process group joined by :func:`start`, all processes together: one that tears its connections
+    down while another still writes its files can abort at exit."""
     if processes.distributed and dist.is_initialized():
+        with contextlib.suppress(RuntimeError):  # another process has gone already
+            dist.barrier()
         dist.destroy_process_group()
 
 
