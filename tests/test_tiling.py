@@ -74,9 +74,13 @@ def test_the_tiled_objective_and_its_gradient_equal_the_whole_ones(net) -> None:
     assert all(torch.equal(tiled_targets.content[k], v) for k, v in targets.content.items())
 
 
+def _scales(size: tuple[int, int], **options: object) -> list[tuple[tuple[int, int], int]]:
+    return stylecraft.optimize.schedule(TransferConfig(size=max(size), **options), size)
+
+
 def test_a_run_that_fits_is_planned_whole_as_before(net) -> None:
-    plan = plan_memory(net, (512, 384), CPU, TransferConfig(), budget=64 * 2**30)
-    assert plan.tile is None and plan.optimizer == "lbfgs" and plan.history == HISTORY
+    plan = plan_memory(net, _scales((512, 384)), CPU, TransferConfig(), budget=64 * 2**30)
+    assert plan.tile is None and plan.optimizer == "lbfgs" and plan.history == HISTORY and plan.tiled == ()
     assert plan.tiling(net, (512, 384)) is None
 
 
@@ -84,21 +88,39 @@ def test_a_run_that_does_not_fit_is_tiled_with_a_shorter_history(net) -> None:
     size = (4096, 3072)
     budget = 8 * 2**30
     assert estimate_memory(net, size, "lbfgs") > 3 * budget  # 100 L-BFGS pairs alone are about 29 GiB
-    plan = plan_memory(net, size, CPU, TransferConfig(), budget=budget)
-    assert plan.tile is not None and plan.optimizer == "lbfgs" and 5 <= plan.history < HISTORY
+    scales = _scales(size, scale_iterations=(40,) * 11)  # more iterations at full size than pairs that fit
+    plan = plan_memory(net, scales, CPU, TransferConfig(), budget=budget)
+    assert plan.tile is not None and plan.optimizer == "lbfgs" and 5 <= plan.history < 40
     assert plan.needed <= budget
-    assert plan.tiling(net, size) is not None and plan.tiling(net, (256, 192)) is None  # small scales run whole
-    assert plan.history_for(net, (256, 192)) == HISTORY and plan.history_for(net, size) == plan.history
-    line = plan.describe(net, stylecraft.optimize.schedule(TransferConfig(size=4096), size))
-    assert "GiB" in line and "pairs" in line and "tiles of" in line and "whole" in line
-    tight = plan_memory(net, size, CPU, TransferConfig(), budget=3 * 2**30)  # no room for 5 pairs
+    assert plan.tiling(net, size) is not None and plan.tiling(net, scales[0][0]) is None  # small scales run whole
+    assert plan.history_for(scales[0][0]) == HISTORY and plan.history_for(size) == plan.history
+    line = plan.describe(net, scales)
+    assert "GiB" in line and f"{plan.history} pairs" in line and "tiles of" in line and "whole" in line
+    tight = plan_memory(net, scales, CPU, TransferConfig(), budget=3 * 2**30)  # no room for 5 pairs
     assert tight.optimizer == "adam" and tight.needed <= 3 * 2**30
     with pytest.raises(ConfigError, match="even tile by tile"):
-        plan_memory(net, size, CPU, TransferConfig(), budget=2 * 2**30)
+        plan_memory(net, scales, CPU, TransferConfig(), budget=2 * 2**30)
+
+
+def test_the_plan_counts_only_the_pairs_a_scale_keeps(net) -> None:
+    # By default the full size of a 4096 px run gets 6 iterations, so it keeps 6 pairs, not 100: the
+    # estimate and the scales that tile follow from that.
+    size = (4096, 3072)
+    scales = _scales(size)
+    assert scales[-1][1] == 6
+    budget = 20 * 2**30
+    plan = plan_memory(net, scales, CPU, TransferConfig(), budget=budget)
+    assert plan.optimizer == "lbfgs" and plan.history >= 6 and "6 pairs at full size" in plan.describe(net, scales)
+    wholes = [estimate_memory(net, s, "lbfgs", min(c, HISTORY)) for s, c in scales]
+    assert plan.tiled == tuple(s for (s, _), need in zip(scales, wholes, strict=True) if need > budget)
+    assert scales[-3][0] not in plan.tiled and scales[-2][0] in plan.tiled  # 2048 px whole, 2896 px tiled
+    assert plan.needed == max(wholes[-3], plan.needed) <= budget  # the largest whole scale counts too
+    fewer = plan_memory(net, [*scales[:-1], (size, 1)], CPU, TransferConfig(), budget=8 * 2**30)
+    assert fewer.needed < plan_memory(net, scales, CPU, TransferConfig(), budget=8 * 2**30).needed
 
 
 def test_a_forced_tile_tiles_every_scale_larger_than_it(net) -> None:
-    plan = plan_memory(net, (256, 192), CPU, TransferConfig(tile=64), budget=64 * 2**30)
+    plan = plan_memory(net, _scales((256, 192)), CPU, TransferConfig(tile=64), budget=64 * 2**30)
     assert plan.tile == 64 and plan.history == HISTORY
     assert plan.tiling(net, (256, 192)) is not None and plan.tiling(net, (64, 48)) is None
 
@@ -121,8 +143,8 @@ def test_a_tiled_run_paints_the_picture_the_whole_one_paints() -> None:
 def test_a_small_budget_tiles_a_run_instead_of_refusing_it() -> None:
     content, style = make_content(96, 72), make_style(64, 64)
     net = FeatureNetwork().build([*CONTENT, *STYLE], torch.device("cpu"))
-    budget = estimate_memory(net, (96, 72), "lbfgs", history=30)  # whole, with 30 pairs instead of 100
-    result = stylecraft.run("transfer", content, style, size=96, iterations=2, seed=0, single_scale=True,
+    budget = estimate_memory(net, (96, 72), "lbfgs", history=30)  # whole, with 30 pairs instead of 40
+    result = stylecraft.run("transfer", content, style, size=96, iterations=40, seed=0, single_scale=True,
                             max_memory=budget / 2**30)
     assert 5 <= result.settings["lbfgs_history"] < HISTORY  # a shorter history instead of a refusal
     assert images.to_pil(result.image).size == (96, 72)

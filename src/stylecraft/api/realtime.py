@@ -18,7 +18,7 @@ from .. import checks, feedforward, images
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
-from ..runtime import DEVICES, Runtime, resolve_device
+from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
 from .transfer import NETWORK_FIELDS
 from .version import version
@@ -125,7 +125,8 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
         raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.load_model(model)
-        loaded.net = cast(nn.Module, loaded.net).to(resolve_device(device))  # load_model's net is a TransformerNet
+        runtime = Runtime.resolve(device, "fp32")  # fp32 convolutions, not TF32, on CUDA too
+        loaded.net = cast(nn.Module, loaded.net).to(runtime.device)  # load_model's net is a TransformerNet
         return loaded
     checks.choice("device", device, DEVICES)
     source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))

@@ -113,10 +113,11 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         full = _texture_canvas(config, style_tensors[0])
     if max_memory is not None:
         checks.non_negative("max_memory", max_memory)
-    memory = plan_memory(net, full, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
+    scales = schedule(config, full)
+    memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
     config = config.replace(optimizer=memory.optimizer)
     if on_plan is not None:
-        on_plan(memory.describe(net, schedule(config, full)))
+        on_plan(memory.describe(net, scales))
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
     runtime.reset_peak_memory()
@@ -130,7 +131,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],
                        **asdict(config), **asdict(network), "init_image": _name(init_image), "seed": seed,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
-                       "tiled_above_pixels": None if memory.tile is None else memory.whole,
+                       "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
     return result
 

@@ -308,7 +308,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         for scale, (size, count) in enumerate(plan, start=1):
             pixels, targets = run.start(size, pixels)
             guard = _Guard(pixels, every, run.history)
-            history = memory.history_for(objective.net, size) if memory is not None else HISTORY
+            history = memory.history_for(size) if memory is not None else HISTORY
             optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None, history)
             stopped = _run_scale(run, scale, size, count, pixels, optimizer, targets, current, guard)
             if stopped:

@@ -55,35 +55,40 @@ def _content_target_bytes(net: VGG, size: tuple[int, int], layers: tuple[str, ..
     return total
 
 
+Scale = tuple[tuple[int, int], int]
+
+
+def _pairs(history: int, count: int) -> int:
+    """The L-BFGS pairs a scale of ``count`` iterations keeps: one per iteration, at most ``history``."""
+    return min(history, count)
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
-    """How a run fits: scales larger than ``whole`` pixels go tile by tile (``tile`` px), the optimiser is
-    ``optimizer`` with ``history`` L-BFGS pairs, and the run's peak is about ``needed`` of ``available``
+    """How a run fits: the scales in ``tiled`` go tile by tile (``tile`` px), the optimiser is ``optimizer``
+    with ``history`` L-BFGS pairs at those scales, and the run's peak is about ``needed`` of ``available``
     bytes (None where the device cannot tell)."""
 
     tile: int | None
-    whole: float
+    tiled: tuple[tuple[int, int], ...]
     optimizer: str
     history: int
     needed: float
     available: int | None
 
-    def history_for(self, net: VGG, size: tuple[int, int]) -> int:
-        """The L-BFGS pairs a scale of ``size`` keeps: all of them where it fits whole with them."""
-        if self.available is None or estimate_memory(net, size, "lbfgs", HISTORY) <= self.available:
-            return HISTORY
-        return self.history
+    def history_for(self, size: tuple[int, int]) -> int:
+        """The L-BFGS history of a scale of ``size``: all of it where the scale runs whole."""
+        return self.history if size in self.tiled else HISTORY
 
     def tiling(self, net: VGG, size: tuple[int, int]) -> Tiling | None:
         """The tiles for a scale of ``size``, or None to run it whole."""
-        if self.tile is None or size[0] * size[1] <= self.whole or max(size) <= self.tile:
-            return None
-        return Tiling.for_net(net, self.tile)
+        return Tiling.for_net(net, self.tile) if self.tile is not None and size in self.tiled else None
 
-    def describe(self, net: VGG, plan: list[tuple[tuple[int, int], int]]) -> str:
+    def describe(self, net: VGG, plan: list[Scale]) -> str:
         """One line for a person: the estimate, the optimiser, and how each scale runs."""
         available = f" of {amount(self.available)} free" if self.available is not None else ""
-        optimizer = f"L-BFGS with {self.history} pairs at full size" if self.optimizer == "lbfgs" else "Adam"
+        optimizer = "Adam" if self.optimizer == "adam" else (
+            f"L-BFGS with {_pairs(self.history, plan[-1][1])} pairs at full size")
         scales = []
         for size, count in plan:
             tiling = self.tiling(net, size)
@@ -92,31 +97,42 @@ class MemoryPlan:
         return f"about {amount(self.needed)}{available}; {optimizer}; " + ", ".join(scales)
 
 
-def plan_memory(net: VGG, size: tuple[int, int], runtime: Runtime, config: TransferConfig,
+def plan_memory(net: VGG, plan: list[Scale], runtime: Runtime, config: TransferConfig,
                 budget: int | None = None) -> MemoryPlan:
-    """The plan for a run at ``size`` within ``budget`` bytes (default: what the device has free).
+    """The plan for a run of ``plan``'s scales ((width, height), iterations) within ``budget`` bytes
+    (default: what the device has free).
 
-    A run that fits whole runs as it always has. One that does not (or that ``config.tile`` asks to tile)
-    goes tile by tile at the scales that do not fit, with the largest tile and the longest L-BFGS history
-    that fit, or Adam when L-BFGS cannot keep even a few pairs. A ConfigError when nothing fits.
+    A run whose every scale fits whole runs as it always has. Otherwise (or where ``config.tile`` asks for
+    tiles) the scales that do not fit go tile by tile, with the largest tile and the longest L-BFGS history
+    that fit, or Adam when L-BFGS cannot keep even a few pairs. A scale keeps at most one pair per iteration,
+    so a full-size scale of a few iterations needs few. A ConfigError when nothing fits.
     """
     available = budget if budget is not None else runtime.available_memory()
-    needed = estimate_memory(net, size, config.optimizer)
+    size, count = plan[-1]
+
+    def whole(scale: Scale) -> float:
+        return estimate_memory(net, scale[0], config.optimizer, _pairs(HISTORY, scale[1]))
+
+    needed = max(whole(scale) for scale in plan)
     if config.tile is None and (available is None or needed <= available):
-        return MemoryPlan(None, math.inf, config.optimizer, HISTORY, needed, available)
+        return MemoryPlan(None, (), config.optimizer, HISTORY, needed, available)
+    if config.tile is not None:
+        tiled = tuple(s for s, _ in plan if max(s) > config.tile)
+    else:
+        tiled = tuple(s for s, c in plan if available is not None and whole((s, c)) > available)
     image = _image_bytes(size)
+    largest_whole = max((whole(scale) for scale in plan if scale[0] not in tiled), default=0.0)
     fixed = TILED_IMAGES * image + _content_target_bytes(net, size, config.content_layers)
     for side in (config.tile,) if config.tile else TILE_SIDES:
         tiling = Tiling.for_net(net, side)
         base = fixed + MEMORY_FACTOR * net.activation_bytes(*_crop(tiling.crop_side(), size))
         room = math.inf if available is None else available - base
         history = HISTORY if available is None else min(HISTORY, int(room // (2 * image)))
-        if config.optimizer == "lbfgs" and history >= MIN_HISTORY:
-            return MemoryPlan(tiling.tile, _whole(net, size, available, "lbfgs", history, config), "lbfgs", history,
-                              base + 2 * history * image, available)
+        if config.optimizer == "lbfgs" and history >= min(MIN_HISTORY, count):
+            return MemoryPlan(tiling.tile, tiled, "lbfgs", history,
+                              max(largest_whole, base + 2 * _pairs(history, count) * image), available)
         if room >= 2 * image:
-            return MemoryPlan(tiling.tile, _whole(net, size, available, "adam", 0, config), "adam", 0,
-                              base + 2 * image, available)
+            return MemoryPlan(tiling.tile, tiled, "adam", 0, max(largest_whole, base + 2 * image), available)
     assert available is not None  # an unknown budget always fits
     smallest = fixed + MEMORY_FACTOR * net.activation_bytes(*_crop(TILE_SIDES[-1], size)) + 2 * image
     fits = int(max(size) * math.sqrt(available / smallest) / 16) * 16
@@ -127,22 +143,3 @@ def plan_memory(net: VGG, size: tuple[int, int], runtime: Runtime, config: Trans
 def _crop(side: int, size: tuple[int, int]) -> tuple[int, int]:
     """The largest crop a tile of ``side`` pixels (with its halo) runs on, in a picture of ``size``."""
     return min(side, size[0]), min(side, size[1])
-
-
-def _whole(net: VGG, size: tuple[int, int], available: int | None, optimizer: str, history: int,
-           config: TransferConfig) -> float:
-    """The largest pixel count (at ``size``'s aspect) that still runs whole within ``available`` (none when
-    ``config.tile`` asks for tiles)."""
-    if config.tile is not None:
-        return 0
-    if available is None:
-        return math.inf
-    low, high = 0, max(size)
-    while low < high:  # the long side, bisected: the estimate grows with it
-        side = (low + high + 1) // 2
-        scaled = (max(1, round(size[0] * side / max(size))), max(1, round(size[1] * side / max(size))))
-        if estimate_memory(net, scaled, optimizer, history) <= available:
-            low = side
-        else:
-            high = side - 1
-    return low * low * min(size) / max(size)
