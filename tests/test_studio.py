@@ -229,7 +229,7 @@ def test_display_names_never_carry_folders_or_control_characters() -> None:
 
 
 def test_bad_job_requests(tmp_path: Path) -> None:
-    with studio(tmp_path, max_size=256, max_styles=2) as client:
+    with studio(tmp_path, max_pixels=256 * 192, max_styles=2) as client:
         content, style = upload(client, make_content()), upload(client, make_style())
         missing = "0123456789abcdef"
         cases = [
@@ -240,7 +240,7 @@ def test_bad_job_requests(tmp_path: Path) -> None:
             ({"styles": [style, style]}, 400, "twice"),
             ({"styles": [style, upload(client, make_style(seed=1)), upload(client, make_style(seed=2))]}, 400,
              "at most 2"),
-            ({"size": 512}, 400, "limit of 256"),
+            ({"size": 512}, 400, "limit of 49,152 pixels; use a size of 256 or less"),
             ({"size": 4}, 422, "size"),
             ({"iterations": 0}, 422, "iterations"),
             ({"style_weight": -1}, 422, "style_weight"),

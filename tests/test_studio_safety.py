@@ -231,11 +231,19 @@ def test_uploads_decode_a_few_at_a_time(tmp_path: Path, monkeypatch: pytest.Monk
     assert codes == [201] * 6 and peak[0] == 2
 
 
-def test_uploads_are_stored_no_larger_than_a_job_can_use(tmp_path: Path) -> None:
-    with studio(tmp_path, max_size=64) as client:
+def test_the_size_limit_is_the_pixel_limit_of_the_uploads(tmp_path: Path) -> None:
+    with studio(tmp_path, max_pixels=400 * 300) as client:
         big = client.post("/api/uploads", files={"file": ("big.jpg", png(make_content(400, 300), "JPEG"))}).json()
-        assert (big["width"], big["height"]) == (64, 48)
-        assert Image.open(io.BytesIO(client.get(big["image"]).content)).size == (64, 48)
+        assert (big["width"], big["height"]) == (400, 300)  # kept at full size, for a job at full size
+        assert Image.open(io.BytesIO(client.get(big["image"]).content)).size == (400, 300)
+        larger = client.post("/api/uploads", files={"file": ("larger.png", png(make_content(401, 300)))})
+        assert larger.status_code == 400 and "limit of 120,000 pixels" in larger.json()["error"]
+        style = upload(client, make_style())
+        refused = client.post("/api/jobs", json={"content": big["id"], "styles": [style], "size": 401})
+        assert refused.status_code == 400 and "use a size of 400 or less" in refused.json()["error"]
+        accepted = client.post("/api/jobs", json={"content": big["id"], "styles": [style], "size": 400,
+                                                  "iterations": 1})
+        assert accepted.status_code == 201
 
 
 def test_storage_quota_refuses_uploads_and_jobs_with_a_clear_error(tmp_path: Path) -> None:

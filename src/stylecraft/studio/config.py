@@ -37,10 +37,10 @@ class StudioConfig:
     #: localhost or this address (a defence against DNS rebinding).
     host: str = "127.0.0.1"
     max_upload_mb: float = 25.0
+    #: The most pixels an upload and a result may have: a job's size may be anything its picture fits in.
     max_pixels: int = 50_000_000
     max_queue: int = 20
     max_styles: int = 4
-    max_size: int = 2048
     max_iterations: int = 5000
     #: The quota of uploads and results on disk.
     max_storage_mb: float = 5000.0

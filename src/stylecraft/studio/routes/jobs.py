@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from ... import images
 from ...errors import ConfigError
 from ..models import model_path
 from ..schemas import DEFAULTS, Error, Job, JobRequest
@@ -17,10 +19,14 @@ from ..views import Runner, Settings, Store, picture_route, public_job
 router = APIRouter()
 
 
-def _check(request: JobRequest, config: Settings) -> list[str]:
+def _check(request: JobRequest, config: Settings, store: JobStore) -> list[str]:
     """The request's style ids once it is known to fit this studio's limits and the optimiser's rules."""
-    if request.size > config.max_size:
-        raise ConfigError(f"size {request.size} is more than this studio's limit of {config.max_size} px")
+    content = store.upload(request.content)
+    width, height = images.fit_long_side(content["width"], content["height"], request.size)
+    if width * height > config.max_pixels:
+        raise ConfigError(f"size {request.size} makes a {width} x {height} picture, more than this studio's limit "
+                          f"of {config.max_pixels:,} pixels; use a size of {_largest(content, config.max_pixels)} "
+                          "or less")
     if request.iterations > config.max_iterations:
         raise ConfigError(f"{request.iterations} iterations is more than this studio's limit of "
                           f"{config.max_iterations}")
@@ -41,6 +47,15 @@ def _check(request: JobRequest, config: Settings) -> list[str]:
     return styles
 
 
+def _largest(picture: dict[str, Any], max_pixels: int) -> int:
+    """The largest size (long side) at which ``picture`` has at most ``max_pixels`` pixels."""
+    width, height = picture["width"], picture["height"]
+    side = math.isqrt(max_pixels * max(width, height) // min(width, height))
+    while math.prod(images.fit_long_side(width, height, side)) > max_pixels:
+        side -= 1
+    return side
+
+
 @router.get("/api/jobs", response_model=list[Job], summary="Every job, newest first")
 async def jobs(store: Store) -> list[dict[str, Any]]:
     return [public_job(store, job) for job in store.list_jobs()]
@@ -49,7 +64,7 @@ async def jobs(store: Store) -> list[dict[str, Any]]:
 @router.post("/api/jobs", status_code=201, response_model=Job, summary="Queue a job",
              responses={404: {"model": Error}, 429: {"model": Error}, 507: {"model": Error}})
 async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
-    styles = _check(request, config)
+    styles = await run_in_threadpool(_check, request, config, store)
     options = request.model_dump(exclude={"content", "styles"})
     if request.method != "model":
         options["model"] = None

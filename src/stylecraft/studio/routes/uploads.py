@@ -1,5 +1,5 @@
 """Uploads: checked by decoding them (a few at a time, since decoding a large picture takes hundreds of MB),
-shrunk to the largest size a job may ask for, and kept under ids made here."""
+and kept at full size (a job may paint them at any size up to the studio's pixel limit) under ids made here."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def upload(file: UploadFile, request: Request, config: Settings, store: St
         return error(413, f"{name}: larger than the limit of {config.max_upload_mb:g} MB")
     async with request.app.state.decoding:
         try:
-            picture = await run_in_threadpool(images.load_image, data, config.max_pixels, config.max_size)
+            picture = await run_in_threadpool(images.load_image, data, config.max_pixels)
         except ImageError as exc:
             raise ImageError(f"{name}: {str(exc).removeprefix('the image: ')}") from None
         record = await run_in_threadpool(store.add_upload, picture, name)

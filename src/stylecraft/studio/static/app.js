@@ -197,10 +197,11 @@ function updateStart() {
 
 function fillForm(info) {
   const d = info.defaults;
-  $("#sizes").replaceChildren(...[256, 384, 512, 768, 1024, 1536, 2048].filter((s) => s <= info.limits.max_size)
+  // Offered sizes: those at which a 3:2 photo fits the studio's pixel limit (the server checks the photo's own).
+  $("#sizes").replaceChildren(...[256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192]
+    .filter((s) => s * Math.round(s * 2 / 3) <= info.limits.max_pixels)
     .map((s) => el("option", {value: s, label: s === 256 ? "quick" : s === d.size ? "standard" : s === 1024 ? "detailed" : null})));
   $("#size").value = d.size;
-  $("#size").max = info.limits.max_size;
   $("#iterations").value = d.iterations;
   $("#iterations").max = info.limits.max_iterations;
   $("#strength").value = Math.log10(d.style_weight);
