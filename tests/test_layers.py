@@ -14,7 +14,7 @@ LAYERS = [
     {"errors"},
     {"checks"},
     {"images"},
-    {"torchfile", "losses", "runtime"},
+    {"torchfile", "losses", "runtime", "video"},
     {"features"},
     {"tiling"},
     {"objective"},

@@ -30,6 +30,12 @@ def non_negative(name: str, value: float) -> None:
         raise ConfigError(f"`{name}` must be a finite number >= 0 (got {value})")
 
 
+def positive(name: str, value: float) -> None:
+    """ConfigError unless ``value`` is a finite number > 0."""
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"`{name}` must be a finite number > 0 (got {value})")
+
+
 def at_least(name: str, value: int | None, low: int, what: str = "") -> None:
     """ConfigError if ``value`` (when given) is below ``low``."""
     if value is not None and value < low:

@@ -8,6 +8,7 @@ atomically so that an output is either the complete new picture or the old file 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import json
@@ -16,10 +17,10 @@ import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import png
@@ -266,8 +267,10 @@ def _remove_stale_parts(path: Path) -> None:
             continue
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary stream to a temporary file beside ``path``, renamed over ``path`` when the block ends
+    normally and removed when it raises: ``path`` is complete or as it was.
 
     The temporary file is locked while it is written, so that the next write of ``path`` can tell (and
     remove) those left behind by a process that was killed.
@@ -276,16 +279,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     _remove_stale_parts(path)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with os.fdopen(handle, "w+b") as stream:
             if fcntl is not None:
                 fcntl.flock(stream, fcntl.LOCK_EX)
-            stream.write(data)
+            yield stream
             stream.flush()
             os.chmod(temp, FILE_MODE)
             os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as stream:
+        stream.write(data)
 
 
 def encode_image(image: Image.Image, fmt: str, metadata: dict[str, Any] | None = None) -> bytes:

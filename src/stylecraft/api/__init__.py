@@ -2,7 +2,8 @@
 is the one place where inputs are validated.
 
 ``transfer`` holds the optimisation front (:func:`run`, :func:`transfer`, :func:`reconstruct`,
-:func:`texture`); ``realtime`` the real-time networks (train, load, export, apply).
+:func:`texture`); ``realtime`` the real-time networks (train, load, export, apply); ``video`` paints videos
+with them.
 """
 
 from ..runtime import resolve_device
@@ -10,6 +11,8 @@ from .realtime import BACKENDS, apply_many, apply_model, export_model, load_styl
 from .sweep import Axis, grid
 from .transfer import reconstruct, run, settle, texture, transfer
 from .version import version
+from .video import paint_frames, paint_video
 
-__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "grid", "load_style_model", "reconstruct",
-           "resolve_device", "run", "settle", "texture", "train_network", "transfer", "version"]
+__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "grid", "load_style_model",
+           "paint_frames", "paint_video", "reconstruct", "resolve_device", "run", "settle", "texture",
+           "train_network", "transfer", "version"]

@@ -18,6 +18,7 @@ from ..features import FeatureNetwork, layer_names
 from ..feedforward import TrainConfig, TrainProgress, find_photos
 from ..optimize import INITS, Progress, Result, TransferConfig
 from ..studio.config import StudioConfig
+from ..video.io import VideoInfo
 from .parser import Parser, add_run_options
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -171,6 +172,32 @@ class _ProgressBar(_Bar):
             if event.tiles > 1:
                 shown["tiles"] = str(event.tiles)
         self.update(event.iterations, shown)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    bar: Any = None
+
+    def progress(done: int, info: VideoInfo) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:  # made at the first frame, so that errors before it come without a bar
+            from tqdm import tqdm
+
+            bar = tqdm(desc="video", unit="frame", total=info.frames or None, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        result = api.paint_video(args.input, args.output, model=args.model, stability=args.stability, size=args.size,
+                             start=args.start, duration=args.duration, fps=args.fps, batch_size=args.batch_size,
+                             preserve_color=args.preserve_color, tile=args.tile, device=args.device,
+                             backend=args.backend, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    rate = result.frames / result.seconds if result.seconds else 0.0
+    where = f"{result.output} ({result.frames} frames, {result.seconds:.1f} s, {rate:.1f} frames/s)"
+    return _finish(args, result.stopped, where, "video")
 
 
 def _say(args: argparse.Namespace, message: str) -> None:

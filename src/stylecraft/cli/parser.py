@@ -10,6 +10,7 @@ import re
 from typing import NoReturn
 
 from .. import api
+from ..api.video import STABILITY as VIDEO_STABILITY
 from ..errors import UsageError, shorten
 from ..features import POOLINGS, FeatureNetwork
 from ..features.weights import BLOCKS, FORMATS
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train(sub, common)
     add_apply(sub, common)
+    add_video(sub, common)
     add_serve(sub, common)
 
     layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
@@ -254,6 +256,29 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
 
 
+def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
+    video = sub.add_parser("video", parents=[common], help="paint a video with a trained network",
+                           description="Paint a video, frame by frame and steady, with a model from `stylecraft "
+                           "train`: H.264 out, with the source's sound.")
+    video.add_argument("input", help="a video file FFmpeg can read")
+    video.add_argument("-o", "--output", required=True, help="the video to write (.mp4, .mov or .mkv)")
+    video.add_argument("--model", required=True, help="the model file, or an ONNX file from `stylecraft export`")
+    video.add_argument("--stability", type=number, default=VIDEO_STABILITY,
+                       help="0 to 1: how much of the previous painted frame, moved with the picture, each frame "
+                       f"keeps where the motion is reliable; 0 paints each frame on its own (default "
+                       f"{VIDEO_STABILITY:g})")
+    video.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
+    video.add_argument("--start", type=number, default=0.0, help="seconds into the input to begin (default 0)")
+    video.add_argument("--duration", type=number, help="seconds to paint (default: to the end)")
+    video.add_argument("--fps", type=number, help="frames a second (default: the input's)")
+    video.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
+    video.add_argument("--tile", type=integer, default=1024, help="largest side run at once (default 1024)")
+    video.add_argument("--batch-size", type=integer, default=4, help="frames painted together (default 4)")
+    video.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    video.add_argument("--backend", choices=api.BACKENDS, default="auto",
+                       help="torch, onnx or openvino, as for `apply` (default auto)")
+
+
 def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="start the web studio (a page and a JSON API)",
                            description="Start stylecraft studio: stylise from the browser, with a queue and a "
@@ -270,7 +295,7 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     serve.add_argument("--max-upload-mb", type=number, default=STUDIO.max_upload_mb,
                        help="largest upload (default %(default)g MB)")
     serve.add_argument("--max-pixels", type=integer, default=STUDIO.max_pixels,
-                       help=f"largest upload in pixels (default {STUDIO.max_pixels:,})")
+                       help=f"largest upload and result in pixels (default {STUDIO.max_pixels:,})")
     serve.add_argument("--max-queue", type=integer, default=STUDIO.max_queue,
                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
     serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,

@@ -1,0 +1,194 @@
+"""Painting videos with a real-time network: frames in, steady painted frames out (:func:`paint_frames`, for
+notebooks and pipelines), or a video file in and one out with its sound (:func:`paint_video`).
+
+Decoding, painting and encoding overlap: a thread reads frames ahead and another encodes painted ones while
+the network paints the next batch. Stability (on by default) blends each painted frame with the previous one
+moved by the input's optical flow, where that flow is reliable (``video.flow.Steadier``).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import feedforward
+from ..errors import ConfigError
+from ..video.flow import Steadier
+from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
+from .realtime import load_style_model
+
+#: Stability by default: how much of the previous painted frame, moved by the flow, each frame keeps where
+#: the flow is reliable (chosen by benchmarks/video.py; see docs/performance.md).
+STABILITY = 0.7
+#: Frames read ahead of the painting, and painted frames waiting to be encoded.
+QUEUE = 16
+
+T = TypeVar("T")
+Frame = np.ndarray | Image.Image
+
+
+def _as_array(frame: Frame) -> np.ndarray:
+    if isinstance(frame, Image.Image):
+        return np.asarray(frame.convert("RGB"))
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ConfigError(f"a frame must be (H, W, 3) uint8 RGB, not {frame.dtype} {tuple(frame.shape)}")
+    return frame
+
+
+def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames: Iterable[Frame], *,
+                 stability: float = STABILITY, batch_size: int = 4, preserve_color: bool = False,
+                 tile: int = 1024, device: str = "auto", backend: str = "auto") -> Generator[np.ndarray, None, None]:
+    """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network,
+    ``batch_size`` at a time, and yield the painted frames in order as uint8 arrays, steadied by
+    ``stability`` (0: each frame painted on its own; up to 1)."""
+    if batch_size < 1:
+        raise ConfigError("`batch_size` must be at least 1")
+    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+        model, backend=backend, device=device)
+    steady = Steadier(stability)
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(_as_array(frame))
+        if len(batch) == batch_size:
+            yield from _paint(loaded, batch, steady, preserve_color, tile)
+            batch = []
+    if batch:
+        yield from _paint(loaded, batch, steady, preserve_color, tile)
+
+
+def _paint(model: feedforward.StyleModel, batch: list[np.ndarray], steady: Steadier, preserve_color: bool,
+           tile: int) -> Iterator[np.ndarray]:
+    if any(frame.shape != batch[0].shape for frame in batch):
+        raise ConfigError("the frames of a video must all have one size")
+    tensor = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div(255)
+    with torch.inference_mode():
+        painted = feedforward.apply(model.net, tensor, preserve_color=preserve_color, tile=tile)
+    pictures = painted.clamp(0, 1).mul(255).add(0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+    for frame, picture in zip(batch, pictures, strict=True):
+        yield steady(frame, picture)
+
+
+@dataclass
+class VideoResult:
+    """What :func:`paint_video` did: ``frames`` written to ``output`` in ``seconds``; ``stopped`` says why
+    it ended early ("interrupted"), None when it painted every frame."""
+
+    output: Path
+    info: VideoInfo
+    frames: int
+    seconds: float
+    stopped: str | None = None
+
+
+def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                model: str | os.PathLike[str] | feedforward.StyleModel, stability: float = STABILITY,
+                size: int | None = None, start: float = 0.0, duration: float | None = None,
+                fps: float | None = None, batch_size: int = 4, preserve_color: bool = False, tile: int = 1024,
+                device: str = "auto", backend: str = "auto",
+                progress: Callable[[int, VideoInfo], None] | None = None) -> VideoResult:
+    """Paint the video ``source`` into ``output`` (.mp4, .mov or .mkv: H.264, the source's sound kept) with a
+    real-time network. Ctrl-C stops it with a playable video of the frames painted so far; any other failure
+    leaves ``output`` as it was. ``progress`` is called with the frames done after each one."""
+    output = check_video_output(output, (source,))
+    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+        model, backend=backend, device=device)
+    began = time.perf_counter()
+    stopped = None
+    with VideoReader(source, start=start, duration=duration, fps=fps, size=size) as reader:
+        info = reader.info
+        with open_writer(output, info, reader.path, reader.start) as writer, _Encoder(writer.write) as encoder:
+            frames = _read_ahead(reader)
+            painted = paint_frames(loaded, frames, stability=stability, batch_size=batch_size,
+                                   preserve_color=preserve_color, tile=tile)
+            try:
+                for picture in painted:
+                    encoder.put(picture)
+                    if progress is not None:
+                        progress(encoder.count, info)
+            except KeyboardInterrupt:
+                stopped = "interrupted"
+            finally:
+                painted.close()
+                frames.close()
+    return VideoResult(output, info, writer.frames, time.perf_counter() - began, stopped)
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterable[T], depth: int = QUEUE) -> Generator[T, None, None]:
+    """``items`` read by a thread of their own, up to ``depth`` ahead; its errors are raised here."""
+    box: queue.Queue[Any] = queue.Queue(depth)
+    halt = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                while not halt.is_set():
+                    try:
+                        box.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if halt.is_set():
+                    return
+            box.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            box.put(exc)
+
+    thread = threading.Thread(target=read, name="stylecraft-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := box.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        halt.set()
+        thread.join()
+
+
+class _Encoder:
+    """Runs ``write`` on a thread of its own over the items :meth:`put` gives it, in order; waits for the
+    last one on leaving the block, and raises here what failed there."""
+
+    def __init__(self, write: Callable[[np.ndarray], None]) -> None:
+        self._write, self.count = write, 0
+        self._box: queue.Queue[Any] = queue.Queue(QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stylecraft-encode", daemon=True)
+
+    def __enter__(self) -> _Encoder:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self._box.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = exc
+
+    def put(self, picture: np.ndarray) -> None:
+        """Queue one painted frame (waits while the queue is full)."""
+        if self._error is not None:
+            raise self._error
+        self._box.put(picture)
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._box.put(_DONE)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
