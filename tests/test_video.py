@@ -12,9 +12,11 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from stylecraft import api, feedforward
+from stylecraft import ConfigError, FeatureNetwork, api, feedforward
 from stylecraft.cli import main
 from stylecraft.feedforward import TransformerNet
+from stylecraft.objective import Objective
+from stylecraft.tiling import Tiling
 from stylecraft.video.flow import FlowEstimator, Steadier, warping_error
 from stylecraft.video.io import VideoReader
 
@@ -212,3 +214,53 @@ def test_paint_frames_takes_pictures_from_any_iterator() -> None:
     painted = list(api.paint_frames(feedforward.StyleModel(net, {}), pictures, stability=0, batch_size=2))
     assert len(painted) == 5 and all(p.shape == (32, 40, 3) and p.dtype == np.uint8 for p in painted)
     assert Steadier(0)(painted[0], painted[1]) is painted[1]
+
+
+def test_the_optimiser_paints_a_clip_and_an_interrupted_run_resumes(tmp_path) -> None:
+    source = make_clip(tmp_path / "short.mp4", frames=4)
+    style = tmp_path / "style.png"
+    Image.fromarray(np.repeat(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], 64, 0).repeat(3, 2)).save(style)
+    out = tmp_path / "painted.mp4"
+    options = {"styles": [style], "size": 64, "iterations": 4, "frame_iterations": 2, "seed": 1}
+    seen: list[int] = []
+
+    def stop_after_two(done: int, info) -> None:
+        seen.append(done)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    first = api.paint_video(source, out, progress=stop_after_two, **options)
+    assert first.stopped == "interrupted" and first.frames == 2 and describe(out)["frames"] == 2
+    folder = tmp_path / "painted.mp4.frames"
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png", "settings.json"]
+    with pytest.raises(ConfigError, match="holds the frames of another run"):
+        api.paint_video(source, out, **{**options, "frame_iterations": 3})
+    seen.clear()
+    second = api.paint_video(source, out, progress=lambda done, info: seen.append(done), **options)
+    assert second.stopped is None and seen == [3, 4]  # only the frames not yet painted
+    made = describe(out)
+    assert made["frames"] == 4 and made["size"] == (64, 42) and made["audio"] == "aac"
+    assert not folder.exists()
+
+
+def test_the_temporal_term_pulls_only_reliable_pixels_and_tiles_exactly() -> None:
+    net = FeatureNetwork().build(["relu1_1", "relu4_2", "relu5_1"], torch.device("cpu"))
+    objective = Objective(net, content_layers=["relu4_2"], style_layers=["relu1_1", "relu5_1"], style_weight=1e3,
+                          temporal_weight=50.0)
+    generator = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 96, 128, generator=generator), torch.rand(1, 3, 64, 64, generator=generator)
+    targets = objective.targets(content, [style], [1.0])
+    targets.previous = torch.rand(1, 3, 96, 128, generator=generator)
+    targets.reliable = torch.zeros(1, 1, 96, 128)
+    targets.reliable[..., :, :64] = 1  # the left half can be followed
+    pixels = content.clone().requires_grad_(True)
+    values = objective.evaluate(pixels, targets)
+    assert float(values["temporal"]) > 0
+    tiled_pixels = content.clone().requires_grad_(True)
+    tiled = objective.evaluate(tiled_pixels, targets, Tiling.for_net(net, 48))
+    assert float(tiled["total"]) == pytest.approx(float(values["total"]), rel=1e-5)
+    assert float((tiled_pixels.grad - pixels.grad).norm() / pixels.grad.norm()) < 1e-4
+    alone = Objective(net, content_weight=0, style_weight=0, temporal_weight=50.0)
+    pixels.grad = None
+    alone.evaluate(pixels, targets)
+    assert float(pixels.grad[..., 64:].abs().max()) == 0 and float(pixels.grad[..., :64].abs().max()) > 0

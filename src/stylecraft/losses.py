@@ -58,3 +58,11 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def temporal_loss(image: torch.Tensor, previous: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference from ``previous`` (the last frame's result moved by the motion) over the
+    pixels where ``reliable`` (a (N, 1, H, W) mask of 0..1) says the motion can be trusted: Ruder et al.'s
+    short-term temporal loss, a mean so that the weight does not depend on image size."""
+    weight = reliable.expand_as(image)
+    return (weight * (image - previous).pow(2)).sum() / weight.sum().clamp_min(1.0)

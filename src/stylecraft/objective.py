@@ -47,14 +47,18 @@ def inner(pictures: torch.Tensor, margin: int) -> torch.Tensor:
 
 @dataclass
 class Targets:
-    """Content activations and blended style Gram matrices to compare against."""
+    """Content activations and blended style Gram matrices to compare against; for a video frame, the last
+    frame's result moved by the motion (``previous``) and where that motion is ``reliable``."""
 
     content: dict[str, torch.Tensor] = field(default_factory=dict)
     grams: dict[str, torch.Tensor] = field(default_factory=dict)
+    previous: torch.Tensor | None = None
+    reliable: torch.Tensor | None = None
 
 
 class Objective(nn.Module):
-    """content_weight * content + style_weight * style + tv_weight * TV, each term's layers weighted.
+    """content_weight * content + style_weight * style + tv_weight * TV (+ temporal_weight * temporal for a
+    video frame whose targets carry the previous result), each term's layers weighted.
 
     A layer list is switched off by a weight of 0. ``autocast`` is a context factory for the feature
     network's forward pass (mixed precision); Gram matrices and losses are always computed in float32.
@@ -63,10 +67,10 @@ class Objective(nn.Module):
     def __init__(self, net: VGG, *, content_layers: Sequence[str] = (),
                  content_layer_weights: Sequence[float] | None = None, style_layers: Sequence[str] = (),
                  style_layer_weights: Sequence[float] | None = None, content_weight: float = 1.0,
-                 style_weight: float = 1.0, tv_weight: float = 0.0,
+                 style_weight: float = 1.0, tv_weight: float = 0.0, temporal_weight: float = 0.0,
                  autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         super().__init__()
-        self.net, self.autocast, self.tv_weight = net, autocast, tv_weight
+        self.net, self.autocast, self.tv_weight, self.temporal_weight = net, autocast, tv_weight, temporal_weight
         self.content_weight, self.style_weight = content_weight, style_weight
         self.content_layers = [canonical_layer(n, net.model) for n in content_layers] if content_weight else []
         self.style_layers = [canonical_layer(n, net.model) for n in style_layers] if style_weight else []
@@ -136,11 +140,12 @@ class Objective(nn.Module):
             feats = self.net(cropped, self.layers) if self.layers else {}
         content = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
         style = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
-        return self.terms(content, style, pixels)
+        return self.terms(content, style, pixels, targets)
 
-    def terms(self, content: dict[str, torch.Tensor], style: dict[str, torch.Tensor],
-              pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weighted terms and their total, from each layer's relative error (and ``pixels`` for TV)."""
+    def terms(self, content: dict[str, torch.Tensor], style: dict[str, torch.Tensor], pixels: torch.Tensor,
+              targets: Targets) -> dict[str, torch.Tensor]:
+        """The weighted terms and their total, from each layer's relative error (and ``pixels`` for the terms
+        on pixels)."""
         terms: dict[str, torch.Tensor] = {}
         total = pixels.new_zeros(())
         for kind, parts, weight, weights in (("content", content, self.content_weight, self.content_weights),
@@ -149,10 +154,21 @@ class Objective(nn.Module):
                 terms.update({f"{kind}:{n}": v for n, v in parts.items()})
                 terms[kind] = weight * _weighted(parts, weights)
                 total = total + terms[kind]
+        for name, value in self.pixel_terms(pixels, targets).items():
+            terms[name] = value
+            total = total + value
+        terms["total"] = total
+        return terms
+
+    def pixel_terms(self, pixels: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
+        """The weighted terms computed on the pixels themselves, not on features: total variation, and the
+        temporal term of a video frame."""
+        terms = {}
         if self.tv_weight:
             terms["tv"] = self.tv_weight * losses.total_variation(pixels)
-            total = total + terms["tv"]
-        terms["total"] = total
+        if self.temporal_weight and targets.previous is not None and targets.reliable is not None:
+            terms["temporal"] = self.temporal_weight * losses.temporal_loss(pixels, targets.previous,
+                                                                           targets.reliable)
         return terms
 
 
@@ -184,8 +200,9 @@ class _TiledPass:
             assert crop.grad is not None  # the crop is a leaf that the share depends on
             grad[..., top:bottom, left:right] += crop.grad
         pixels.grad = grad
-        if o.tv_weight:
-            (o.tv_weight * losses.total_variation(pixels)).backward()  # type: ignore[no-untyped-call]
+        on_pixels = o.pixel_terms(pixels, self.targets)
+        if on_pixels:
+            cast(torch.Tensor, sum(on_pixels.values())).backward()  # type: ignore[no-untyped-call]
         return values
 
     def _values(self, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -214,7 +231,7 @@ class _TiledPass:
                 style[name] = difference.pow(2).sum() / self.norms[f"gram:{name}"]
                 slopes[name] = 2 * difference / self.norms[f"gram:{name}"] / counts[name]
             content = {n: errors[n] / self.norms[n] for n in o.content_layers}
-            return o.terms(content, style, pixels), slopes
+            return o.terms(content, style, pixels, self.targets), slopes
 
 
 def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

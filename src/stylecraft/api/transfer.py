@@ -19,7 +19,18 @@ from .. import checks, images
 from ..errors import ConfigError
 from ..features import FeatureNetwork
 from ..images import ImageInput
-from ..optimize import INITS, MODES, Callback, Mode, Result, TransferConfig, build_objective, schedule, synthesise
+from ..optimize import (
+    INITS,
+    MODES,
+    Callback,
+    Mode,
+    Result,
+    Temporal,
+    TransferConfig,
+    build_objective,
+    schedule,
+    synthesise,
+)
 from ..optimize.memory import plan_memory
 from ..runtime import Runtime
 from .version import version
@@ -77,7 +88,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
         init_image: ImageInput | None = None, stop: threading.Event | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
-        **options: object) -> Result:
+        temporal: Temporal | None = None, **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
@@ -85,8 +96,8 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop``, when set, ends the run
     after the current iteration. ``max_memory`` (GiB, default: what the device has free) is the budget: a
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
-    saying how, before any work. The Result's ``settings`` hold everything needed to reproduce the picture,
-    the seed included.
+    saying how, before any work. ``temporal`` ties a video frame to the previous one (``api.video``). The
+    Result's ``settings`` hold everything needed to reproduce the picture, the seed included.
     """
     config, network = settle(config, network, options)
     checks.choice("mode", mode, MODES)
@@ -121,11 +132,15 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
     runtime.reset_peak_memory()
-    result = synthesise(config, build_objective(config, mode, net, runtime.autocast), mode=mode,
+    if temporal is not None:
+        checks.non_negative("temporal_weight", temporal.weight)
+        temporal = Temporal(temporal.previous.to(runtime.device), temporal.reliable.to(runtime.device),
+                            temporal.weight)
+    result = synthesise(config, build_objective(config, mode, net, runtime.autocast, temporal), mode=mode,
                         content=None if content_tensor is None else content_tensor.to(runtime.device),
                         styles=[s.to(runtime.device) for s in style_tensors], init=init,
                         canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed, stop=stop,
-                        memory=memory)
+                        memory=memory, temporal=temporal)
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],

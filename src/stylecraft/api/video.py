@@ -1,18 +1,23 @@
-"""Painting videos with a real-time network: frames in, steady painted frames out (:func:`paint_frames`, for
-notebooks and pipelines), or a video file in and one out with its sound (:func:`paint_video`).
+"""Painting videos: frames in, steady painted frames out (:func:`paint_frames`, for notebooks and
+pipelines), or a video file in and one out with its sound (:func:`paint_video`).
 
-Decoding, painting and encoding overlap: a thread reads frames ahead and another encodes painted ones while
-the network paints the next batch. Stability (on by default) blends each painted frame with the previous one
-moved by the input's optical flow, where that flow is reliable (``video.flow.Steadier``).
+With a real-time network, decoding, painting and encoding overlap: a thread reads frames ahead and another
+encodes painted ones while the network paints the next batch; stability (on by default) blends each painted
+frame with the previous one moved by the input's optical flow, where that flow is reliable
+(``video.flow.Steadier``). With style pictures instead (the optimiser, Ruder et al. 2016), each frame after
+the first starts from the previous result moved by the flow and is optimised with a temporal term on the
+reliable pixels; finished frames are kept on disk, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shutil
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,17 +26,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import feedforward
+from .. import checks, feedforward, images
 from ..errors import ConfigError
-from ..video.flow import Steadier
+from ..images import ImageInput
+from ..optimize import Temporal
+from ..video.flow import FlowEstimator, Steadier
 from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
 from .realtime import load_style_model
+from .transfer import run
 
 #: Stability by default: how much of the previous painted frame, moved by the flow, each frame keeps where
 #: the flow is reliable (chosen by benchmarks/video.py; see docs/performance.md).
 STABILITY = 0.7
 #: Frames read ahead of the painting, and painted frames waiting to be encoded.
 QUEUE = 16
+#: The optimiser's temporal weight at stability 1 (a mean squared difference in [0, 1] pixel units).
+TEMPORAL_WEIGHT = 200.0
+#: Iterations of each frame after the first, which starts from the previous result (optimiser).
+FRAME_ITERATIONS = 100
 
 T = TypeVar("T")
 Frame = np.ndarray | Image.Image
@@ -91,22 +103,34 @@ class VideoResult:
 
 
 def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                model: str | os.PathLike[str] | feedforward.StyleModel, stability: float = STABILITY,
-                size: int | None = None, start: float = 0.0, duration: float | None = None,
-                fps: float | None = None, batch_size: int = 4, preserve_color: bool = False, tile: int = 1024,
-                device: str = "auto", backend: str = "auto",
-                progress: Callable[[int, VideoInfo], None] | None = None) -> VideoResult:
+                model: str | os.PathLike[str] | feedforward.StyleModel | None = None,
+                styles: Sequence[ImageInput] = (), stability: float = STABILITY, size: int | None = None,
+                start: float = 0.0, duration: float | None = None, fps: float | None = None, batch_size: int = 4,
+                preserve_color: bool = False, tile: int = 1024, device: str = "auto", backend: str = "auto",
+                frame_iterations: int = FRAME_ITERATIONS, progress: Callable[[int, VideoInfo], None] | None = None,
+                **options: object) -> VideoResult:
     """Paint the video ``source`` into ``output`` (.mp4, .mov or .mkv: H.264, the source's sound kept) with a
-    real-time network. Ctrl-C stops it with a playable video of the frames painted so far; any other failure
-    leaves ``output`` as it was. ``progress`` is called with the frames done after each one."""
-    output = check_video_output(output, (source,))
-    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
-        model, backend=backend, device=device)
-    began = time.perf_counter()
-    stopped = None
-    with VideoReader(source, start=start, duration=duration, fps=fps, size=size) as reader:
-        info = reader.info
-        with open_writer(output, info, reader.path, reader.start) as writer, _Encoder(writer.write) as encoder:
+    real-time network (``model``) or by optimisation towards ``styles`` (``options`` as for :func:`run`;
+    ``iterations`` for the first frame, ``frame_iterations`` for each later one). Ctrl-C stops it with a
+    playable video of the frames painted so far; any other failure leaves ``output`` as it was. ``progress``
+    is called with the frames done after each one."""
+    if (model is None) == (not styles):
+        raise ConfigError("give a real-time `model` or `styles` to optimise towards, not both")
+    output = check_video_output(output, (source, *styles))
+    if not 0 <= stability <= 1:
+        raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
+    reader = VideoReader(source, start=start, duration=duration, fps=fps, size=size)
+    with reader:
+        if model is None:
+            return _optimise(reader, output, list(styles), stability, frame_iterations, preserve_color, device,
+                             progress, options)
+        if options:
+            raise ConfigError(f"unknown option {next(iter(options))!r} for a real-time model")
+        loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+            model, backend=backend, device=device)
+        began, stopped = time.perf_counter(), None
+        with open_writer(output, reader.info, reader.path, reader.start) as writer, \
+                _Encoder(writer.write) as encoder:
             frames = _read_ahead(reader)
             painted = paint_frames(loaded, frames, stability=stability, batch_size=batch_size,
                                    preserve_color=preserve_color, tile=tile)
@@ -114,13 +138,87 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                 for picture in painted:
                     encoder.put(picture)
                     if progress is not None:
-                        progress(encoder.count, info)
+                        progress(encoder.count, reader.info)
             except KeyboardInterrupt:
                 stopped = "interrupted"
             finally:
                 painted.close()
                 frames.close()
-    return VideoResult(output, info, writer.frames, time.perf_counter() - began, stopped)
+    return VideoResult(output, reader.info, writer.frames, time.perf_counter() - began, stopped)
+
+
+def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stability: float,
+              frame_iterations: int, preserve_color: bool, device: str,
+              progress: Callable[[int, VideoInfo], None] | None, options: dict[str, object]) -> VideoResult:
+    """The optimiser's video: each frame a transfer, tied to the one before; frames kept in OUTPUT.frames/
+    until the video is written, so that a rerun of the same command resumes."""
+    checks.at_least("frame_iterations", frame_iterations, 1)
+    info, began, stopped = reader.info, time.perf_counter(), None
+    folder = output.with_name(output.name + ".frames")
+    settings = {"source": str(reader.path.resolve()), "bytes": reader.path.stat().st_size, "info": str(info),
+                "start": reader.start, "styles": [str(s) for s in styles], "stability": stability,
+                "frame_iterations": frame_iterations, "preserve_color": preserve_color,
+                **{k: str(v) for k, v in sorted(options.items())}}
+    done = _frames_done(folder, settings)
+    flow = FlowEstimator() if stability else None
+    common: dict[str, Any] = {"size": max(info.width, info.height), "device": device,
+                              "preserve_color": preserve_color, **options}
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # the last input frame and its result
+    index = 0
+    try:
+        for index, frame in enumerate(reader):
+            path = folder / f"{index:06d}.png"
+            if index < done:
+                previous = (frame, np.asarray(Image.open(path).convert("RGB"))) if flow else None
+                continue
+            picture = Image.fromarray(frame)
+            if previous is None or flow is None:
+                result = run("transfer", picture, styles, **common)
+            else:
+                motion = flow.motion(previous[0], frame)
+                moved = motion.warp(previous[1])
+                temporal = Temporal(images.to_tensor(Image.fromarray(moved)),
+                                    torch.from_numpy(motion.reliable)[None, None], TEMPORAL_WEIGHT * stability)
+                result = run("transfer", picture, styles, init_image=Image.fromarray(moved), temporal=temporal,
+                             **{"single_scale": True, "iterations": frame_iterations, **common})
+            if result.stopped == "interrupted":
+                raise KeyboardInterrupt
+            painted = images.to_pil(result.image)
+            images.save_image(painted, path)
+            previous = (frame, np.asarray(painted)) if flow else None
+            if progress is not None:
+                progress(index + 1, info)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    kept = sorted(folder.glob("[0-9]*.png"))
+    if kept:
+        with open_writer(output, info, reader.path, reader.start) as writer:
+            for path in kept:
+                writer.write(np.asarray(Image.open(path).convert("RGB")))
+        if stopped is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return VideoResult(output, info, len(kept), time.perf_counter() - began, stopped)
+
+
+def _frames_done(folder: Path, settings: dict[str, object]) -> int:
+    """How many frames an earlier run of the same settings left in ``folder`` (made, with the settings, when
+    new); a ConfigError when it holds another run's frames."""
+    record = folder / "settings.json"
+    if folder.exists():
+        try:
+            earlier = json.loads(record.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if earlier != json.loads(json.dumps(settings)):
+            raise ConfigError(f"{folder} holds the frames of another run (other settings or input); remove it "
+                              "to start afresh, or repeat that run's command to resume it")
+        count = 0
+        while (folder / f"{count:06d}.png").exists():
+            count += 1
+        return count
+    folder.mkdir()
+    images.atomic_write_bytes(record, json.dumps(settings, indent=1).encode())
+    return 0
 
 
 _DONE = object()

@@ -187,11 +187,18 @@ def run_video(args: argparse.Namespace) -> int:
             bar = tqdm(desc="video", unit="frame", total=info.frames or None, leave=False)
         bar.update(done - bar.n)
 
+    optimiser = {name: getattr(args, name) for name in ("iterations", "style_weight", "seed")
+                 if getattr(args, name) is not None}
+    if args.styles:
+        optimiser["frame_iterations"] = args.frame_iterations
+    elif optimiser:
+        raise UsageError(f"--{next(iter(optimiser)).replace('_', '-')} goes with --style, not --model")
     try:
-        result = api.paint_video(args.input, args.output, model=args.model, stability=args.stability, size=args.size,
-                             start=args.start, duration=args.duration, fps=args.fps, batch_size=args.batch_size,
-                             preserve_color=args.preserve_color, tile=args.tile, device=args.device,
-                             backend=args.backend, progress=progress)
+        result = api.paint_video(args.input, args.output, model=args.model, styles=args.styles or (),
+                                 stability=args.stability, size=args.size, start=args.start, duration=args.duration,
+                                 fps=args.fps, batch_size=args.batch_size, preserve_color=args.preserve_color,
+                                 tile=args.tile, device=args.device, backend=args.backend, progress=progress,
+                                 **optimiser)
     finally:
         if bar is not None:
             bar.close()

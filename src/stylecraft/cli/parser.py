@@ -10,6 +10,7 @@ import re
 from typing import NoReturn
 
 from .. import api
+from ..api.video import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
 from ..api.video import STABILITY as VIDEO_STABILITY
 from ..errors import UsageError, shorten
 from ..features import POOLINGS, FeatureNetwork
@@ -257,16 +258,19 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
 
 
 def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
-    video = sub.add_parser("video", parents=[common], help="paint a video with a trained network",
-                           description="Paint a video, frame by frame and steady, with a model from `stylecraft "
-                           "train`: H.264 out, with the source's sound.")
+    video = sub.add_parser("video", parents=[common], help="paint a video, steady from frame to frame",
+                           description="Paint a video with a model from `stylecraft train` (fast), or by "
+                           "optimisation towards style pictures (slow; interrupted runs resume): H.264 out, with "
+                           "the source's sound.")
     video.add_argument("input", help="a video file FFmpeg can read")
     video.add_argument("-o", "--output", required=True, help="the video to write (.mp4, .mov or .mkv)")
-    video.add_argument("--model", required=True, help="the model file, or an ONNX file from `stylecraft export`")
+    how = video.add_mutually_exclusive_group(required=True)
+    how.add_argument("--model", help="the model file, or an ONNX file from `stylecraft export`")
+    how.add_argument("--style", nargs="+", dest="styles", metavar="STYLE", help="style picture(s) to optimise "
+                     "each frame towards")
     video.add_argument("--stability", type=number, default=VIDEO_STABILITY,
-                       help="0 to 1: how much of the previous painted frame, moved with the picture, each frame "
-                       f"keeps where the motion is reliable; 0 paints each frame on its own (default "
-                       f"{VIDEO_STABILITY:g})")
+                       help="0 to 1: how strongly each frame keeps the previous one's painting where the motion "
+                       f"is reliable; 0 paints each frame on its own (default {VIDEO_STABILITY:g})")
     video.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     video.add_argument("--start", type=number, default=0.0, help="seconds into the input to begin (default 0)")
     video.add_argument("--duration", type=number, help="seconds to paint (default: to the end)")
@@ -277,6 +281,12 @@ def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     video.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     video.add_argument("--backend", choices=api.BACKENDS, default="auto",
                        help="torch, onnx or openvino, as for `apply` (default auto)")
+    optimiser = video.add_argument_group("with --style")
+    optimiser.add_argument("--iterations", type=integer, help=f"of the first frame (default {DEFAULTS.iterations})")
+    optimiser.add_argument("--frame-iterations", type=integer, default=VIDEO_FRAME_ITERATIONS,
+                           help="of each later frame, which starts from the one before (default %(default)s)")
+    optimiser.add_argument("--style-weight", type=number, help=f"default {DEFAULTS.style_weight:g}")
+    optimiser.add_argument("--seed", type=integer, help="random seed")
 
 
 def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:

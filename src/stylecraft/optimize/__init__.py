@@ -1,9 +1,9 @@
 """Optimisation-based style transfer: what to compute (``settings``), the scales (``schedule``) and the loop
 (``loop``)."""
 
-from .loop import Callback, Progress, Result, build_objective, synthesise
+from .loop import Callback, Progress, Result, Temporal, build_objective, synthesise
 from .schedule import schedule, style_canvas
 from .settings import DEFAULT_LR, INITS, MODES, OPTIMIZERS, Mode, TransferConfig
 
-__all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "Callback", "Mode", "Progress", "Result", "TransferConfig",
-           "build_objective", "schedule", "style_canvas", "synthesise"]
+__all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "Callback", "Mode", "Progress", "Result", "Temporal",
+           "TransferConfig", "build_objective", "schedule", "style_canvas", "synthesise"]

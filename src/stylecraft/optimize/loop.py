@@ -80,17 +80,28 @@ class Result:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Temporal:
+    """What ties a video frame to the one before it: that frame's result moved by the motion (``previous``,
+    (1, 3, H, W) in [0, 1]), where the motion is ``reliable`` ((1, 1, H, W), 0..1), and the term's
+    ``weight``."""
+
+    previous: torch.Tensor
+    reliable: torch.Tensor
+    weight: float
+
+
 def build_objective(config: TransferConfig, mode: Mode, net: VGG,
-                    autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
-                    ) -> Objective:
+                    autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+                    temporal: Temporal | None = None) -> Objective:
     """The objective of ``config`` for ``mode`` on ``net``: a texture has no content term, a reconstruction
-    no style term."""
+    no style term; a video frame's ``temporal`` term where given."""
     return Objective(
         net, content_layers=config.content_layers, content_layer_weights=config.content_layer_weights,
         style_layers=config.style_layers, style_layer_weights=config.style_layer_weights,
         content_weight=config.content_weight if mode.uses_content else 0.0,
         style_weight=config.style_weight if mode.uses_style else 0.0, tv_weight=config.tv_weight,
-        autocast=autocast)
+        temporal_weight=temporal.weight if temporal is not None else 0.0, autocast=autocast)
 
 
 def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -203,6 +214,7 @@ class _Run:
     memory: MemoryPlan | None
     total: int
     scales: int
+    temporal: Temporal | None = None
     began: float = field(default_factory=time.perf_counter)
     done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -219,6 +231,9 @@ class _Run:
         styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in self.styles]
         blend = normalised(config.style_blend, len(styles)) if styles else []
         targets = self.objective.targets(content, styles, blend, self.tiling(size))
+        if self.temporal is not None:
+            targets.previous = images.resize(self.temporal.previous, size)
+            targets.reliable = images.resize(self.temporal.reliable, size)
         if previous is None:
             shape = torch.Size((1, 3, size[1], size[0]))
             start = _initial_image(config, self.mode, shape, content, styles, self.init, self.generator)
@@ -265,14 +280,15 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
                content: torch.Tensor | None = None, styles: Sequence[torch.Tensor] = (),
                init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
                callbacks: Sequence[Callback] = (), seed: int = 0, stop: threading.Event | None = None,
-               memory: MemoryPlan | None = None) -> Result:
+               memory: MemoryPlan | None = None, temporal: Temporal | None = None) -> Result:
     """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
 
     ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
     resizes them in proportion to its canvas); all on the objective's device. ``init`` is a starting image or
     None for ``config.init``'s (noise, content or style; by default content for a transfer, else noise).
     ``canvas`` (width, height) sets a texture's size. ``memory`` says which scales run tile by tile and how
-    long L-BFGS's history is (None: every scale whole, 100 pairs). A non-finite loss stops the run with the
+    long L-BFGS's history is (None: every scale whole, 100 pairs); ``temporal`` ties a video frame to the
+    previous one (the objective must carry its weight). A non-finite loss stops the run with the
     last good image; ``stop`` (when set) and Ctrl-C stop it with the current one.
     """
     if mode.uses_content and content is None:
@@ -290,7 +306,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
         content = luminance
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
-               stop, memory, sum(count for _, count in plan), len(plan))
+               stop, memory, sum(count for _, count in plan), len(plan), temporal)
     every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
     guard: _Guard | None = None
