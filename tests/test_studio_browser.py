@@ -131,3 +131,40 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             _keep(tmp_path / "studio-phone.png")
         finally:
             browser.close()
+
+
+def test_a_video_is_painted_and_plays_in_the_page(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from test_video import make_clip  # noqa: PLC0415 - needs PyAV, checked above
+
+    from stylecraft.feedforward import TransformerNet, save_model  # noqa: PLC0415
+
+    assert av
+    models = tmp_path / "models"
+    models.mkdir()
+    save_model(TransformerNet(width=4, residual_blocks=1), models / "tiny.pt", {"style": "stripes"})
+    clip = make_clip(tmp_path / "clip.mp4")
+    with live_server(config(tmp_path, models=models)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            expect = sync_api.expect
+            page.set_input_files("#content-input", str(clip))
+            expect(page.locator("#content-thumbs .thumb:not(.loading) img")).to_have_count(1, timeout=30_000)
+            expect(page.locator("#start")).to_be_disabled()  # the optimiser does not take videos here
+            expect(page.locator("#start-hint")).to_contain_text("real-time model")
+            page.check("input[name=method][value=model]")
+            page.fill("#size", "64")
+            expect(page.locator("#start")).to_be_enabled()
+            page.click("#start")
+            video = page.locator("#live-video.result")
+            expect(video).to_be_visible(timeout=120_000)
+            expect(page.locator("#live .badge")).to_have_text("done")
+            page.wait_for_function("document.querySelector('#live-video').readyState >= 1", timeout=30_000)
+            assert page.evaluate("document.querySelector('#live-video').duration") == pytest.approx(2.0, abs=0.1)
+            assert page.evaluate("document.querySelector('#live-video').videoWidth") == 64
+            page.screenshot(path=tmp_path / "studio-video.png")
+            _keep(tmp_path / "studio-video.png")
+        finally:
+            browser.close()

@@ -4,6 +4,7 @@ scene panned by a few pixels a frame, with a sine tone as its sound."""
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -154,13 +155,21 @@ def test_ctrl_c_leaves_a_playable_video_of_the_frames_done(clip, model, tmp_path
     out = tmp_path / "stopped.mp4"
 
     def progress(done: int, info) -> None:
-        if done == 10:
+        if done == 5:
             raise KeyboardInterrupt
 
-    result = api.paint_video(clip, out, model=model, progress=progress, batch_size=2)
-    assert result.stopped == "interrupted" and result.frames == 10
+    # Two batches of 4 taken, the remaining 16 frames fill the read-ahead queue exactly: the reading thread
+    # must still notice that nobody will take its last item (it once waited for ever).
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(
+        api.paint_video(clip, out, model=model, progress=progress, batch_size=4)), daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "paint_video hung after the interrupt"
+    result = results[0]
+    assert result.stopped == "interrupted" and result.frames == 5
     made = describe(out)
-    assert made["frames"] == 10 and made["audio_seconds"] <= 10 / FPS + 0.1  # the sound ends with the pictures
+    assert made["frames"] == 5 and made["audio_seconds"] <= 5 / FPS + 0.1  # the sound ends with the pictures
 
 
 def test_bad_input_gets_one_line_and_never_clobbers_the_output(clip, model, tmp_path, capsys) -> None:

@@ -229,20 +229,24 @@ def _read_ahead(items: Iterable[T], depth: int = QUEUE) -> Generator[T, None, No
     box: queue.Queue[Any] = queue.Queue(depth)
     halt = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Queue ``item`` unless the consumer has gone; return whether it was queued."""
+        while not halt.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for item in items:
-                while not halt.is_set():
-                    try:
-                        box.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if halt.is_set():
+                if not offer(item):
                     return
-            box.put(_DONE)
+            offer(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            box.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=read, name="stylecraft-decode", daemon=True)
     thread.start()

@@ -32,6 +32,8 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
                         models=Path(args.models) if args.models else None, token=args.token,
                         device=str(api.resolve_device(args.device)), host=args.host,
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
+                        max_video_mb=args.max_video_mb, max_video_seconds=args.max_video_seconds,
+                        max_video_pixels=args.max_video_pixels,
                         max_storage_mb=args.max_storage_mb, keep_uploads_hours=args.keep_uploads_hours)
 
 

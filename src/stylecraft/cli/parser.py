@@ -306,6 +306,13 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        help="largest upload (default %(default)g MB)")
     serve.add_argument("--max-pixels", type=integer, default=STUDIO.max_pixels,
                        help=f"largest upload and result in pixels (default {STUDIO.max_pixels:,})")
+    serve.add_argument("--max-video-mb", type=number, default=STUDIO.max_video_mb,
+                       help="largest video upload (default %(default)g MB)")
+    serve.add_argument("--max-video-seconds", type=number, default=STUDIO.max_video_seconds,
+                       help="longest video upload (default %(default)g s)")
+    serve.add_argument("--max-video-pixels", type=integer, default=STUDIO.max_video_pixels,
+                       help=f"most pixels a video frame may have, uploaded or painted (default "
+                       f"{STUDIO.max_video_pixels:,})")
     serve.add_argument("--max-queue", type=integer, default=STUDIO.max_queue,
                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
     serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,

@@ -39,6 +39,10 @@ class StudioConfig:
     max_upload_mb: float = 25.0
     #: The most pixels an upload and a result may have: a job's size may be anything its picture fits in.
     max_pixels: int = 50_000_000
+    #: Videos: the largest upload, the longest, and the most pixels a frame may have (a job's too).
+    max_video_mb: float = 200.0
+    max_video_seconds: float = 60.0
+    max_video_pixels: int = 1920 * 1080
     max_queue: int = 20
     max_styles: int = 4
     max_iterations: int = 5000
@@ -90,6 +94,11 @@ class StudioConfig:
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_video_bytes(self) -> int:
+        """The video upload limit in bytes."""
+        return int(self.max_video_mb * 1024 * 1024)
 
     @property
     def max_storage_bytes(self) -> int:

@@ -30,21 +30,24 @@ class JobRequest(BaseModel):
 
 
 class Upload(BaseModel):
-    """An accepted picture."""
+    """An accepted picture or video (``seconds`` long)."""
 
     id: str
     name: str
     width: int
     height: int
+    kind: Literal["picture", "video"] = "picture"
+    seconds: float | None = None
     image: str
     thumbnail: str
 
 
 class Picture(BaseModel):
-    """An input picture of a job."""
+    """An input picture (or video) of a job."""
 
     id: str
     name: str
+    kind: Literal["picture", "video"] = "picture"
     thumbnail: str
 
 

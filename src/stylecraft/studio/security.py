@@ -131,7 +131,8 @@ def _check_body(request: Request, config: StudioConfig) -> Response | None:
     if length is None and "transfer-encoding" in request.headers:
         return error(411, "send the request with a Content-Length")
     if request.url.path == UPLOAD_PATH:
-        limit, what = config.max_upload_bytes + MULTIPART_OVERHEAD, f"the upload limit of {config.max_upload_mb:g} MB"
+        largest = max(config.max_upload_mb, config.max_video_mb)  # which of the two applies is known once decoded
+        limit, what = int(largest * 2**20) + MULTIPART_OVERHEAD, f"the upload limit of {largest:g} MB"
     else:
         limit, what = MAX_JSON_BYTES, f"the limit of {MAX_JSON_BYTES // 1024} KB for a request"
     if length is not None and (not length.isdigit() or int(length) > limit):

@@ -57,7 +57,7 @@ THUMB_SIDE = 320
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
-    created REAL NOT NULL);
+    created REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'picture', seconds REAL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, options TEXT NOT NULL, content TEXT NOT NULL,
     styles TEXT NOT NULL, created REAL NOT NULL, queued REAL NOT NULL, started REAL, finished REAL,
@@ -98,6 +98,10 @@ class Job:
         for name in ("options", "styles", "losses"):
             values[name] = json.loads(values[name])
         return cls(**values)
+
+
+#: An upload's files by kind, named ``<id>.<suffix>``.
+UPLOAD_FILES = {"picture": "png", "video": "video", "thumb": "thumb.jpg"}
 
 
 class QueueFull(UsageError):
@@ -183,6 +187,10 @@ class JobStore:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(uploads)")}
+            if "kind" not in columns:  # a database from before videos
+                self._db.execute("ALTER TABLE uploads ADD COLUMN kind TEXT NOT NULL DEFAULT 'picture'")
+                self._db.execute("ALTER TABLE uploads ADD COLUMN seconds REAL")
             self.interrupted = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE state='running'")]
             self._db.execute("UPDATE jobs SET state='interrupted', finished=?, error=? WHERE state='running'",
                              (time.time(), "the server stopped while this job was running"))
@@ -225,10 +233,26 @@ class JobStore:
         with self._space_lock:
             self._check_space(len(picture) + len(thumb))
             images.atomic_write_bytes(self.upload_path(upload_id), picture)
-            images.atomic_write_bytes(self.upload_path(upload_id, thumb=True), thumb)
+            images.atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
+        return self._record_upload(upload_id, name, image.size, "picture", None)
+
+    def add_video_upload(self, data: bytes, name: str, size: tuple[int, int], seconds: float,
+                         first_frame: Image.Image) -> dict[str, Any]:
+        """Store a checked video's bytes as they came (``size`` and ``seconds`` as read from it) under a new
+        id, with a thumbnail of its first frame. StorageFull past the quota."""
+        upload_id = new_id()
+        thumb = thumbnail_bytes(first_frame)
+        with self._space_lock:
+            self._check_space(len(data) + len(thumb))
+            images.atomic_write_bytes(self.upload_path(upload_id, "video"), data)
+            images.atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
+        return self._record_upload(upload_id, name, size, "video", seconds)
+
+    def _record_upload(self, upload_id: str, name: str, size: tuple[int, int], kind: str,
+                       seconds: float | None) -> dict[str, Any]:
         with self._lock:
-            self._db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
-                             (upload_id, name, image.width, image.height, time.time()))
+            self._db.execute("INSERT INTO uploads (id, name, width, height, created, kind, seconds) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", (upload_id, name, *size, time.time(), kind, seconds))
         return self.upload(upload_id)
 
     def upload(self, upload_id: str) -> dict[str, Any]:
@@ -240,11 +264,12 @@ class JobStore:
                            "job or for lack of use; pick the picture again)")
         return dict(row)
 
-    def upload_path(self, upload_id: str, thumb: bool = False) -> Path:
-        """Where an upload's picture (or thumbnail) lives; ``upload_id`` must be a well-formed id."""
+    def upload_path(self, upload_id: str, kind: str = "picture") -> Path:
+        """Where an upload's file of ``kind`` lives: its "picture" (PNG), "video" (as uploaded) or "thumb";
+        ``upload_id`` must be a well-formed id."""
         if not ID_PATTERN.match(upload_id):
             raise NotFound(f"no uploaded picture {shorten(upload_id)!r}")
-        return self.uploads / (f"{upload_id}.thumb.jpg" if thumb else f"{upload_id}.png")
+        return self.uploads / f"{upload_id}.{UPLOAD_FILES[kind]}"
 
     def _remove_upload_if_unused(self, upload_id: str) -> None:
         with self._lock:
@@ -253,8 +278,8 @@ class JobStore:
             if used:
                 return
             self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
-            for path in (self.upload_path(upload_id), self.upload_path(upload_id, thumb=True)):
-                path.unlink(missing_ok=True)
+            for kind in UPLOAD_FILES:
+                self.upload_path(upload_id, kind).unlink(missing_ok=True)
 
     def remove_unused_uploads(self, older_than: float) -> int:
         """Remove the uploads no job uses that are older than ``older_than`` seconds; return how many."""

@@ -43,12 +43,13 @@ def display_name(filename: str | None) -> str:
 
 
 def picture(store: JobStore, upload_id: str) -> dict[str, str]:
-    """An input picture of a job: its id, display name and thumbnail."""
+    """An input picture (or video) of a job: its id, display name, kind and thumbnail."""
     try:
-        name = store.upload(upload_id)["name"]
+        record = store.upload(upload_id)
+        name, kind = record["name"], record["kind"]
     except NotFound:
-        name = "(deleted)"
-    return {"id": upload_id, "name": name, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
+        name, kind = "(deleted)", "picture"
+    return {"id": upload_id, "name": name, "kind": kind, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
 
 
 def public_job(store: JobStore, job: Job) -> dict[str, Any]:

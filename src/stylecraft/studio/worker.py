@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import Image
+
 from .. import api, images
 from ..errors import StylecraftError, one_line
 from ..optimize import Progress
+from ..video.io import VideoInfo, VideoReader
 from .models import model_path
 from .store import Job, JobStore, NotFound, thumbnail_bytes
 
@@ -138,6 +141,8 @@ class Worker:
         job_id, options = job.id, job.options
         folder = self.store.job_dir(job_id)
         folder.mkdir(parents=True, exist_ok=True)
+        if self.store.upload(job.content)["kind"] == "video":
+            return self._paint_video(job, folder)
         content = images.load_image(self.store.upload_path(job.content))
         if options["method"] == "model":
             self.store.update(job_id, iterations=1)
@@ -162,6 +167,32 @@ class Worker:
         if stopped == "cancelled":
             return self._stopped_state(), None
         return ("failed", stopped) if stopped else ("done", None)
+
+    def _paint_video(self, job: Job, folder: Path) -> tuple[str, str | None]:
+        """Paint the job's video with its real-time model; a stop keeps the frames painted so far."""
+        job_id, options = job.id, job.options
+        last = [0.0]
+
+        def progress(done: int, info: VideoInfo) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.25 or done == info.frames:
+                last[0] = now
+                self.store.update(job_id, iterations=info.frames, iteration=done,
+                                  elapsed=time.perf_counter() - began)
+            if self.store.stop_requested(job_id) or self._stop.is_set():
+                raise KeyboardInterrupt  # paint_video's own way to stop with a playable video
+
+        began = time.perf_counter()
+        result = api.paint_video(self.store.upload_path(job.content, "video"), folder / "result.mp4",
+                                 model=model_path(self.models, options["model"]), size=options["size"],
+                                 preserve_color=options["preserve_color"], device=self.device, progress=progress)
+        with VideoReader(result.output) as painted:
+            first = Image.fromarray(next(iter(painted)))
+        images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(first))
+        self.store.update(job_id, result=1, iteration=result.frames, iterations=result.info.frames)
+        if result.stopped:
+            return self._stopped_state(), None
+        return "done", None
 
     def _name(self, upload_id: str) -> str:
         try:

@@ -94,6 +94,9 @@ class VideoReader:
             raise ImageError(f"{self.path}: no such file")
         self._container = _open(self.path)
         try:
+            still = self._container.format.name
+            if still.endswith("_pipe") or still == "image2":  # FFmpeg reads a picture as a video of one frame
+                raise ImageError(f"{self.path}: a still picture, not a video")
             if not self._container.streams.video:
                 raise ImageError(f"{self.path}: has no video stream")
             self._stream = self._container.streams.video[0]

@@ -21,7 +21,8 @@ async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]
                          "style_weight": DEFAULTS.style_weight, "preserve_color": DEFAULTS.preserve_color},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_queue": config.max_queue, "max_styles": config.max_styles,
-                       "max_iterations": config.max_iterations},
+                       "max_iterations": config.max_iterations, "max_video_bytes": config.max_video_bytes,
+                       "max_video_seconds": config.max_video_seconds, "max_video_pixels": config.max_video_pixels},
             "models": list_models(config.models_folder), "pending": store.pending(), "running": worker.current}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from ... import images
@@ -22,11 +23,15 @@ router = APIRouter()
 def _check(request: JobRequest, config: Settings, store: JobStore) -> list[str]:
     """The request's style ids once it is known to fit this studio's limits and the optimiser's rules."""
     content = store.upload(request.content)
+    video = content["kind"] == "video"
+    if video and request.method != "model":
+        raise ConfigError("a video is painted here with a real-time model: the optimiser takes minutes a frame "
+                          "(on the command line: stylecraft video --style)")
+    limit, what = (config.max_video_pixels, "frame") if video else (config.max_pixels, "picture")
     width, height = images.fit_long_side(content["width"], content["height"], request.size)
-    if width * height > config.max_pixels:
-        raise ConfigError(f"size {request.size} makes a {width} x {height} picture, more than this studio's limit "
-                          f"of {config.max_pixels:,} pixels; use a size of {_largest(content, config.max_pixels)} "
-                          "or less")
+    if width * height > limit:
+        raise ConfigError(f"size {request.size} makes a {width} x {height} {what}, more than this studio's limit "
+                          f"of {limit:,} pixels; use a size of {_largest(content, limit)} or less")
     if request.iterations > config.max_iterations:
         raise ConfigError(f"{request.iterations} iterations is more than this studio's limit of "
                           f"{config.max_iterations}")
@@ -69,6 +74,8 @@ async def create_job(request: JobRequest, config: Settings, store: Store, worker
     if request.method != "model":
         options["model"] = None
     room = 4 * request.size**2  # at most: the result as a PNG, its preview and thumbnail
+    if store.upload(request.content)["kind"] == "video":  # H.264 at the same quality: about the source's bytes
+        room += 2 * store.upload_path(request.content, "video").stat().st_size
     job = await run_in_threadpool(store.create_job, request.content, styles, options, config.max_queue, room)
     worker.wake()
     return public_job(store, job)
@@ -122,8 +129,13 @@ async def preview(job_id: str, store: Store) -> Response:
                "save it")
 async def result(job_id: str, store: Store, download: bool = False) -> Response:
     headers = {"Cache-Control": "no-cache"}
+    video = store.job_dir(job_id) / "result.mp4"
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="stylecraft-{job_id}.png"'
+        suffix = "mp4" if video.exists() else "png"
+        headers["Content-Disposition"] = f'attachment; filename="stylecraft-{job_id}.{suffix}"'
+    if video.exists():  # written once, when the job ends: served as a file, so that players can seek
+        store.job(job_id)
+        return FileResponse(video, media_type="video/mp4", headers=headers)
     return await _picture(store, job_id, "result.png", "this job has no result yet", "image/png", headers)
 
 

@@ -92,7 +92,7 @@ function summary(job) {
 function stateText(job) {
   switch (job.state) {
     case "queued": return job.queue_position ? `Waiting · number ${job.queue_position} in the queue` : "Waiting";
-    case "running": return job.iterations ? `Iteration ${job.iteration} of ${job.iterations}` : "Starting…";
+    case "running": return job.iterations ? `${job.content.kind === "video" ? "Frame" : "Iteration"} ${job.iteration} of ${job.iterations}` : "Starting…";
     case "done": return `Finished in ${seconds(job.elapsed)}`;
     case "failed": return "Failed";
     case "cancelled": return "Cancelled";
@@ -109,7 +109,7 @@ function renderThumbs(kind) {
   const box = $(kind === "content" ? "#content-thumbs" : "#style-thumbs");
   const entries = kind === "content" ? (state.content ? [state.content] : []) : state.styles;
   box.replaceChildren(...entries.map((entry) => el("div", {class: `thumb${entry.loading ? " loading" : ""}`, title: entry.name},
-    el("img", {src: entry.url, alt: entry.name}),
+    entry.url ? el("img", {src: entry.url, alt: entry.name}) : el("div", {class: "art"}),
     el("span", {class: "name", text: entry.name}),
     el("button", {type: "button", class: "remove", "aria-label": `Remove ${entry.name}`, onclick: () => {
       if (kind === "content") state.content = null;
@@ -126,11 +126,14 @@ async function addFiles(kind, files) {
       toast(`At most ${limits.max_styles} style pictures.`);
       break;
     }
-    if (file.size > limits.max_upload_bytes) {
-      toast(`${file.name}: larger than the limit of ${Math.round(limits.max_upload_bytes / 1048576)} MB.`);
+    const video = file.type.startsWith("video/");
+    const largest = video ? limits.max_video_bytes : limits.max_upload_bytes;
+    if (file.size > largest) {
+      toast(`${file.name}: larger than the limit of ${Math.round(largest / 1048576)} MB.`);
       continue;
     }
-    const entry = {id: null, name: file.name, url: URL.createObjectURL(file), loading: true};
+    const entry = {id: null, name: file.name, url: video ? null : URL.createObjectURL(file), loading: true,
+                   kind: video ? "video" : "picture"};
     if (kind === "content") state.content = entry; else state.styles.push(entry);
     renderThumbs(kind);
     updateStart();
@@ -139,6 +142,8 @@ async function addFiles(kind, files) {
       form.append("file", file, file.name);
       const upload = await api("/api/uploads", {method: "POST", body: form});
       entry.id = upload.id;
+      entry.kind = upload.kind;
+      if (!entry.url) entry.url = upload.thumbnail;  // a video shows its first frame
       entry.loading = false;
       if ($("#toast").classList.contains("bad")) hideToast();  // the last problem is solved
     } catch (error) {
@@ -186,6 +191,7 @@ function updateStart() {
   if (!state.info) reason = "Connecting to the studio…";
   else if (!state.content) reason = "Add a photo to begin.";
   else if (uploading) reason = "Uploading…";
+  else if (state.content.kind === "video" && method() !== "model") reason = "A video is painted with a real-time model here (the optimiser takes minutes a frame).";
   else if (method() === "optimise" && !state.styles.length) reason = "Add at least one style picture.";
   else if (method() === "model" && !$("#model").value) reason = "No real-time model to use yet.";
   button.disabled = Boolean(reason);
@@ -207,7 +213,7 @@ function fillForm(info) {
   $("#strength").value = Math.log10(d.style_weight);
   $("#strength-value").textContent = d.style_weight;
   $("#preserve-color").checked = d.preserve_color;
-  $("#content-limits").textContent = `JPEG, PNG, WebP… up to ${Math.round(info.limits.max_upload_bytes / 1048576)} MB`;
+  $("#content-limits").textContent = `JPEG, PNG, WebP… up to ${Math.round(info.limits.max_upload_bytes / 1048576)} MB; or a video of up to ${info.limits.max_video_seconds} s`;
   const select = $("#model");
   select.replaceChildren(...info.models.map((m) => el("option", {value: m.name, text: m.name.replace(/\.pt$/, "").replace(/\.onnx$/, " (ONNX)")})));
   $("#model-hint").textContent = info.models.length ? "A trained network paints in one pass: seconds, not minutes."
@@ -242,7 +248,7 @@ async function start() {
 }
 
 function tweak(job) {
-  state.content = {id: job.content.id, name: job.content.name, url: job.content.thumbnail, loading: false};
+  state.content = {id: job.content.id, name: job.content.name, url: job.content.thumbnail, loading: false, kind: job.content.kind};
   state.styles = job.styles.map((s) => ({id: s.id, name: s.name, url: s.thumbnail, loading: false}));
   const o = job.options;
   document.querySelector(`input[name=method][value=${o.method}]`).checked = true;
@@ -324,8 +330,9 @@ function renderLive() {
     const image = picture(job);
     body.replaceChildren(...[
       el("div", {class: "job-title"}, el("span", {class: `badge ${job.state}`, text: job.state}), el("strong", {text: names(job)})),
-      el("div", {class: "stage"}, image ? el("img", {id: "live-image", class: job.result ? "result" : "preview", src: image, alt: job.result ? "The result" : "The picture so far"})
-        : el("div", {class: "waiting", text: job.state === "queued" ? "Waiting for its turn…" : job.state === "running" ? "Warming up: the first preview comes after a few iterations…" : "No picture."})),
+      el("div", {class: "stage"}, job.result && job.content.kind === "video" ? el("video", {id: "live-video", class: "result", src: job.result, controls: "", playsinline: "", "aria-label": "The painted video"})
+        : image ? el("img", {id: "live-image", class: job.result ? "result" : "preview", src: image, alt: job.result ? "The result" : "The picture so far"})
+        : el("div", {class: "waiting", text: job.state === "queued" ? "Waiting for its turn…" : job.state === "running" ? (job.content.kind === "video" ? "Painting the frames…" : "Warming up: the first preview comes after a few iterations…") : "No picture."})),
       el("div", {class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100}, el("div")),
       el("div", {class: "meta"}, el("span", {id: "live-state"}), el("span", {id: "live-time"})),
       el("div", {class: "losses", id: "live-losses"}),
