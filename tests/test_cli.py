@@ -421,3 +421,13 @@ def test_tile_and_max_memory_reach_the_run(capsys, tmp_path, content_path, style
     assert code == 0, err
     assert "plan:" in err and "tiles of 32 px" in err and "of 16.0 GiB free" in err
     assert images.read_metadata(out)["tile"] == 32
+
+
+def test_the_progress_bar_shows_each_new_scale_at_once(capsys, tmp_path, content_path, style_path):
+    # A print's largest scales take minutes an iteration: the bar must not show the previous scale meanwhile.
+    out = tmp_path / "o.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "96", "--seed", "1",
+                        "--min-size", "48", "--scale-iterations", "3,2")
+    assert code == 0, err
+    frames = err.replace("\r", "\n").splitlines()
+    assert any("4/5" in f and "scale=2/2 96x72" in f for f in frames), frames  # the new scale's first iteration

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -160,14 +161,19 @@ class _Bar:
 
 
 class _ProgressBar(_Bar):
-    """The optimiser's bar, showing the current losses."""
+    """The optimiser's bar, showing the current losses and scale: every 10 iterations, at each new scale,
+    and at least every second (a print's largest scales take minutes an iteration)."""
 
     def __init__(self, description: str) -> None:
         super().__init__(description, "it")
+        self._shown = (0, -math.inf)  # the scale last shown, and when
 
     def __call__(self, event: Progress) -> None:
         shown: dict[str, object] | None = None
-        if event.iteration % 10 == 0 or event.iteration == event.iterations:
+        scale, when = self._shown
+        if event.iteration % 10 == 0 or event.iteration == event.iterations or event.scale != scale \
+                or time.monotonic() - when >= 1.0:
+            self._shown = (event.scale, time.monotonic())
             losses = event.losses
             shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
             shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
