@@ -115,7 +115,7 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
     playable video of the frames painted so far; any other failure leaves ``output`` as it was. ``progress``
     is called with the frames done after each one."""
     if (model is None) == (not styles):
-        raise ConfigError("give a real-time `model` or `styles` to optimise towards, not both")
+        raise ConfigError("give one of a real-time `model` and `styles` to optimise towards")
     output = check_video_output(output, (source, *styles))
     if not 0 <= stability <= 1:
         raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
