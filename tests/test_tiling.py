@@ -115,8 +115,10 @@ def test_the_plan_counts_only_the_pairs_a_scale_keeps(net) -> None:
     assert plan.tiled == tuple(s for (s, _), need in zip(scales, wholes, strict=True) if need > budget)
     assert scales[-3][0] not in plan.tiled and scales[-2][0] in plan.tiled  # 2048 px whole, 2896 px tiled
     assert plan.needed == max(wholes[-3], plan.needed) <= budget  # the largest whole scale counts too
-    fewer = plan_memory(net, [*scales[:-1], (size, 1)], CPU, TransferConfig(), budget=8 * 2**30)
+    one = [*scales[:-1], (size, 1)]
+    fewer = plan_memory(net, one, CPU, TransferConfig(), budget=8 * 2**30)
     assert fewer.needed < plan_memory(net, scales, CPU, TransferConfig(), budget=8 * 2**30).needed
+    assert "L-BFGS with 1 pair at full size" in fewer.describe(net, one)
 
 
 def test_a_forced_tile_tiles_every_scale_larger_than_it(net) -> None:

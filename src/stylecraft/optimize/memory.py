@@ -87,8 +87,9 @@ class MemoryPlan:
     def describe(self, net: VGG, plan: list[Scale]) -> str:
         """One line for a person: the estimate, the optimiser, and how each scale runs."""
         available = f" of {amount(self.available)} free" if self.available is not None else ""
+        pairs = _pairs(self.history, plan[-1][1])
         optimizer = "Adam" if self.optimizer == "adam" else (
-            f"L-BFGS with {_pairs(self.history, plan[-1][1])} pairs at full size")
+            f"L-BFGS with {pairs} pair{'' if pairs == 1 else 's'} at full size")
         scales = []
         for size, count in plan:
             tiling = self.tiling(net, size)
