@@ -157,13 +157,16 @@ class VideoReader:
         start, end = self.start, self.start + self.info.duration
         step, shown = 1 / float(self.info.fps), 1 / float(self._rate)
         slack = step / 1000
-        wanted, current, picture, time = 0, None, None, 0.0
+        wanted, current, time = 0, None, 0.0
 
-        def times_before(limit: float) -> Iterator[None]:
+        def shown_until(limit: float) -> Iterator[np.ndarray]:
+            """The current frame once for each output time before ``limit``."""
             nonlocal wanted
+            picture = None
             while start + wanted * step < min(limit, end) - slack:
                 wanted += 1
-                yield None
+                picture = self._picture(current) if picture is None else picture
+                yield picture
 
         if start > 0:
             self._container.seek(int(start / self._stream.time_base), stream=self._stream)
@@ -172,17 +175,13 @@ class VideoReader:
                 time = frame.time if frame.time is not None else time + shown
                 if time >= end:
                     break
-                for _ in times_before(time) if current is not None else ():
-                    picture = self._picture(current) if picture is None else picture
-                    yield picture
-                current, picture = frame, None
+                if current is not None:
+                    yield from shown_until(time)
+                current = frame
         except av.FFmpegError as exc:
             raise ImageError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
         if current is not None:
-            last = current.time if current.time is not None else time
-            for _ in times_before(last + shown):
-                picture = self._picture(current) if picture is None else picture
-                yield picture
+            yield from shown_until((current.time if current.time is not None else time) + shown)
         if wanted == 0:
             raise ImageError(f"{self.path}: has no frames" + (f" after {start:g} s" if start else ""))
 
@@ -264,7 +263,7 @@ class _Sound:
     def until(self, time: Fraction) -> None:
         """Move the packets that start before ``time`` seconds of the output."""
         while True:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending if self._pending is not None else next(self._packets, None)
             self._pending = None
             if packet is None:
                 return
