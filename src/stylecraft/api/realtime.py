@@ -12,7 +12,6 @@ from typing import Any, TypeVar, cast
 
 import torch
 from PIL import Image
-from torch import nn
 
 from .. import checks, feedforward, images
 from ..errors import ConfigError, ImageError, WeightsError
@@ -126,7 +125,7 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.load_model(model)
         runtime = Runtime.resolve(device, "fp32")  # fp32 convolutions, not TF32, on CUDA too
-        loaded.net = cast(nn.Module, loaded.net).to(runtime.device)  # load_model's net is a TransformerNet
+        loaded.net = cast(feedforward.TransformerNet, loaded.net).to(runtime.device)  # from a model file
         return loaded
     checks.choice("device", device, DEVICES)
     source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))

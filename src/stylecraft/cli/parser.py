@@ -239,7 +239,7 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
     apply.add_argument("--tile", type=integer, default=1024, help="largest side run at once; bigger images "
-                       "go through overlapping tiles (default 1024)")
+                       "go through exact tiles (default 1024)")
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
                        "(default 4)")

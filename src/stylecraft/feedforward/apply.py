@@ -1,40 +1,33 @@
-"""Applying a trained network: any size, padded to a multiple of 4, large images in tiles.
+"""Applying a trained network: any size, padded to a multiple of 4, large images in exact tiles.
 
-A :class:`.TransformerNet` runs large images in exact tiles (``exact.py``: the whole picture's
-normalisation statistics first, then each tile with a halo), equal to the whole picture. A runtime running an
-export cannot be given outside statistics, so there instance normalisation sees each tile's own and tiles
-overlap and are blended with linear ramps. Either way memory stays bounded by the tile size.
+Large images run in tiles (``exact.py``: the whole picture's normalisation statistics first, then each tile
+with a halo), equal to the whole picture, for a :class:`.TransformerNet` and for an export run by an inference
+runtime (``graph.py``) alike. Memory stays bounded by the tile size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .. import images
-from .exact import stylise_exactly
+from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
+from .runtimes import RuntimeNet
 
-
-class _OnDevice(Protocol):
-    """A callable network that says where its results come back (a RuntimeNet)."""
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def __call__(self, image: torch.Tensor, /) -> torch.Tensor: ...
-
-
-#: A TransformerNet, or anything that maps (N, 3, H, W) to the same and says its ``device`` (a RuntimeNet).
-Network = nn.Module | _OnDevice
+#: A network as loaded: the torch backend's TransformerNet, or a RuntimeNet running an export.
+Network = TransformerNet | RuntimeNet
 
 
 def _device(net: Network) -> torch.device:
-    return next(net.parameters()).device if isinstance(net, nn.Module) else net.device
+    return next(net.parameters()).device if isinstance(net, TransformerNet) else net.device
+
+
+def _stages(net: Network) -> AbstractContextManager[Stages]:
+    return torch_stages(net) if isinstance(net, TransformerNet) else nullcontext(net.stages())
 
 
 def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor) -> torch.Tensor:
@@ -48,54 +41,21 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
     return result[..., :height, :width]
 
 
-def _ramp(length: int, overlap: int, start: bool, end: bool) -> torch.Tensor:
-    weights = torch.ones(length)
-    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
-    if start and overlap:
-        weights[:overlap] = ramp
-    if end and overlap:
-        weights[-overlap:] = ramp.flip(0)
-    return weights
-
-
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
-
-
-def stylise(net: Network, image: torch.Tensor, tile: int = 1024, overlap: int = 64) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through tiles: exact ones for a
-    :class:`.TransformerNet` (``exact.py``), overlapping blended ones for a runtime running an export."""
-    device = _device(net)
-    height, width = image.shape[-2:]
+def stylise(net: Network, image: torch.Tensor, tile: int = 1024) -> torch.Tensor:
+    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles."""
     with torch.no_grad():
-        if height <= tile and width <= tile:
-            return _padded(net, image.to(device)).float().cpu().clamp(0, 1)
-        if isinstance(net, TransformerNet):
-            return _padded(lambda padded: stylise_exactly(net, padded, tile), image).clamp(0, 1)
-        out = torch.zeros(image.shape[0], 3, height, width)
-        total = torch.zeros(1, 1, height, width)
-        step = tile - overlap
-        for top in _starts(height, tile, step):
-            for left in _starts(width, tile, step):
-                piece = image[..., top:top + tile, left:left + tile].to(device)
-                result = _padded(net, piece).float().cpu()
-                h, w = result.shape[-2:]
-                weight = (_ramp(h, overlap, top > 0, top + h < height)[:, None]
-                          * _ramp(w, overlap, left > 0, left + w < width)[None, :])
-                out[..., top:top + h, left:left + w] += result * weight
-                total[..., top:top + h, left:left + w] += weight
-        return (out / total).clamp(0, 1)
+        if image.shape[-2] <= tile and image.shape[-1] <= tile:
+            return _padded(net, image.to(_device(net))).float().cpu().clamp(0, 1)
+        with _stages(net) as stages:
+            return _padded(lambda padded: stylise_exactly(stages, padded, tile), image).clamp(0, 1)
 
 
 def apply(net: Network, image: torch.Tensor, *, size: int | None = None, preserve_color: bool = False,
-          tile: int = 1024, overlap: int = 64) -> torch.Tensor:
+          tile: int = 1024) -> torch.Tensor:
     """Resize (``size`` = long side, optional), stylise, and optionally keep the photo's colours."""
     if size is not None:
         image = images.resize_long_side(image, size)
-    result = stylise(net, image, tile=tile, overlap=overlap)
+    result = stylise(net, image, tile=tile)
     if preserve_color:
         result = images.restore_colour(result, image)
     return result

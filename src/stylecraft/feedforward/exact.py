@@ -1,4 +1,4 @@
-"""Exact tiles for a :class:`.TransformerNet`: a tiled picture equal to the whole one.
+"""Exact tiles for a real-time network: a tiled picture equal to the whole one.
 
 Instance normalisation is the only operation of the network that looks at the whole picture: each layer
 normalises by its channels' mean and variance over all positions. So each normalisation layer's statistics
@@ -7,6 +7,9 @@ layers before it fixed), and then every tile runs through the whole network with
 other operation is local, so a tile run with a halo as wide as the network's receptive field gives its
 interior exactly as the whole picture would. Memory stays that of one tile; the price is one pass per
 normalisation layer (each shorter than a whole pass).
+
+:func:`stylise_exactly` does this for any :class:`Stages`: a :class:`.TransformerNet` (:func:`torch_stages`)
+or an exported graph run by an inference runtime (``graph.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -23,6 +27,31 @@ from .net import TransformerNet
 
 #: The network's total stride: tiles and halos are multiples of it.
 ALIGN = 4
+
+#: A tile's interior inside the piece that is run: top, left, height, width, in pixels, multiples of ALIGN.
+Window = tuple[int, int, int, int]
+
+
+class Stages(Protocol):
+    """A network whose instance normalisations can take the statistics of the whole picture from outside."""
+
+    #: How far (pixels, each side, a multiple of ALIGN) an output pixel sees: a tile's halo.
+    halo: int
+    #: Where pieces are run.
+    device: torch.device
+
+    def __len__(self) -> int:
+        """The number of normalisation layers."""
+
+    def measure(self, index: int, piece: torch.Tensor, window: Window) -> torch.Tensor:
+        """(3, N, C) float64: the sum, the sum of squares and the count of the input of normalisation ``index``
+        over ``window`` of ``piece``, the layers before it normalised with their fixed statistics."""
+
+    def fix(self, index: int, mean: torch.Tensor, variance: torch.Tensor) -> None:
+        """Normalise layer ``index`` by these (N, C) statistics from now on."""
+
+    def run(self, piece: torch.Tensor) -> torch.Tensor:
+        """The network's output for ``piece``, every layer normalised by its fixed statistics."""
 
 
 class _Stop(Exception):
@@ -38,32 +67,54 @@ class _Norm(nn.Module):
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self.window: tuple[slice, slice] | None = None
-        self.sums: list[torch.Tensor] = []
+        self.measured: torch.Tensor | None = None
         self.stride = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mean is None or self.std is None:
             assert self.window is not None
             inside = x[..., self.window[0], self.window[1]].double()
-            self.sums.append(torch.stack([inside.sum((2, 3)), inside.pow(2).sum((2, 3)),
-                                          torch.full_like(inside[:, :, 0, 0], inside[0, 0].numel())]))
+            self.measured = torch.stack([inside.sum((2, 3)), inside.pow(2).sum((2, 3)),
+                                         torch.full_like(inside[:, :, 0, 0], inside[0, 0].numel())])
             raise _Stop
         y = (x - self.mean[..., None, None]) / self.std[..., None, None]
         return y * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
 
-    def settle(self) -> None:
-        """Turn the measured sums into the statistics of the whole picture."""
-        total, squares, count = torch.stack(self.sums).sum(0)
-        mean = total / count
-        self.mean = mean.float()
-        self.std = (squares / count - mean.pow(2)).clamp_min(0).add(self.norm.eps).sqrt().float()
-        self.sums = []
+
+class _TorchStages:
+    """:class:`Stages` for a :class:`.TransformerNet` whose normalisations are :class:`_Norm` for now."""
+
+    def __init__(self, net: TransformerNet, norms: list[_Norm]) -> None:
+        self.net, self.norms = net, norms
+        self.device = next(net.parameters()).device
+        self.halo = halo(net)
+
+    def __len__(self) -> int:
+        return len(self.norms)
+
+    def measure(self, index: int, piece: torch.Tensor, window: Window) -> torch.Tensor:
+        norm, (top, left, height, width) = self.norms[index], window
+        s = norm.stride
+        norm.window = (slice(top // s, (top + height) // s), slice(left // s, (left + width) // s))
+        with contextlib.suppress(_Stop):  # the pass ends at the layer it measures
+            self.net(piece)
+        assert norm.measured is not None
+        return norm.measured
+
+    def fix(self, index: int, mean: torch.Tensor, variance: torch.Tensor) -> None:
+        norm = self.norms[index]
+        norm.mean = mean.float()
+        norm.std = (variance + norm.norm.eps).sqrt().float()
+
+    def run(self, piece: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = self.net(piece)
+        return result
 
 
 @contextmanager
-def _fixed_norms(net: TransformerNet) -> Iterator[list[_Norm]]:
-    """The network with each instance normalisation replaced by a :class:`_Norm`, for as long as the block
-    lasts; the norms come in the order the forward pass meets them."""
+def torch_stages(net: TransformerNet) -> Iterator[Stages]:
+    """``net`` as :class:`Stages`: each instance normalisation replaced by a :class:`_Norm` for as long as the
+    block lasts."""
     swapped: list[tuple[nn.Module, str, nn.InstanceNorm2d, _Norm]] = []
     for parent in net.modules():
         for name, child in parent.named_children():
@@ -72,7 +123,7 @@ def _fixed_norms(net: TransformerNet) -> Iterator[list[_Norm]]:
     for parent, name, _, norm in swapped:
         setattr(parent, name, norm)
     try:
-        yield _order(net, [norm for *_, norm in swapped])
+        yield _TorchStages(net, _order(net, [norm for *_, norm in swapped]))
     finally:
         for parent, name, original, _ in swapped:
             setattr(parent, name, original)
@@ -115,35 +166,34 @@ def receptive_radius(net: TransformerNet) -> int:
     return radius
 
 
-def stylise_exactly(net: TransformerNet, image: torch.Tensor, tile: int) -> torch.Tensor:
-    """``net(image)`` for an image whose sides are multiples of 4, computed in tiles of about ``tile`` pixels
-    (plus a halo) with the whole picture's normalisation statistics; equal to the whole run up to rounding."""
-    device = next(net.parameters()).device
+def halo(net: TransformerNet) -> int:
+    """A tile's halo for ``net``: its receptive radius, rounded up to a multiple of ALIGN."""
+    return math.ceil(receptive_radius(net) / ALIGN) * ALIGN
+
+
+def stylise_exactly(stages: Stages, image: torch.Tensor, tile: int) -> torch.Tensor:
+    """The network's output for an image whose sides are multiples of 4, computed in tiles of about ``tile``
+    pixels (plus a halo) with the whole picture's normalisation statistics; equal to the whole run up to
+    rounding."""
     height, width = image.shape[-2:]
     tile = max(ALIGN, math.ceil(tile / ALIGN) * ALIGN)
-    halo = math.ceil(receptive_radius(net) / ALIGN) * ALIGN
+    halo = stages.halo
     boxes = [(top, left, min(height, top + tile), min(width, left + tile))
              for top in range(0, height, tile) for left in range(0, width, tile)]
 
-    def crop(box: tuple[int, int, int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    def crop(box: tuple[int, int, int, int]) -> tuple[torch.Tensor, Window]:
         top, left, bottom, right = box
         y0, x0 = max(0, top - halo), max(0, left - halo)
-        piece = image[..., y0:min(height, bottom + halo), x0:min(width, right + halo)].to(device)
-        return piece, (top - y0, left - x0)
+        piece = image[..., y0:min(height, bottom + halo), x0:min(width, right + halo)].to(stages.device)
+        return piece, (top - y0, left - x0, bottom - top, right - left)
 
     out = torch.empty(image.shape[0], 3, height, width)
-    with torch.no_grad(), _fixed_norms(net) as norms:
-        for norm in norms:
-            for box in boxes:
-                piece, (dy, dx) = crop(box)
-                s, (h, w) = norm.stride, (box[2] - box[0], box[3] - box[1])
-                norm.window = (slice(dy // s, (dy + h) // s), slice(dx // s, (dx + w) // s))
-                with contextlib.suppress(_Stop):  # the pass ends at the layer it measures
-                    net(piece)
-            norm.settle()
+    with torch.no_grad():
+        for index in range(len(stages)):
+            total, squares, count = torch.stack([stages.measure(index, *crop(box)) for box in boxes]).sum(0)
+            mean = total / count
+            stages.fix(index, mean, (squares / count - mean.pow(2)).clamp_min(0))
         for box in boxes:
-            piece, (dy, dx) = crop(box)
-            result = net(piece)
-            out[..., box[0]:box[2], box[1]:box[3]] = result[..., dy:dy + box[2] - box[0],
-                                                            dx:dx + box[3] - box[1]].float().cpu()
+            piece, (dy, dx, h, w) = crop(box)
+            out[..., box[0]:box[2], box[1]:box[3]] = stages.run(piece)[..., dy:dy + h, dx:dx + w].float().cpu()
     return out

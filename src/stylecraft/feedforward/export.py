@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import ConfigError
 from .inference import InferenceNet
-from .model import StyleModel
 from .net import TransformerNet
+
+if TYPE_CHECKING:
+    from .model import StyleModel
 
 INPUT, OUTPUT = "image", "stylised"
 METADATA_KEY = "stylecraft"

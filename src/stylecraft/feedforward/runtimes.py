@@ -1,16 +1,18 @@
 """Running an exported network (``export``) with ONNX Runtime or OpenVINO, both optional dependencies.
 
 Each gives a callable like :class:`.TransformerNet` ((N, 3, H, W) in [0, 1] -> the same) that
-:func:`.apply.stylise` drives like the network itself, and the metadata the export carries. On this
+:func:`.apply.stylise` drives like the network itself, exact tiles included (``graph.py``), and the metadata
+the export carries. On this
 project's 2-core CPU the full network at 1024 x 768 takes 3.6 s in eager PyTorch, 1.9 s with ONNX Runtime
 and 1.6 s with OpenVINO (``benchmarks/realtime.py``; docs/performance.md).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,23 @@ import torch
 from numpy.typing import NDArray
 
 from ..errors import ConfigError, WeightsError, one_line
+from .exact import halo
 from .export import INPUT, METADATA_KEY, OUTPUT
+from .graph import GraphStages, Run
+from .net import TransformerNet
+
+#: Compiles a serialised ONNX graph into a :data:`.graph.Run` giving the named outputs.
+Compile = Callable[[bytes, list[str]], Run]
 
 
 class RuntimeNet:
-    """A network run by an inference runtime: takes and returns tensors on the CPU."""
+    """A network run by an inference runtime: takes and returns tensors on the CPU; :meth:`stages` gives the
+    exact-tile form of the same network (made when first needed)."""
 
-    def __init__(self, run: Callable[[NDArray[np.float32]], NDArray[np.float32]]) -> None:
-        self.run = run
+    def __init__(self, exported: bytes, compile: Compile, metadata: dict[str, Any]) -> None:
+        self.run = compile(exported, [OUTPUT])
+        tiles_halo = halo(TransformerNet(width=1, residual_blocks=int(metadata.get("residual_blocks", 5))))
+        self.stages = functools.cache(lambda: GraphStages(exported, compile, tiles_halo))
 
     @property
     def device(self) -> torch.device:
@@ -35,16 +46,16 @@ class RuntimeNet:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         batch = image.detach().float().cpu().contiguous().numpy()
-        return torch.from_numpy(self.run(batch))
+        return torch.from_numpy(self.run({INPUT: batch})[0])
 
 
-def _source(source: str | os.PathLike[str] | bytes) -> tuple[str | bytes, str]:
-    """The file's path (checked) or the bytes themselves, and a name for messages."""
+def _source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
+    """The file's bytes (checked) or the bytes themselves, and a name for messages."""
     if isinstance(source, bytes):
         return source, "the exported network"
     if not Path(source).is_file():
         raise WeightsError(f"{source}: no such ONNX file")
-    return str(source), str(source)
+    return Path(source).read_bytes(), str(source)
 
 
 def _metadata(name: str, props: dict[str, str], inputs: list[str]) -> dict[str, Any]:
@@ -96,7 +107,12 @@ def onnx_session(source: str | os.PathLike[str] | bytes, device: str = "auto") -
     except Exception as exc:
         raise _unreadable(name, exc) from exc
     metadata = _metadata(name, session.get_modelmeta().custom_metadata_map, [i.name for i in session.get_inputs()])
-    return RuntimeNet(lambda batch: session.run([OUTPUT], {INPUT: batch})[0]), metadata
+
+    def compile(model: bytes, outputs: list[str]) -> Run:
+        part = session if model is source else onnxruntime.InferenceSession(model, options, providers=providers)
+        return lambda feeds: part.run(outputs, feeds)
+
+    return RuntimeNet(source, compile, metadata), metadata
 
 
 #: Inference precisions OpenVINO is asked for, by stylecraft's names.
@@ -125,7 +141,16 @@ def openvino_session(source: str | os.PathLike[str] | bytes, device: str = "auto
     key = ["framework", METADATA_KEY]
     props = {METADATA_KEY: model.get_rt_info(key).astype(str)} if model.has_rt_info(key) else {}
     metadata = _metadata(name, props, [port.get_any_name() for port in model.inputs])
-    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                 "INFERENCE_PRECISION_HINT": PRECISIONS[precision]})
-    request = compiled.create_infer_request()
-    return RuntimeNet(lambda batch: request.infer({INPUT: batch})[OUTPUT]), metadata
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
+
+    def compile(graph: bytes, outputs: list[str]) -> Run:
+        request = core.compile_model(model if graph is source else core.read_model(graph), "CPU",
+                                     config).create_infer_request()
+
+        def run(feeds: dict[str, NDArray[np.float32]]) -> Sequence[NDArray[np.float32]]:
+            found = request.infer(feeds)
+            return [found[name] for name in outputs]
+
+        return run
+
+    return RuntimeNet(source, compile, metadata), metadata
