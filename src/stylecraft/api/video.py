@@ -30,7 +30,7 @@ from .. import checks, feedforward, images
 from ..errors import ConfigError
 from ..images import ImageInput
 from ..optimize import Temporal
-from ..video.flow import FlowEstimator, Steadier
+from ..video.flow import PRESET, FlowEstimator, Steadier
 from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
 from .realtime import load_style_model
 from .transfer import run
@@ -59,15 +59,16 @@ def _as_array(frame: Frame) -> np.ndarray:
 
 def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames: Iterable[Frame], *,
                  stability: float = STABILITY, batch_size: int = 4, preserve_color: bool = False,
-                 tile: int = 1024, device: str = "auto", backend: str = "auto") -> Generator[np.ndarray, None, None]:
+                 tile: int = 1024, device: str = "auto", backend: str = "auto",
+                 flow: str = PRESET) -> Generator[np.ndarray, None, None]:
     """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network,
     ``batch_size`` at a time, and yield the painted frames in order as uint8 arrays, steadied by
-    ``stability`` (0: each frame painted on its own; up to 1)."""
+    ``stability`` (0: each frame painted on its own; up to 1) along the optical flow of DIS preset ``flow``."""
     if batch_size < 1:
         raise ConfigError("`batch_size` must be at least 1")
     loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
         model, backend=backend, device=device)
-    steady = Steadier(stability)
+    steady = Steadier(stability, flow)
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(_as_array(frame))
@@ -107,11 +108,12 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                 styles: Sequence[ImageInput] = (), stability: float = STABILITY, size: int | None = None,
                 start: float = 0.0, duration: float | None = None, fps: float | None = None, batch_size: int = 4,
                 preserve_color: bool = False, tile: int = 1024, device: str = "auto", backend: str = "auto",
-                frame_iterations: int = FRAME_ITERATIONS, progress: Callable[[int, VideoInfo], None] | None = None,
-                **options: object) -> VideoResult:
+                frame_iterations: int = FRAME_ITERATIONS, flow: str = PRESET,
+                progress: Callable[[int, VideoInfo], None] | None = None, **options: object) -> VideoResult:
     """Paint the video ``source`` into ``output`` (.mp4, .mov or .mkv: H.264, the source's sound kept) with a
     real-time network (``model``) or by optimisation towards ``styles`` (``options`` as for :func:`run`;
-    ``iterations`` for the first frame, ``frame_iterations`` for each later one). Ctrl-C stops it with a
+    ``iterations`` for the first frame, ``frame_iterations`` for each later one), steadied along the optical
+    flow of DIS preset ``flow`` (``video.flow.PRESETS``). Ctrl-C stops it with a
     playable video of the frames painted so far; any other failure leaves ``output`` as it was. ``progress``
     is called with the frames done after each one."""
     if (model is None) == (not styles):
@@ -122,8 +124,8 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
     reader = VideoReader(source, start=start, duration=duration, fps=fps, size=size)
     with reader:
         if model is None:
-            return _optimise(reader, output, list(styles), stability, frame_iterations, preserve_color, device,
-                             progress, options)
+            return _optimise(reader, output, list(styles), stability, frame_iterations, flow, preserve_color,
+                             device, progress, options)
         if options:
             raise ConfigError(f"unknown option {next(iter(options))!r} for a real-time model")
         loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
@@ -133,7 +135,7 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                 _Encoder(writer.write) as encoder:
             frames = _read_ahead(reader)
             painted = paint_frames(loaded, frames, stability=stability, batch_size=batch_size,
-                                   preserve_color=preserve_color, tile=tile)
+                                   preserve_color=preserve_color, tile=tile, flow=flow)
             try:
                 for picture in painted:
                     encoder.put(picture)
@@ -148,7 +150,7 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
 
 
 def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stability: float,
-              frame_iterations: int, preserve_color: bool, device: str,
+              frame_iterations: int, preset: str, preserve_color: bool, device: str,
               progress: Callable[[int, VideoInfo], None] | None, options: dict[str, object]) -> VideoResult:
     """The optimiser's video: each frame a transfer, tied to the one before; frames kept in OUTPUT.frames/
     until the video is written, so that a rerun of the same command resumes."""
@@ -157,10 +159,10 @@ def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stabi
     folder = output.with_name(output.name + ".frames")
     settings = {"source": str(reader.path.resolve()), "bytes": reader.path.stat().st_size, "info": str(info),
                 "start": reader.start, "styles": [str(s) for s in styles], "stability": stability,
-                "frame_iterations": frame_iterations, "preserve_color": preserve_color,
+                "frame_iterations": frame_iterations, "flow": preset, "preserve_color": preserve_color,
                 **{k: str(v) for k, v in sorted(options.items())}}
     done = _frames_done(folder, settings)
-    flow = FlowEstimator() if stability else None
+    flow = FlowEstimator(preset) if stability else None
     common: dict[str, Any] = {"size": max(info.width, info.height), "device": device,
                               "preserve_color": preserve_color, **options}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # the last input frame and its result

@@ -17,6 +17,8 @@ from ..errors import ConfigError
 
 #: DIS presets by name: faster, or finer.
 PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
+#: The preset used unless another is asked for (benchmarks/video.py measures each).
+PRESET = "fast"
 
 
 def _cv2() -> Any:
@@ -57,7 +59,7 @@ class FlowEstimator:
     et al. 2010, as Ruder et al. 2016 use it): a pixel is reliable when following the flow back and then
     forward again returns to it, within a tolerance that grows with the motion."""
 
-    def __init__(self, preset: str = "fast") -> None:
+    def __init__(self, preset: str = PRESET) -> None:
         checks.choice("preset", preset, tuple(PRESETS))
         cv2 = _cv2()
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
@@ -100,7 +102,7 @@ class Steadier:
     motion is reliable: ``stability`` 0 leaves frames as painted, 1 keeps what was painted before wherever
     it can be followed. New content (occlusions, the frame's edges) is always painted afresh."""
 
-    def __init__(self, stability: float, preset: str = "fast") -> None:
+    def __init__(self, stability: float, preset: str = PRESET) -> None:
         if not 0 <= stability <= 1:
             raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
         self.stability = stability
