@@ -3,7 +3,8 @@ GPU makes cheap, in fp32 as stylecraft runs it and, on CUDA, in cuDNN's default 
 
 For the optimiser: the tiled objective's value and gradient against the whole picture's, at several tile
 sides. For real-time networks: exact tiles (whole-picture instance-norm statistics) against the whole
-picture. Prints a table and writes JSON.
+picture, with the network itself and, on the CPU, its export run by ONNX Runtime and OpenVINO (where
+installed), with the seconds each takes. Prints a table and writes JSON.
 
     python benchmarks/device_check.py [--device cuda] [--size 1024] [--json PATH]
 """
@@ -11,6 +12,7 @@ picture. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from stylecraft import FeatureNetwork
-from stylecraft.feedforward.apply import stylise
+from stylecraft import FeatureNetwork, feedforward
+from stylecraft.feedforward.apply import Network, stylise
 from stylecraft.feedforward.net import TransformerNet
 from stylecraft.objective import Objective
 from stylecraft.runtime import Runtime
@@ -59,23 +61,41 @@ def optimiser_rows(device: torch.device, size: int) -> list[dict]:
     return rows
 
 
+def _networks(net: TransformerNet, device: torch.device) -> dict[str, Network]:
+    """The network itself and, on the CPU, its export run by each runtime that is installed."""
+    networks: dict[str, Network] = {"torch": net}
+    if device.type == "cpu" and importlib.util.find_spec("onnx"):
+        exported = feedforward.to_onnx(feedforward.StyleModel(net, {"width": net.width,
+                                                                     "residual_blocks": net.residual_blocks}))
+        for name, session in (("onnxruntime", feedforward.onnx_session), ("openvino", feedforward.openvino_session)):
+            if importlib.util.find_spec(name):
+                networks[name] = session(exported)[0]
+    return networks
+
+
 def realtime_rows(device: torch.device, size: int) -> list[dict]:
     """Largest difference (0-1 scale) between exact tiles and the whole picture, for an untrained network
-    whose normalisation layers are given spread-out scales so that every layer matters."""
+    whose normalisation layers are given spread-out scales so that every layer matters, and the seconds
+    each run takes."""
     net = TransformerNet().to(device).eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in net.parameters():
             parameter.copy_(parameter + 0.05 * torch.randn(parameter.shape, generator=generator).to(device))
     image = torch.rand(1, 3, size * 3 // 4, size, generator=generator).to(device)
-    with torch.no_grad():
-        whole = stylise(net, image, tile=2 * size).to(device)
-        rows = []
+    rows = []
+    for backend, network in _networks(net, device).items():
+        stylise(network, image[..., :64, :64], tile=32)  # compiles the runtime's graphs before timing
+        start = time.perf_counter()
+        whole = stylise(network, image, tile=2 * size).to(device)
+        seconds = time.perf_counter() - start
         for tile in (size // 4, size // 2):
-            tiled = stylise(net, image, tile=tile).to(device)
-            rows.append({"check": "real-time", "size": f"{size}x{size * 3 // 4}", "tile": tile,
+            start = time.perf_counter()
+            tiled = stylise(network, image, tile=tile).to(device)
+            rows.append({"check": "real-time", "backend": backend, "size": f"{size}x{size * 3 // 4}", "tile": tile,
                          "largest_difference": float((tiled - whole).abs().max()),
-                         "changed_by_network": float((whole - image).abs().mean())})
+                         "changed_by_network": float((whole - image).abs().mean()),
+                         "seconds": time.perf_counter() - start, "whole_seconds": seconds})
     return rows
 
 

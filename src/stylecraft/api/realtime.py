@@ -146,7 +146,7 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str]) 
 
 
 def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
-                preserve_color: bool = False, device: str = "auto", tile: int = 1024,
+                preserve_color: bool = False, device: str = "auto", tile: int = feedforward.TILE,
                 backend: str = "auto", precision: str = "fp32") -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
     StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
@@ -159,7 +159,7 @@ def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: I
 
 
 def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batch_size: int = 4,
-               size: int | None = None, preserve_color: bool = False, tile: int = 1024
+               size: int | None = None, preserve_color: bool = False, tile: int = feedforward.TILE
                ) -> Iterator[tuple[Source, Image.Image | ImageError]]:
     """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
 

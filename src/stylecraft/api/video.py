@@ -59,7 +59,7 @@ def _as_array(frame: Frame) -> np.ndarray:
 
 def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames: Iterable[Frame], *,
                  stability: float = STABILITY, batch_size: int = 4, preserve_color: bool = False,
-                 tile: int = 1024, device: str = "auto", backend: str = "auto",
+                 tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
                  flow: str = PRESET) -> Generator[np.ndarray, None, None]:
     """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network,
     ``batch_size`` at a time, and yield the painted frames in order as uint8 arrays, steadied by
@@ -107,7 +107,7 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                 model: str | os.PathLike[str] | feedforward.StyleModel | None = None,
                 styles: Sequence[ImageInput] = (), stability: float = STABILITY, size: int | None = None,
                 start: float = 0.0, duration: float | None = None, fps: float | None = None, batch_size: int = 4,
-                preserve_color: bool = False, tile: int = 1024, device: str = "auto", backend: str = "auto",
+                preserve_color: bool = False, tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
                 frame_iterations: int = FRAME_ITERATIONS, flow: str = PRESET,
                 progress: Callable[[int, VideoInfo], None] | None = None, **options: object) -> VideoResult:
     """Paint the video ``source`` into ``output`` (.mp4, .mov or .mkv: H.264, the source's sound kept) with a

@@ -15,6 +15,7 @@ from ..api.video import STABILITY as VIDEO_STABILITY
 from ..errors import UsageError, shorten
 from ..features import POOLINGS, FeatureNetwork
 from ..features.weights import BLOCKS, FORMATS
+from ..feedforward import TILE as REALTIME_TILE
 from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.train import TrainConfig
 from ..images import BIT_DEPTHS
@@ -238,8 +239,8 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
     apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
-    apply.add_argument("--tile", type=integer, default=1024, help="largest side run at once; bigger images "
-                       "go through exact tiles (default 1024)")
+    apply.add_argument("--tile", type=integer, default=REALTIME_TILE, help="largest side run at once; bigger "
+                       f"images go through exact tiles (default {REALTIME_TILE})")
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
@@ -276,7 +277,8 @@ def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     video.add_argument("--duration", type=number, help="seconds to paint (default: to the end)")
     video.add_argument("--fps", type=number, help="frames a second (default: the input's)")
     video.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
-    video.add_argument("--tile", type=integer, default=1024, help="largest side run at once (default 1024)")
+    video.add_argument("--tile", type=integer, default=REALTIME_TILE,
+                       help=f"largest side run at once (default {REALTIME_TILE})")
     video.add_argument("--batch-size", type=integer, default=4, help="frames painted together (default 4)")
     video.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     video.add_argument("--backend", choices=api.BACKENDS, default="auto",

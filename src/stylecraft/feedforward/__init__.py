@@ -1,7 +1,7 @@
 """Real-time style networks (Johnson et al. 2016): the network, its training, its model file, applying it."""
 
 from . import distributed
-from .apply import apply
+from .apply import TILE, apply
 from .data import PHOTO_TYPES, PhotoFolder, find_photos
 from .export import to_onnx
 from .model import StyleModel, load_model, save_model
@@ -9,6 +9,6 @@ from .net import WIDTHS, TransformerNet
 from .runtimes import PRECISIONS, RuntimeNet, onnx_session, openvino_session
 from .train import TrainConfig, TrainProgress, TrainResult, train
 
-__all__ = ["PHOTO_TYPES", "PRECISIONS", "WIDTHS", "PhotoFolder", "RuntimeNet", "StyleModel", "TrainConfig",
+__all__ = ["PHOTO_TYPES", "PRECISIONS", "WIDTHS", "PhotoFolder", "RuntimeNet", "StyleModel", "TILE", "TrainConfig",
            "TrainProgress", "TrainResult", "TransformerNet", "apply", "distributed", "find_photos", "load_model",
            "onnx_session", "openvino_session", "save_model", "to_onnx", "train"]

@@ -18,6 +18,11 @@ from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
 from .runtimes import RuntimeNet
 
+#: The largest side run at once unless asked: a 2048 x 1536 picture takes 1.6 GB with ONNX Runtime and 3.2 GB
+#: in eager PyTorch (full network), and a larger one goes through exact tiles, which cost several whole runs
+#: (one pass per normalisation layer; docs/performance.md).
+TILE = 2048
+
 #: A network as loaded: the torch backend's TransformerNet, or a RuntimeNet running an export.
 Network = TransformerNet | RuntimeNet
 
@@ -41,7 +46,7 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
     return result[..., :height, :width]
 
 
-def stylise(net: Network, image: torch.Tensor, tile: int = 1024) -> torch.Tensor:
+def stylise(net: Network, image: torch.Tensor, tile: int = TILE) -> torch.Tensor:
     """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles."""
     with torch.no_grad():
         if image.shape[-2] <= tile and image.shape[-1] <= tile:
@@ -51,7 +56,7 @@ def stylise(net: Network, image: torch.Tensor, tile: int = 1024) -> torch.Tensor
 
 
 def apply(net: Network, image: torch.Tensor, *, size: int | None = None, preserve_color: bool = False,
-          tile: int = 1024) -> torch.Tensor:
+          tile: int = TILE) -> torch.Tensor:
     """Resize (``size`` = long side, optional), stylise, and optionally keep the photo's colours."""
     if size is not None:
         image = images.resize_long_side(image, size)
