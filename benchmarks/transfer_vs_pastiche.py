@@ -4,11 +4,14 @@
 Each tool runs as a child process through its own command line, interleaved pair by pair (stylecraft pair 1,
 pastiche pair 1, stylecraft pair 2, ...), so that both see the same machine load. Per run it records the
 wall time from process start to exit, seconds per full-size iteration, the peak RSS of that child alone
-(``os.wait4``), and two quality numbers computed here, identically for every tool, with stylecraft's VGG-19
-and its default weights at one evaluation size:
+(``os.wait4``), and the quality numbers of ``stylecraft.quality`` (what ``stylecraft score`` prints),
+computed here identically for every tool at one evaluation size:
 
-* content distance: ||F(out) - F(content)|| / ||F(content)|| at relu4_2;
-* style distance: the mean over relu1_1 ... relu5_1 of ||G(out) - G(style)|| / ||G(style)||, G the Gram matrix.
+* content distance: ||F(out) - F(content)|| / ||F(content)|| at relu4_2 of VGG-19 (default weights);
+* style distance: the mean over relu1_1 ... relu5_1 of ||G(out) - G(style)|| / ||G(style)||, G the Gram matrix;
+* colour distance: sliced Wasserstein-1 between the output's and the painting's colours in CIE Lab, divided
+  by the photo's own (0: the painting's palette, 1: no closer than the photo);
+* structure kept: SSIM of the luminance with the photo's at 128 px long side.
 
 It prints a table and a summary line and writes every record, with machine metadata, to a JSON file.
 See benchmarks/README.md for the method and its caveats. Run ``--help`` for the options.
@@ -38,8 +41,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from stylecraft import images, losses, report
-from stylecraft.features import FeatureNetwork
+from stylecraft import images, quality, report
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "images"
@@ -55,8 +57,6 @@ TOOLS = ("stylecraft", "pastiche")
 PASTICHE_DEFAULT_STEPS = 1000  # pastiche's own --num-steps default
 PASTICHE_CHECKPOINTS = (250, 500, 1000)  # iterations at which pastiche's quality is also measured
 
-CONTENT_LAYER = "relu4_2"
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 #: History columns that may tell the scale of a coarse-to-fine schedule; rows of the last value are full size.
 SCALE_COLUMNS = ("size", "scale", "level", "stage", "width", "height")
@@ -219,48 +219,34 @@ def pastiche_timing(stdout_path: Path, workspace: dict[int, Path], wall: float) 
 # ---------------------------------------------------------------------------------------------------------
 
 class Evaluator:
-    """Content and style distances with stylecraft's VGG-19 (default weights) at one evaluation size."""
+    """Every tool's pictures scored the same way: ``stylecraft.quality``'s numbers at one evaluation size."""
 
     def __init__(self, eval_size: int) -> None:
         self.size = eval_size
-        self.net = FeatureNetwork().build([CONTENT_LAYER, *STYLE_LAYERS], torch.device("cpu"))
-        self._targets: dict[tuple[str, str], tuple] = {}
+        self.scorer = quality.Scorer()
+        self._references: dict[tuple[str, str], quality.Reference] = {}
 
     @staticmethod
     def _load(path: Path) -> torch.Tensor:
         return images.to_tensor(images.load_image(path))
 
-    def _pair(self, content_path: Path, style_path: Path) -> tuple:
+    def _reference(self, content_path: Path, style_path: Path) -> quality.Reference:
         key = (str(content_path), str(style_path))
-        if key not in self._targets:
-            content = images.resize_long_side(self._load(content_path), self.size)
-            style = images.resize_long_side(self._load(style_path), self.size)
-            with torch.no_grad():
-                content_feats = self.net(content, [CONTENT_LAYER])[CONTENT_LAYER]
-                style_grams = {n: losses.gram_matrix(f) for n, f in self.net(style, STYLE_LAYERS).items()}
-            self._targets[key] = (content, style, content_feats, style_grams)
-        return self._targets[key]
+        if key not in self._references:
+            self._references[key] = self.scorer.reference(self._load(content_path), self._load(style_path),
+                                                          self.size)
+        return self._references[key]
 
     def distances(self, picture: torch.Tensor | Path, content_path: Path, style_path: Path) -> dict:
-        """Distances of ``picture`` (a file or an RGB [0, 1] tensor) to the pair's content and style."""
-        content, _, content_feats, style_grams = self._pair(content_path, style_path)
+        """The numbers of ``picture`` (a file or an RGB [0, 1] tensor) against the pair."""
         image = self._load(picture) if isinstance(picture, Path) else picture
-        # Long side = eval size; the exact canvas of the resized content, so that relu4_2 maps line up even
-        # when a tool rounds its output's short side differently.
-        image = images.resize(image, (content.shape[-1], content.shape[-2]))
-        with torch.no_grad():
-            feats = self.net(image, [CONTENT_LAYER, *STYLE_LAYERS])
-            content_d = math.sqrt(float(losses.relative_error(feats[CONTENT_LAYER], content_feats)))
-            per_layer = {n: math.sqrt(float(losses.relative_error(losses.gram_matrix(feats[n]), style_grams[n])))
-                         for n in STYLE_LAYERS}
-        return {"content_distance": content_d, "style_distance": statistics.fmean(per_layer.values()),
-                "style_distance_per_layer": per_layer}
+        return self.scorer.score(image, self._reference(content_path, style_path)).as_dict()
 
     def references(self, content_path: Path, style_path: Path) -> dict:
-        """The distances of two trivial 'results', to read the others against: the photo and the painting."""
-        content, style, _, _ = self._pair(content_path, style_path)
-        return {"content_photo_as_output": self.distances(content, content_path, style_path),
-                "style_image_as_output": self.distances(style, content_path, style_path)}
+        """The numbers of two trivial 'results', to read the others against: the photo and the painting."""
+        reference = self._reference(content_path, style_path)
+        return {"content_photo_as_output": self.distances(reference.photo, content_path, style_path),
+                "style_image_as_output": self.distances(reference.painting, content_path, style_path)}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -631,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                          "pastiche_iterations": total, "pastiche_checkpoints": checkpoints,
                          "pastiche_workspace_step": workspace_step, "stylecraft_args": args.stylecraft_args,
                          "pastiche_args": args.pastiche_args, "out_dir": str(args.out_dir),
-                         "content_layer": CONTENT_LAYER, "style_layers": list(STYLE_LAYERS),
+                         "content_layer": quality.CONTENT_LAYER, "style_layers": list(quality.STYLE_LAYERS),
                          "executables": executables},
             "versions": {"stylecraft": _version("stylecraft"), "pastiche": _version("pastiche"),
                          "torch": torch.__version__, "numpy": _version("numpy"), "Pillow": _version("Pillow"),

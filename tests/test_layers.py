@@ -18,7 +18,7 @@ LAYERS = [
     {"features"},
     {"tiling"},
     {"objective"},
-    {"optimize", "feedforward", "report"},
+    {"optimize", "feedforward", "report", "quality"},
     {"api"},
     {"cli", "studio"},
 ]

@@ -124,6 +124,8 @@ def test_job_runs_with_progress_preview_result_and_download(tmp_path: Path) -> N
         settings = json.loads(picture.text["stylecraft"])
         assert settings["iterations"] == 6 and settings["seed"] == done["seed"]
         assert settings["content"] == "photo.png" and settings["styles"] == ["stripes.png"]
+        assert set(done["quality"]) == {"content_distance", "style_distance", "colour_distance", "structure_kept"}
+        assert settings["quality"] == done["quality"]  # the job card shows what the file stores
 
         download = client.get(done["download"])
         assert download.content == result.content

@@ -99,15 +99,24 @@ def test_a_stopped_video_job_keeps_the_frames_painted(tmp_path, models, clip) ->
         assert 1 <= describe(painted)["frames"] < 24
 
 
-def test_a_database_from_before_videos_is_brought_up_to_date(tmp_path) -> None:
+def test_a_database_from_before_videos_and_scores_is_brought_up_to_date(tmp_path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     with sqlite3.connect(data / "studio.db") as db:
         db.execute("CREATE TABLE uploads (id TEXT PRIMARY KEY, name TEXT NOT NULL, width INTEGER NOT NULL, "
                    "height INTEGER NOT NULL, created REAL NOT NULL)")
         db.execute("INSERT INTO uploads VALUES ('0123456789abcdef', 'old.png', 64, 48, 0)")
+        db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, options TEXT NOT NULL, "
+                   "content TEXT NOT NULL, styles TEXT NOT NULL, created REAL NOT NULL, queued REAL NOT NULL, "
+                   "started REAL, finished REAL, iteration INTEGER NOT NULL DEFAULT 0, "
+                   "iterations INTEGER NOT NULL DEFAULT 0, losses TEXT NOT NULL DEFAULT '{}', elapsed REAL, "
+                   "preview INTEGER NOT NULL DEFAULT 0, result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, "
+                   "version INTEGER NOT NULL DEFAULT 0)")
+        db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) VALUES "
+                   "('job0123456789abc', 'done', '{}', '0123456789abcdef', '[]', 0, 0)")
     store = JobStore(data)
     try:
         assert store.upload("0123456789abcdef")["kind"] == "picture"
+        assert store.job("job0123456789abc").quality is None
     finally:
         store.close()

@@ -408,3 +408,25 @@ def restore_colour(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     low, high = (-offsets).amax(dim=1, keepdim=True), (1 - offsets).amin(dim=1, keepdim=True)
     luma = torch.maximum(torch.minimum(rgb_to_yuv(result)[:, :1], high), low)
     return yuv_to_rgb(torch.cat([luma, colour], dim=1)).clamp(0, 1)
+
+
+def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root of a symmetric positive semi-definite matrix."""
+    values, vectors = torch.linalg.eigh(matrix)
+    root: torch.Tensor = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+    return root
+
+
+def match_colour(picture: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``picture`` ((1, 3, H, W) in [0, 1]) with its colours moved so that their mean and covariance are those
+    of ``reference``'s: the Monge-Kantorovich linear map (Pitie and Kokaram 2007), the least change of
+    colours that matches both, which keeps each pixel's relation to its neighbours (edges, shading)."""
+    source = picture[0].flatten(1).double()
+    target = reference[0].flatten(1).double()
+    eye = 1e-5 * torch.eye(3, dtype=torch.float64, device=picture.device)
+    source_cov, target_cov = source.cov() + eye, target.cov() + eye
+    root = _sqrtm(source_cov)
+    inverse_root = torch.linalg.inv(root)
+    transform = inverse_root @ _sqrtm(root @ target_cov @ root) @ inverse_root
+    moved: torch.Tensor = transform @ (source - source.mean(1, keepdim=True)) + target.mean(1, keepdim=True)
+    return moved.reshape(picture.shape).to(picture.dtype).clamp(0, 1)

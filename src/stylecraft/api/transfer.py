@@ -33,6 +33,7 @@ from ..optimize import (
 )
 from ..optimize.memory import plan_memory
 from ..runtime import Runtime
+from .score import score_tensors
 from .version import version
 
 TRANSFER_FIELDS = frozenset(f.name for f in fields(TransferConfig))
@@ -88,7 +89,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
         init_image: ImageInput | None = None, stop: threading.Event | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
-        temporal: Temporal | None = None, **options: object) -> Result:
+        temporal: Temporal | None = None, score: bool = True, **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
@@ -97,7 +98,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     after the current iteration. ``max_memory`` (GiB, default: what the device has free) is the budget: a
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
     saying how, before any work. ``temporal`` ties a video frame to the previous one (``api.video``). The
-    Result's ``settings`` hold everything needed to reproduce the picture, the seed included.
+    Result's ``settings`` hold everything needed to reproduce the picture, the seed included, and for a
+    transfer with one style its ``quality`` (:mod:`stylecraft.quality`'s numbers, scored on the CPU; ``score``
+    False leaves them out, as a video's frames do).
     """
     config, network = settle(config, network, options)
     checks.choice("mode", mode, MODES)
@@ -148,6 +151,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
+    if score and mode is Mode.TRANSFER and len(style_tensors) == 1 and content_image is not None:
+        # against the photo as given, so that `stylecraft score` gives the same numbers for the saved file
+        result.settings["quality"] = score_tensors(result.image, images.to_tensor(content_image),
+                                                   style_tensors[0]).as_dict()
     return result
 
 

@@ -37,7 +37,7 @@ from .transfer import run
 
 #: Stability by default: how much of the previous painted frame, moved by the flow, each frame keeps where
 #: the flow is reliable (chosen by benchmarks/video.py; see docs/performance.md).
-STABILITY = 0.7
+STABILITY = 0.85
 #: Frames read ahead of the painting, and painted frames waiting to be encoded.
 QUEUE = 16
 #: The optimiser's temporal weight at stability 1 (a mean squared difference in [0, 1] pixel units).
@@ -163,7 +163,7 @@ def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stabi
                 **{k: str(v) for k, v in sorted(options.items())}}
     done = _frames_done(folder, settings)
     flow = FlowEstimator(preset) if stability else None
-    common: dict[str, Any] = {"size": max(info.width, info.height), "device": device,
+    common: dict[str, Any] = {"size": max(info.width, info.height), "device": device, "score": False,
                               "preserve_color": preserve_color, **options}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # the last input frame and its result
     index = 0
@@ -178,7 +178,7 @@ def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stabi
                 result = run("transfer", picture, styles, **common)
             else:
                 motion = flow.motion(previous[0], frame)
-                moved = motion.warp(previous[1])
+                moved = motion.warp(previous[1], sharp=True)
                 temporal = Temporal(images.to_tensor(Image.fromarray(moved)),
                                     torch.from_numpy(motion.reliable)[None, None], TEMPORAL_WEIGHT * stability)
                 result = run("transfer", picture, styles, init_image=Image.fromarray(moved), temporal=temporal,

@@ -4,6 +4,7 @@ how it went (a progress bar, one line at the end); the exit code is its return v
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -18,6 +19,7 @@ from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
 from ..feedforward import TrainConfig, TrainProgress, find_photos
 from ..optimize import INITS, Progress, Result, TransferConfig
+from ..quality import Quality
 from ..studio.config import StudioConfig
 from ..video.io import VideoInfo
 from .parser import Parser, add_run_options
@@ -271,6 +273,8 @@ def _write(result: Result, output: Path, history: Path | None, plot: Path | None
 
 def _report_end(args: argparse.Namespace, result: Result, output: Path) -> int:
     where = f"{output} (seed {result.seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
+    if "quality" in result.settings:
+        where += f"; {Quality(**result.settings['quality']).describe()}"
     return _finish(args, result.stopped, where, "image")
 
 
@@ -331,6 +335,19 @@ def run_grid(args: argparse.Namespace) -> int:
                      on_cell=lambda index, total, label: _say(args, f"[{index + 1}/{total}] {label}"), **options)
     images.save_image(sheet, output, metadata={"grid": vars(args)})
     _say(args, f"wrote {output} ({math.prod(len(axis.cells) for axis in axes)} pictures)")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    found = {picture: api.score(picture, args.content, args.style, device=args.device) for picture in args.pictures}
+    if args.json:
+        print(json.dumps([{"picture": picture, **quality.as_dict()} for picture, quality in found.items()], indent=1))
+        return 0
+    width = max(len("picture"), *map(len, found))
+    print(f"{'picture':<{width}}  {'content':>7}  {'style':>6}  {'colour':>6}  {'structure':>9}")
+    for picture, quality in found.items():
+        print(f"{picture:<{width}}  {quality.content_distance:>7.3f}  {quality.style_distance:>6.3f}  "
+              f"{quality.colour_distance:>6.2f}  {quality.structure_kept:>9.2f}")
     return 0
 
 

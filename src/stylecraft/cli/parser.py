@@ -188,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
     layers.add_argument("--model", choices=sorted(BLOCKS), default=NETWORK.model)
+
+    score = sub.add_parser("score", parents=[common], help="score pictures from any tool against a photo and a "
+                           "painting", description="Print the content, style and colour distances and the "
+                           "structure kept of each PICTURE (from any tool), computed the same way for all: see "
+                           "docs/quality.md for what each number means.")
+    score.add_argument("pictures", nargs="+", metavar="picture", help="the pictures to score")
+    score.add_argument("--content", required=True, help="the photo they were painted from")
+    score.add_argument("--style", required=True, help="the painting whose style they take")
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.add_argument("--device", default="cpu", help="cpu (default: the same numbers on any machine), auto, "
+                       "cuda or mps")
     return parser
 
 

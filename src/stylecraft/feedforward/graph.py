@@ -112,7 +112,7 @@ def part(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
 
 class GraphStages:
     """:class:`.Stages` for an exported network: the rewritten graph, its parts compiled by ``compile`` (a
-    runtime's, from the part's serialised bytes) as the passes first need them."""
+    runtime's, from the part's serialised bytes) as the passes need them, one at a time."""
 
     device = torch.device("cpu")
 
@@ -120,7 +120,10 @@ class GraphStages:
         self.graph, self.epsilons = with_outside_statistics(onnx.load_from_string(exported))
         self.compile, self.halo = compile, halo
         self.statistics: dict[str, NDArray[np.float32]] = {}
-        self.parts: dict[str, tuple[Run, list[str]]] = {}
+        self.parts: dict[str, tuple[bytes, list[str]]] = {}
+        # One part compiled at a time: a runtime keeps each compiled graph's working memory (a tile's
+        # activations) for as long as the graph lives, which for every layer's part at once is many GB.
+        self.active: tuple[str, Run] | None = None
 
     def __len__(self) -> int:
         return len(self.epsilons)
@@ -129,9 +132,12 @@ class GraphStages:
         key = ",".join(outputs)
         if key not in self.parts:
             piece = part(self.graph, outputs)
-            self.parts[key] = (self.compile(piece.SerializeToString(), outputs), [i.name for i in piece.graph.input])
-        run, inputs = self.parts[key]
-        return run({name: feeds[name] for name in inputs})
+            self.parts[key] = (piece.SerializeToString(), [i.name for i in piece.graph.input])
+        serialised, inputs = self.parts[key]
+        if self.active is None or self.active[0] != key:
+            self.active = None  # the last part's memory goes before the next part takes its own
+            self.active = (key, self.compile(serialised, outputs))
+        return self.active[1]({name: feeds[name] for name in inputs})
 
     def measure(self, index: int, piece: torch.Tensor, window: Window) -> torch.Tensor:
         top, left, height, width = window

@@ -69,6 +69,7 @@ class Job(BaseModel):
     seed: int | None
     error: str | None
     version: int
+    quality: dict[str, float] | None = Field(description="the result's quality numbers (docs/quality.md)")
     queue_position: int | None
     preview: str | None
     result: str | None

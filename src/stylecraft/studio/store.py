@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     styles TEXT NOT NULL, created REAL NOT NULL, queued REAL NOT NULL, started REAL, finished REAL,
     iteration INTEGER NOT NULL DEFAULT 0, iterations INTEGER NOT NULL DEFAULT 0,
     losses TEXT NOT NULL DEFAULT '{}', elapsed REAL, preview INTEGER NOT NULL DEFAULT 0,
-    result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, version INTEGER NOT NULL DEFAULT 0);
+    result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, version INTEGER NOT NULL DEFAULT 0,
+    quality TEXT);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
 """
 
@@ -90,13 +91,14 @@ class Job:
     seed: int | None
     error: str | None
     version: int
+    quality: dict[str, float] | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         """The job of a ``jobs`` row, its JSON columns decoded."""
         values = dict(row)
-        for name in ("options", "styles", "losses"):
-            values[name] = json.loads(values[name])
+        for name in ("options", "styles", "losses", "quality"):
+            values[name] = None if values[name] is None else json.loads(values[name])
         return cls(**values)
 
 
@@ -191,6 +193,8 @@ class JobStore:
             if "kind" not in columns:  # a database from before videos
                 self._db.execute("ALTER TABLE uploads ADD COLUMN kind TEXT NOT NULL DEFAULT 'picture'")
                 self._db.execute("ALTER TABLE uploads ADD COLUMN seconds REAL")
+            if "quality" not in {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN quality TEXT")  # a database from before scores
             self.interrupted = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE state='running'")]
             self._db.execute("UPDATE jobs SET state='interrupted', finished=?, error=? WHERE state='running'",
                              (time.time(), "the server stopped while this job was running"))
@@ -421,8 +425,8 @@ class JobStore:
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             self.job_dir(job_id).mkdir()
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
-                             "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, version=version+1 "
-                             "WHERE id=?",
+                             "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, quality=NULL, "
+                             "version=version+1 WHERE id=?",
                              (time.time(), job_id))
             job = self._job(job_id)
         self.on_change(job_id)

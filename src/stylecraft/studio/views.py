@@ -58,7 +58,7 @@ def public_job(store: JobStore, job: Job) -> dict[str, Any]:
     return {
         **{name: getattr(job, name) for name in ("id", "state", "options", "created", "started", "finished",
                                                    "iteration", "iterations", "losses", "elapsed", "seed", "error",
-                                                   "version")},
+                                                   "version", "quality")},
         "content": picture(store, job.content), "styles": [picture(store, s) for s in job.styles],
         "queue_position": store.queue_position(job),
         "preview": f"{base}/preview?v={job.preview}" if job.preview else None,

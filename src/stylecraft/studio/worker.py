@@ -157,7 +157,7 @@ class Worker:
                              preserve_color=options["preserve_color"], seed=options.get("seed"))
             picture, settings = images.to_pil(result.image), result.settings
             stopped, done = result.stopped, result.iterations
-            self.store.update(job_id, seed=result.seed)
+            self.store.update(job_id, seed=result.seed, quality=result.settings.get("quality"))
         if self.store.stop_requested(job_id):
             stopped = "cancelled"
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}

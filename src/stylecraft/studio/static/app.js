@@ -89,6 +89,18 @@ function summary(job) {
   return parts.join(" · ");
 }
 
+// The result's quality numbers (docs/quality.md): key, label, what it means, decimals.
+const QUALITY = [
+  ["content_distance", "content", "Content distance: 0 is the photo's content exactly (VGG-19 relu4_2)", 3],
+  ["style_distance", "style", "Style distance: 0 is the painting's textures exactly (Gram matrices)", 3],
+  ["colour_distance", "colour", "Colour distance: 0 is the painting's palette, 1 no closer than the photo", 2],
+  ["structure_kept", "structure", "Structure kept: SSIM with the photo at 128 px, 1 is the photo's structure", 2],
+];
+
+function qualityText(job) {
+  return job.quality ? QUALITY.map(([k, label, , digits]) => `${label} ${job.quality[k].toFixed(digits)}`).join(" · ") : "";
+}
+
 function stateText(job) {
   switch (job.state) {
     case "queued": return job.queue_position ? `Waiting · number ${job.queue_position} in the queue` : "Waiting";
@@ -366,7 +378,10 @@ function updateLive(job) {
     time.textContent = over ? (job.seed !== null ? `seed ${job.seed}` : "") : job.elapsed ? seconds(job.elapsed) : "";
   }
   const losses = $("#live-losses");
-  if (losses) {
+  if (losses && job.quality) {
+    losses.setAttribute("aria-label", "Quality of the result");
+    losses.replaceChildren(...QUALITY.map(([k, label, meaning, digits]) => el("div", {title: meaning}, label, el("b", {text: job.quality[k].toFixed(digits)}))));
+  } else if (losses) {
     const terms = ["total", "content", "style", "tv"].filter((k) => k in job.losses);
     losses.replaceChildren(...terms.map((k) => el("div", {}, k === "tv" ? "smoothness" : k, el("b", {text: job.losses[k].toPrecision(3)}))));
   }
@@ -382,6 +397,7 @@ function card(job) {
       el("div", {class: "names", title: names(job), text: names(job)}),
       el("div", {class: "settings", text: summary(job)}),
       el("div", {class: "settings progress-text", text: job.state === "done" ? seconds(job.elapsed) : stateText(job)}),
+      job.quality ? el("div", {class: "settings quality", title: "content, style and colour distances, structure kept", text: qualityText(job)}) : null,
       actions(job, true)));
 }
 
