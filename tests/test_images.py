@@ -583,3 +583,17 @@ def test_results_are_tagged_srgb_and_can_have_16_bits_a_channel(tmp_path):
     with pytest.raises(ImageError, match="16 bits"):
         save_image(picture, tmp_path / "deep.jpg", bit_depth=16)
     assert not (tmp_path / "deep.jpg").exists()
+
+
+def test_match_colour_gives_the_reference_colour_statistics_by_one_affine_map():
+    generator = torch.Generator().manual_seed(0)
+    picture = 0.4 + 0.2 * torch.rand(1, 3, 40, 50, generator=generator)
+    mixing = torch.tensor([[1.0, 0.5, 0.0], [0.2, 1.0, 0.3], [0.0, 0.4, 1.0]])
+    reference = (0.5 + 0.04 * (mixing @ torch.randn(3, 900, generator=generator))).reshape(1, 3, 30, 30)
+    moved = images.match_colour(picture, reference)
+    flat, target = moved[0].flatten(1).double(), reference[0].flatten(1).double()
+    assert torch.allclose(flat.mean(1), target.mean(1), atol=1e-4)
+    assert torch.allclose(flat.cov(), target.cov(), atol=1e-5)
+    source = torch.cat([picture[0].flatten(1).double(), torch.ones(1, 2000, dtype=torch.float64)])
+    fit = torch.linalg.lstsq(source.T, flat.T).solution  # every pixel moved by the same affine map
+    assert (source.T @ fit - flat.T).abs().max() < 1e-5
