@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -64,6 +65,10 @@ def test_a_transfer_carries_its_quality(tmp_path, capsys):
     assert f"content {stored['content_distance']:.3f}" in said and f"colour {stored['colour_distance']:.2f}" in said
     result = api.run("transfer", photo, [painting, painting], iterations=2, seed=1)
     assert "quality" not in result.settings  # two styles: there is no one painting to score against
+    stop = threading.Event()
+    stop.set()
+    cancelled = api.run("transfer", photo, [painting], iterations=5, seed=1, stop=stop)
+    assert cancelled.stopped == "cancelled" and "quality" not in cancelled.settings  # a stopped run ends at once
 
 
 def test_cli_score_prints_a_table_or_json(tmp_path, capsys):

@@ -99,8 +99,8 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
     saying how, before any work. ``temporal`` ties a video frame to the previous one (``api.video``). The
     Result's ``settings`` hold everything needed to reproduce the picture, the seed included, and for a
-    transfer with one style its ``quality`` (:mod:`stylecraft.quality`'s numbers, scored on the CPU; ``score``
-    False leaves them out, as a video's frames do).
+    transfer with one style that ran to its end its ``quality`` (:mod:`stylecraft.quality`'s numbers, scored
+    on the CPU; ``score`` False leaves them out, as a video's frames do).
     """
     config, network = settle(config, network, options)
     checks.choice("mode", mode, MODES)
@@ -151,10 +151,13 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
-    if score and mode is Mode.TRANSFER and len(style_tensors) == 1 and content_image is not None:
-        # against the photo as given, so that `stylecraft score` gives the same numbers for the saved file
-        result.settings["quality"] = score_tensors(result.image, images.to_tensor(content_image),
-                                                   style_tensors[0]).as_dict()
+    if score and result.stopped is None and mode is Mode.TRANSFER and len(style_tensors) == 1 \
+            and content_image is not None:
+        try:  # against the photo as given, so that `stylecraft score` gives the same numbers for the saved file
+            result.settings["quality"] = score_tensors(result.image, images.to_tensor(content_image),
+                                                       style_tensors[0]).as_dict()
+        except KeyboardInterrupt:  # the picture is done: Ctrl-C while it is scored still keeps it
+            result.stopped = "interrupted"
     return result
 
 
