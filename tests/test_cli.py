@@ -266,15 +266,20 @@ def test_non_finite_loss_keeps_last_good_image(capsys, tmp_path, content_path, s
 
 def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
     out, snaps = tmp_path / "out.png", tmp_path / "snaps"
+    # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: the child gets the default disposition back, as a terminal's program has it.
     process = subprocess.Popen(
         [sys.executable, "-m", "stylecraft", "transfer", str(content_path), str(style_path), "-o", str(out),
          "--size", "64", "--iterations", "100000", "--save-every", "1", "--snapshots", str(snaps), "--quiet"],
-        stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (snaps.is_dir() and len(list(snaps.glob("iter_*.png"))) >= 2) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (snaps.is_dir() and len(list(snaps.glob("iter_*.png"))) >= 2) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never left running (100,000 iterations) when the test fails
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert Image.open(out).size == (64, 48)
