@@ -95,7 +95,6 @@ class Reference:
     """A photo and a painting measured once, to score any number of pictures against."""
 
     def __init__(self, scorer: Scorer, photo: torch.Tensor, painting: torch.Tensor, size: int) -> None:
-        self.scorer = scorer
         self.photo = images.resize_long_side(photo, size)
         self.painting = images.resize_long_side(painting, size)
         self.content = scorer.features(self.photo)[CONTENT_LAYER]
