@@ -330,9 +330,9 @@ def _median(values: list) -> float | None:
 TABLE_COLUMNS = (("tool", None, "<"), ("pair", None, "<"), ("iters", "g", ">"), ("full-size iters", "g", ">"),
                  ("s/full-size iter", ".3f", ">"),
                  ("wall s", ".1f", ">"), ("peak RSS MiB", ".0f", ">"), ("content dist", ".4f", ">"),
-                 ("style dist", ".4f", ">"))
+                 ("style dist", ".4f", ">"), ("colour dist", ".3f", ">"), ("structure", ".3f", ">"))
 TABLE_KEYS = ("iterations", "full_size_iterations", "s_per_iteration", "wall_s", "peak_rss_mib", "content_distance",
-              "style_distance")
+              "style_distance", "colour_distance", "structure_kept")
 
 
 def results_table(runs: list[dict], tools: list[str]) -> str:
@@ -360,10 +360,12 @@ def checkpoint_table(runs: list[dict]) -> str:
         for point in r.get("checkpoints", []):
             if "content_distance" in point:
                 rows.append([r["pair_label"], str(point["iteration"]), _fmt(point["content_distance"], ".4f"),
-                             _fmt(point["style_distance"], ".4f")])
+                             _fmt(point["style_distance"], ".4f"), _fmt(point.get("colour_distance"), ".3f"),
+                             _fmt(point.get("structure_kept"), ".3f")])
     if not rows:
         return ""
-    return _render(["pair", "pastiche iteration", "content dist", "style dist"], rows, ["<", ">", ">", ">"])
+    return _render(["pair", "pastiche iteration", "content dist", "style dist", "colour dist", "structure"], rows,
+                   ["<", ">", ">", ">", ">", ">"])
 
 
 def _render(header: list[str], rows: list[list[str]], align: list[str]) -> str:
@@ -375,8 +377,13 @@ def _render(header: list[str], rows: list[list[str]], align: list[str]) -> str:
     return "\n".join(lines)
 
 
+#: The distances on which stylecraft must be no worse than pastiche (lower is better for each).
+COMPARED = ("content", "style", "colour")
+
+
 def summarise(runs: list[dict]) -> dict:
-    """Wall-time ratio pastiche/stylecraft and whether stylecraft is at least as good on both distances."""
+    """Wall-time ratio pastiche/stylecraft and whether stylecraft is at least as good on the content, style and
+    colour distances (the structure kept is reported, not judged)."""
     by_pair: dict[str, dict[str, dict]] = {}
     for r in runs:
         if r["returncode"] == 0 and r.get("content_distance") is not None:
@@ -385,19 +392,19 @@ def summarise(runs: list[dict]) -> dict:
     if not both:
         return {"pairs_compared": 0}
     per_pair = []
+    keys = [f"{what}_distance" for what in COMPARED] + ["structure_kept"]
     for pair, tools in both.items():
         sc, pa = tools["stylecraft"], tools["pastiche"]
         per_pair.append({"pair": pair, "wall_ratio_pastiche_over_stylecraft": pa["wall_s"] / sc["wall_s"],
-                         "content_no_worse": sc["content_distance"] <= pa["content_distance"],
-                         "style_no_worse": sc["style_distance"] <= pa["style_distance"],
-                         "stylecraft": {k: sc[k] for k in ("content_distance", "style_distance")},
-                         "pastiche": {k: pa[k] for k in ("content_distance", "style_distance")}})
+                         **{f"{what}_no_worse": sc[f"{what}_distance"] <= pa[f"{what}_distance"]
+                            for what in COMPARED},
+                         "stylecraft": {k: sc.get(k) for k in keys}, "pastiche": {k: pa.get(k) for k in keys}})
     for p in per_pair:
-        p["at_least_as_good"] = p["content_no_worse"] and p["style_no_worse"]
+        p["at_least_as_good"] = all(p[f"{what}_no_worse"] for what in COMPARED)
     return {"pairs_compared": len(per_pair),
             "wall_ratio_pastiche_over_stylecraft": statistics.median(
                 p["wall_ratio_pastiche_over_stylecraft"] for p in per_pair),
-            "stylecraft_at_least_as_good_on_both": all(p["at_least_as_good"] for p in per_pair),
+            "stylecraft_at_least_as_good_on_all": all(p["at_least_as_good"] for p in per_pair),
             "pairs_at_least_as_good": sum(p["at_least_as_good"] for p in per_pair),
             "per_pair": per_pair}
 
@@ -409,13 +416,13 @@ def summary_line(summary: dict) -> str:
     ratios = ", ".join(f"{p['wall_ratio_pastiche_over_stylecraft']:.2f}" for p in summary["per_pair"])
     worse = []
     for p in summary["per_pair"]:
-        bad = [what for what in ("content", "style") if not p[f"{what}_no_worse"]]
+        bad = [what for what in COMPARED if not p[f"{what}_no_worse"]]
         if bad:
             worse.append(f"{p['pair']}: {' and '.join(bad)} worse")
-    verdict = "yes" if summary["stylecraft_at_least_as_good_on_both"] else "no"
+    verdict = "yes" if summary["stylecraft_at_least_as_good_on_all"] else "no"
     text = (f"summary: wall time pastiche/stylecraft = {summary['wall_ratio_pastiche_over_stylecraft']:.2f}x "
             f"(median over {n} pair{'s' if n > 1 else ''}: {ratios}); stylecraft at least as good as pastiche's "
-            f"final result on both distances (content no worse, style no worse): {verdict} "
+            f"final result on the content, style and colour distances: {verdict} "
             f"({summary['pairs_at_least_as_good']}/{n} pairs)")
     return text + (f" [{'; '.join(worse)}]" if worse else "")
 

@@ -43,6 +43,17 @@ def test_transfer_writes_png_with_settings(capsys, tmp_path, content_path, style
     assert settings["content"] == str(content_path)
 
 
+def test_a_preset_and_a_style_loss_from_the_command_line(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--quality", "draft",
+                        "--style-loss", "mean-std", *FAST)
+    assert code == 0, err
+    settings = images.read_metadata(out)
+    assert settings["preset"] == "draft" and settings["size"] == 48 and settings["style_loss"] == "mean-std"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--preset", "superb", *FAST)
+    assert code == 2 and "superb" in err and err.count("\n") == 1
+
+
 def test_same_seed_same_picture(capsys, tmp_path, content_path, style_path):
     outs = [tmp_path / "a.png", tmp_path / "b.png"]
     for out in outs:

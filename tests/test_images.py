@@ -597,3 +597,15 @@ def test_match_colour_gives_the_reference_colour_statistics_by_one_affine_map():
     source = torch.cat([picture[0].flatten(1).double(), torch.ones(1, 2000, dtype=torch.float64)])
     fit = torch.linalg.lstsq(source.T, flat.T).solution  # every pixel moved by the same affine map
     assert (source.T @ fit - flat.T).abs().max() < 1e-5
+
+
+def test_match_colour_to_several_references_takes_their_blended_colours():
+    generator = torch.Generator().manual_seed(1)
+    picture = torch.rand(1, 3, 20, 20, generator=generator)
+    red = torch.tensor([0.6, 0.4, 0.3]).view(1, 3, 1, 1) + 0.05 * torch.randn(1, 3, 10, 10, generator=generator)
+    blue = torch.tensor([0.3, 0.4, 0.6]).view(1, 3, 1, 1) + 0.05 * torch.randn(1, 3, 30, 30, generator=generator)
+    moved = images.match_colour(picture, [red, blue], [3, 1])[0].flatten(1).double()
+    mixture = [0.75 * red.mean((0, 2, 3)) + 0.25 * blue.mean((0, 2, 3))]
+    assert torch.allclose(moved.mean(1), mixture[0].double(), atol=1e-3)
+    even = images.match_colour(picture, [red, blue])[0].flatten(1).double()
+    assert even.mean(1)[0] < moved.mean(1)[0] - 0.05  # less red with equal weights

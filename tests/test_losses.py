@@ -5,7 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylecraft.losses import content_loss, gram_matrix, relative_error, style_loss, total_variation
+from stylecraft.losses import (
+    STYLE_LOSSES,
+    Moments,
+    StyleTarget,
+    content_loss,
+    gram_matrix,
+    relative_error,
+    sqrtm,
+    style_loss,
+    total_variation,
+)
+
+
+def gram_target(features: torch.Tensor, kind: str = "gram") -> StyleTarget:
+    return StyleTarget.of(Moments.of(features), kind)
 
 
 def test_gram_matrix_by_hand():
@@ -50,7 +64,7 @@ def test_gram_of_tiled_texture_is_unchanged():
     tiled = texture.repeat(1, 1, 2, 2)  # the texture 2 x 2 times: each position appears four times
     assert tiled.shape == (1, 4, 12, 10)
     assert torch.allclose(gram_matrix(tiled), gram_matrix(texture), atol=1e-6)
-    assert style_loss(tiled, gram_matrix(texture)) < 1e-10
+    assert style_loss(tiled, gram_target(texture)) < 1e-10
     # A plain sum (no division by positions) would be four times larger: make sure that is not what we get.
     assert not torch.allclose(gram_matrix(tiled), 4 * gram_matrix(texture))
 
@@ -94,21 +108,21 @@ def test_content_loss_zero_for_equal_and_one_for_zero_input():
 
 def test_style_loss_identical_features_is_zero():
     features = torch.randn(1, 6, 8, 8, generator=torch.Generator().manual_seed(3))
-    assert style_loss(features, gram_matrix(features)).item() == pytest.approx(0.0, abs=1e-10)
-    assert style_loss(torch.zeros_like(features), gram_matrix(features)).item() == pytest.approx(1.0)
+    assert style_loss(features, gram_target(features)).item() == pytest.approx(0.0, abs=1e-10)
+    assert style_loss(torch.zeros_like(features), gram_target(features)).item() == pytest.approx(1.0)
 
 
 def test_style_loss_by_hand():
     features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
-    target = torch.tensor([[[2.5, 5.5], [5.5, 13.5]]])  # one entry off by 1 from the true Gram
+    second = torch.tensor([[[2.5, 5.5], [5.5, 13.5]]])  # one entry off by 1 from the true Gram
     # 1^2 / (2.5^2 + 2 * 5.5^2 + 13.5^2) = 1 / 249
-    assert style_loss(features, target).item() == pytest.approx(1 / 249)
+    assert style_loss(features, StyleTarget.of(Moments(torch.zeros(1, 2), second))).item() == pytest.approx(1 / 249)
 
 
 def test_style_loss_ignores_spatial_arrangement():
     features = torch.randn(1, 4, 6, 6, generator=torch.Generator().manual_seed(4))
     shuffled = features.flatten(2)[..., torch.randperm(36)].view(1, 4, 6, 6)
-    assert style_loss(shuffled, gram_matrix(features)).item() == pytest.approx(0.0, abs=1e-10)
+    assert style_loss(shuffled, gram_target(features)).item() == pytest.approx(0.0, abs=1e-10)
     assert content_loss(shuffled, features).item() > 0.5
 
 
@@ -116,18 +130,18 @@ def test_losses_are_scale_invariant():
     gen = torch.Generator().manual_seed(5)
     features, target = torch.randn(1, 4, 6, 6, generator=gen), torch.randn(1, 4, 6, 6, generator=gen)
     content = content_loss(features, target)
-    style = style_loss(features, gram_matrix(target))
+    style = style_loss(features, gram_target(target))
     assert content.item() > 0.1 and style.item() > 0.01
     assert content_loss(100 * features, 100 * target).item() == pytest.approx(content.item(), rel=1e-5)
-    assert style_loss(100 * features, gram_matrix(100 * target)).item() == pytest.approx(style.item(), rel=1e-4)
+    assert style_loss(100 * features, gram_target(100 * target)).item() == pytest.approx(style.item(), rel=1e-4)
 
 
 def test_losses_do_not_depend_on_image_size():
     # The same texture on a small and a 3 x 3 larger canvas gives the same style loss against one target.
     gen = torch.Generator().manual_seed(6)
     texture, style = torch.rand(1, 3, 4, 4, generator=gen), torch.rand(1, 3, 4, 4, generator=gen)
-    small = style_loss(texture, gram_matrix(style))
-    large = style_loss(texture.repeat(1, 1, 3, 3), gram_matrix(style))
+    small = style_loss(texture, gram_target(style))
+    large = style_loss(texture.repeat(1, 1, 3, 3), gram_target(style))
     assert small.item() > 1e-3
     assert large.item() == pytest.approx(small.item(), rel=1e-4)
 
@@ -136,8 +150,72 @@ def test_losses_give_gradients():
     gen = torch.Generator().manual_seed(7)
     features = torch.randn(1, 3, 4, 4, generator=gen, requires_grad=True)
     target = torch.randn(1, 3, 4, 4, generator=gen)
-    (content_loss(features, target) + style_loss(features, gram_matrix(target))).backward()
+    (content_loss(features, target) + style_loss(features, gram_target(target))).backward()
     assert features.grad is not None and features.grad.abs().sum() > 0
+
+
+def test_mean_std_loss_by_hand():
+    # channel 0: values 1, 3 (mean 2, std 1); channel 1: 0, 4 (mean 2, std 2)
+    features = torch.tensor([[[[1.0, 3.0]], [[0.0, 4.0]]]])
+    target = torch.tensor([[[[2.0, 2.0]], [[1.0, 5.0]]]])  # means 2, 3; stds 0, 2
+    # (0^2 + 1^2 + 1^2 + 0^2) / (2^2 + 3^2 + 0^2 + 2^2) = 2 / 17
+    assert style_loss(features, gram_target(target, "mean-std")).item() == pytest.approx(2 / 17, rel=1e-4)
+
+
+def test_wasserstein_loss_of_one_channel_is_the_gaussians_distance():
+    # W2^2 between N(2, 1) and N(3, 2^2) is (2 - 3)^2 + (1 - 2)^2, relative to 3^2 + 2^2
+    features = torch.tensor([[[[1.0, 3.0]]]])
+    target = torch.tensor([[[[1.0, 5.0]]]])
+    assert style_loss(features, gram_target(target, "wasserstein")).item() == pytest.approx(2 / 13, rel=1e-3)
+
+
+def test_wasserstein_sees_correlations_that_mean_std_does_not():
+    # Same means and standard deviations per channel, opposite correlation between the channels.
+    signal = torch.tensor([1.0, -1.0, 2.0, -2.0])
+    together = torch.stack([signal, signal]).view(1, 2, 1, 4)
+    apart = torch.stack([signal, -signal]).view(1, 2, 1, 4)
+    assert style_loss(apart, gram_target(together, "mean-std")).item() == pytest.approx(0.0, abs=1e-6)
+    assert style_loss(apart, gram_target(together, "wasserstein")).item() > 0.5
+    # Uncorrelated channels: the Wasserstein distance is that of the means and standard deviations.
+    other = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    uncorrelated = torch.stack([signal + 1, 3 * other]).view(1, 2, 1, 4)
+    target = torch.stack([2 * signal, other - 2]).view(1, 2, 1, 4)
+    assert style_loss(uncorrelated, gram_target(target, "wasserstein")).item() == pytest.approx(
+        style_loss(uncorrelated, gram_target(target, "mean-std")).item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", STYLE_LOSSES)
+def test_every_style_loss_is_zero_for_the_style_one_for_nothing_and_blind_to_arrangement(kind: str):
+    gen = torch.Generator().manual_seed(8)
+    features = torch.rand(1, 6, 8, 8, generator=gen)
+    features[:, 5] = 0  # a dead ReLU channel: a rank-deficient covariance
+    target = gram_target(features, kind)
+    shuffled = features.flatten(2)[..., torch.randperm(64, generator=gen)].view(1, 6, 8, 8)
+    assert style_loss(shuffled, target).item() == pytest.approx(0.0, abs=1e-4)
+    assert style_loss(torch.zeros_like(features), target).item() == pytest.approx(1.0, abs=0.02)
+    other = torch.rand(1, 6, 8, 8, generator=gen).pow(3)
+    found = style_loss(other, target)
+    assert found.item() > 0.01
+    assert style_loss(100 * other, gram_target(100 * features, kind)).item() == pytest.approx(found.item(), rel=1e-3)
+    assert style_loss(other.repeat(1, 1, 2, 3), target).item() == pytest.approx(found.item(), rel=1e-3)
+    pixels = other.clone().requires_grad_(True)
+    style_loss(pixels, target).backward()
+    assert pixels.grad is not None and bool(torch.isfinite(pixels.grad).all()) and pixels.grad.abs().sum() > 0
+
+
+def test_a_non_finite_input_gives_a_non_finite_loss_not_an_error():
+    target = gram_target(torch.rand(1, 3, 4, 4), "wasserstein")
+    broken = torch.full((1, 3, 4, 4), float("inf"))
+    assert not torch.isfinite(style_loss(broken, target))
+
+
+def test_matrix_square_root_and_its_gradient():
+    gen = torch.Generator().manual_seed(9)
+    factor = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    matrix = factor @ factor.T + 0.1 * torch.eye(4, dtype=torch.float64)
+    root = sqrtm(matrix)
+    assert torch.allclose(root @ root, matrix, atol=1e-10) and torch.allclose(root, root.T)
+    assert torch.autograd.gradcheck(lambda m: sqrtm((m + m.T) / 2), (matrix.clone().requires_grad_(True),))
 
 
 def test_total_variation_2x2_by_hand():

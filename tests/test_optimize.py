@@ -189,10 +189,25 @@ def test_init_from_a_file(content, checker, stripes, tmp_path):
     assert (out - images.resize(images.to_tensor(checker), canvas)).abs().max() < 1e-4
 
 
+def test_init_palette_is_the_content_in_the_styles_colours(content, stripes):
+    out = _one_tiny_step("transfer", content, stripes, "palette")
+    style = images.resize(images.to_tensor(stripes), (32, 32))
+    assert (out - images.match_colour(working(content, 32), style)).abs().max() < 1e-4
+    photo_off = (working(content, 32).mean((2, 3)) - style.mean((2, 3))).norm()
+    assert (out.mean((2, 3)) - style.mean((2, 3))).norm() < photo_off / 3  # near the stripes' mean colour
+    luma = [images.rgb_to_yuv(picture)[:, 0].flatten() for picture in (out, working(content, 32))]
+    assert float(torch.corrcoef(torch.stack(luma))[0, 1]) > 0.8  # the photo's shapes and shading
+
+
 def test_default_inits(content, stripes):
-    """A transfer starts from the content, a reconstruction from noise."""
+    """A transfer starts from the content in the style's palette (the content itself when its colours are
+    kept), a reconstruction from noise."""
     transfer = _one_tiny_step("transfer", content, stripes, None)
-    assert (transfer - working(content, 32)).abs().max() < 1e-4
+    assert (transfer - _one_tiny_step("transfer", content, stripes, "palette")).abs().max() < 1e-6
+    kept = stylecraft.run("transfer", content, stripes, size=32, iterations=1, optimizer="adam", lr=1e-6, seed=0,
+                          preserve_color=True).image
+    assert (kept - working(content, 32)).abs().max() < 2e-3  # the content's luminance: it started from it
+    assert TransferConfig().start(stylecraft.Mode.TEXTURE) == "noise"
     rebuilt = _one_tiny_step("reconstruct", content, None, None)
     assert (rebuilt - working(content, 32)).abs().mean() > 0.1
 
@@ -300,7 +315,7 @@ def test_content_layer_weights(content, stripes):
     for row in result.history:
         expected = 2.0 * (0.75 * row["content:relu2_2"] + 0.25 * row["content:relu4_2"])
         assert row["content"] == pytest.approx(expected, rel=1e-5)
-        assert row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"], rel=1e-5)
+        assert row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"] + row["colour"], rel=1e-5)
 
 
 def test_history_rows(content, stripes):
@@ -402,6 +417,9 @@ def no_work(monkeypatch):
     ({"model": "vgg11"}, "vgg19"),
     ({"style_blend": (1, 1)}, "`style_blend`"),
     ({"colour": True}, "valid options"),
+    ({"style_loss": "cosine"}, "`style_loss`: 'cosine' is not one of gram, mean-std, wasserstein"),
+    ({"preset": "superb"}, "`preset`: 'superb' is not one of draft, standard, fine"),
+    ({"color_weight": -1.0}, "`color_weight`"),
 ])
 def test_bad_options_are_refused_before_any_work(content, stripes, no_work, options, words):
     with pytest.raises(ConfigError, match=words):
@@ -415,6 +433,8 @@ def test_mode_specific_options_are_refused(content, stripes, no_work):
         stylecraft.texture(stripes, init="content", size=32, seed=0)
     with pytest.raises(ConfigError, match="`init` style"):
         stylecraft.reconstruct(content, init="style", size=32, seed=0)
+    with pytest.raises(ConfigError, match="`init` palette needs a style"):
+        stylecraft.reconstruct(content, init="palette", size=32, seed=0)
     with pytest.raises(ConfigError, match="mode"):
         stylecraft.run("collage", content, stripes, size=32, seed=0)
 
@@ -469,6 +489,40 @@ def test_config_replace_and_frozen():
     assert config.learning_rate() == 1.0
     assert config.replace(optimizer="adam").learning_rate() == 0.02
     assert config.replace(lr=0.5).learning_rate() == 0.5
+
+
+def test_a_preset_sets_defaults_that_options_override(content, stripes):
+    config, _ = stylecraft.api.settle(None, None, {"iterations": 2}, "draft")
+    assert (config.size, config.iterations) == (384, 2)
+    assert stylecraft.api.settle(None, None, {}, "fine")[0].size > TransferConfig().size
+    assert stylecraft.api.settle(None, None, {}, "standard")[0] == TransferConfig()
+    result = stylecraft.run("transfer", content, stripes, preset="draft", size=32, iterations=2, seed=0)
+    assert result.settings["preset"] == "draft" and result.settings["size"] == 32
+    assert result.image.shape == (1, 3, 24, 32)
+
+
+def test_the_colour_term_pulls_the_picture_into_the_styles_palette(content, stripes):
+    runs = {weight: stylecraft.run("transfer", content, stripes, size=48, iterations=20, seed=0, init="content",
+                                   color_weight=weight) for weight in (0.0, 100.0)}
+    assert "colour" in runs[100.0].history[-1] and "colour" not in runs[0.0].history[-1]
+    assert runs[100.0].history[-1]["colour"] < runs[100.0].history[0]["colour"] / 2
+    style = images.to_tensor(stripes).mean((2, 3))
+    off = {weight: float((run.image.mean((2, 3)) - style).norm()) for weight, run in runs.items()}
+    assert off[100.0] < off[0.0] / 2
+    kept = stylecraft.run("transfer", content, stripes, size=48, iterations=2, seed=0, color_weight=100.0,
+                          preserve_color=True)
+    assert "colour" not in kept.history[-1]  # the content's colours are kept: no term pulls against them
+
+
+@pytest.mark.parametrize("style_loss", ["mean-std", "wasserstein"])
+def test_other_style_losses_lower_their_style_term(checker, style_loss):
+    result = stylecraft.run("texture", None, checker, size=32, iterations=25, seed=1, style_loss=style_loss)
+    style = totals(result, "style")
+    assert all(math.isfinite(value) for value in style)
+    assert style[-1] < style[0] / 5
+    assert result.settings["style_loss"] == style_loss
+    gram = stylecraft.run("texture", None, checker, size=32, iterations=25, seed=1)
+    assert not torch.equal(result.image, gram.image)
 
 
 def test_a_config_object_and_options_combine(content):

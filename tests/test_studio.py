@@ -149,6 +149,8 @@ def test_page_static_files_info_and_openapi(tmp_path: Path) -> None:
         info = client.get("/api/info").json()
         assert info["defaults"] == {"size": 512, "iterations": 400, "style_weight": 10.0, "preserve_color": False}
         assert info["limits"]["max_queue"] == 20 and info["models"] == []
+        assert info["presets"]["standard"] == {"size": 512, "iterations": 400}
+        assert info["presets"]["draft"]["size"] < 512 < info["presets"]["fine"]["size"]
         assert client.get("/docs").status_code == 404  # its page would load scripts from a CDN
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/api/uploads", "/api/jobs", "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/restart",

@@ -15,6 +15,8 @@ from conftest import make_content, make_style
 from PIL import Image
 from test_studio import config, live_server
 
+from stylecraft import TransferConfig
+
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -77,6 +79,10 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             expect(desktop.locator("#content-thumbs .thumb:not(.loading) img")).to_have_count(1)
             expect(desktop.locator("#style-thumbs .thumb:not(.loading) img")).to_have_count(1)
             expect(desktop.locator("#toast")).to_be_hidden()  # a good upload clears the last error
+            desktop.click("#presets button:has-text('Draft')")  # a preset fills the size and the iterations
+            draft = TransferConfig().with_preset("draft")
+            assert (desktop.input_value("#size"), desktop.input_value("#iterations")) == (str(draft.size),
+                                                                                          str(draft.iterations))
             desktop.fill("#size", "64")
             desktop.fill("#iterations", "20")
             expect(desktop.locator("#start")).to_be_enabled()

@@ -14,7 +14,7 @@ from stylecraft import ConfigError, FeatureNetwork, TransferConfig, images, loss
 from stylecraft.objective import Objective
 from stylecraft.optimize.memory import HISTORY, estimate_memory, plan_memory
 from stylecraft.runtime import Runtime
-from stylecraft.tiling import Tiling, features, grams, receptive_radius
+from stylecraft.tiling import Tiling, features, moments, receptive_radius
 
 CONTENT = ("relu4_2",)
 STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -38,7 +38,7 @@ def test_tiles_partition_the_picture_and_align_with_the_pooling(net) -> None:
     assert bool((covered == 1).all()) and tiling.count(150, 100) == len(tiling.boxes(150, 100)) == 6
 
 
-def test_tiled_features_and_grams_equal_the_whole_pictures(net) -> None:
+def test_tiled_features_and_moments_equal_the_whole_pictures(net) -> None:
     torch.manual_seed(0)
     image = torch.rand(1, 3, 90, 173)  # odd sides: pooling floors them
     layers = [*CONTENT, *STYLE]
@@ -46,18 +46,22 @@ def test_tiled_features_and_grams_equal_the_whole_pictures(net) -> None:
     with torch.no_grad():
         whole = net(image, layers)
     tiled = features(net, image, layers, tiling)
-    tiled_grams = grams(net, image, layers, tiling)
+    tiled_moments = moments(net, image, layers, tiling)
     for layer in layers:  # equal but for the rounding of convolutions run on other shapes
         assert (tiled[layer] - whole[layer]).abs().max() <= 1e-5 * whole[layer].abs().max(), layer
-        reference = losses.gram_matrix(whole[layer].float())
-        assert (tiled_grams[layer] - reference).abs().max() <= 1e-5 * reference.abs().max(), layer
+        reference = losses.Moments.of(whole[layer].float())
+        for found, expected in ((tiled_moments[layer].second, reference.second),
+                                (tiled_moments[layer].mean, reference.mean)):
+            assert (found - expected).abs().max() <= 1e-5 * expected.abs().max(), layer
     short = features(net, image, layers, Tiling(32, 16, 16))["relu5_1"]  # a halo short of the receptive field
     assert (short - whole["relu5_1"]).abs().max() > 1e-2 * whole["relu5_1"].abs().max()
 
 
-def test_the_tiled_objective_and_its_gradient_equal_the_whole_ones(net) -> None:
+@pytest.mark.parametrize("style_loss", losses.STYLE_LOSSES)
+def test_the_tiled_objective_and_its_gradient_equal_the_whole_ones(net, style_loss: str) -> None:
     objective = Objective(net, content_layers=CONTENT, style_layers=STYLE, style_layer_weights=(1, 2, 3, 4, 5),
-                          content_weight=1.0, style_weight=10.0, tv_weight=1.0)
+                          content_weight=1.0, style_weight=10.0, tv_weight=1.0, style_loss=style_loss,
+                          color_weight=100.0)
     torch.manual_seed(1)
     content, style = torch.rand(1, 3, 112, 144), torch.rand(1, 3, 96, 96)
     targets = objective.targets(content, [style], [1.0])
@@ -129,7 +133,9 @@ def test_a_forced_tile_tiles_every_scale_larger_than_it(net) -> None:
 
 def test_a_tiled_run_paints_the_picture_the_whole_one_paints() -> None:
     content, style = make_content(128, 96), make_style(96, 96)
-    options = {"size": 128, "iterations": 6, "seed": 2, "single_scale": True}
+    # Without the colour term: its steep first steps magnify the last digits in which tiled and whole gradients
+    # differ (3.5/255 after 6 steps with it, 0.17/255 without); its gradient is checked exactly above.
+    options = {"size": 128, "iterations": 6, "seed": 2, "single_scale": True, "color_weight": 0.0}
     whole = stylecraft.run("transfer", content, style, **options)
     seen: list[int] = []
     lines: list[str] = []
@@ -155,7 +161,8 @@ def test_a_small_budget_tiles_a_run_instead_of_refusing_it() -> None:
 @pytest.mark.parametrize("mode", ["reconstruct", "texture"])
 def test_reconstruction_and_texture_run_tiled_too(mode: str) -> None:
     inputs = {"reconstruct": (make_content(96, 72), None), "texture": (None, make_style(64, 64))}[mode]
-    options = {"size": 96, "iterations": 3, "seed": 4, "single_scale": True, "width": 96, "height": 64}
+    options = {"size": 96, "iterations": 3, "seed": 4, "single_scale": True, "width": 96, "height": 64,
+               "color_weight": 0.0}  # as above
     if mode == "reconstruct":
         del options["width"], options["height"]
     whole = stylecraft.run(mode, *inputs, **options)

@@ -17,7 +17,7 @@ import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
@@ -417,16 +417,26 @@ def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
     return root
 
 
-def match_colour(picture: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def match_colour(picture: torch.Tensor, references: torch.Tensor | Sequence[torch.Tensor],
+                 weights: Sequence[float] | None = None) -> torch.Tensor:
     """``picture`` ((1, 3, H, W) in [0, 1]) with its colours moved so that their mean and covariance are those
-    of ``reference``'s: the Monge-Kantorovich linear map (Pitie and Kokaram 2007), the least change of
-    colours that matches both, which keeps each pixel's relation to its neighbours (edges, shading)."""
+    of ``references``' (the mixture of their colours, in proportion to ``weights``, equal by default): the
+    Monge-Kantorovich linear map (Pitie and Kokaram 2007), the least change of colours that matches both,
+    which keeps each pixel's relation to its neighbours (edges, shading)."""
+    references = [references] if isinstance(references, torch.Tensor) else list(references)
+    shares = weights if weights is not None else [1.0] * len(references)
+    total = sum(shares)
+    mean = torch.zeros(3, 1, dtype=torch.float64, device=picture.device)
+    second = torch.zeros(3, 3, dtype=torch.float64, device=picture.device)
+    for reference, share in zip(references, shares, strict=True):
+        colours = reference[0].flatten(1).double().to(picture.device)
+        mean += share / total * colours.mean(1, keepdim=True)
+        second += share / total * (colours @ colours.T) / colours.shape[1]
     source = picture[0].flatten(1).double()
-    target = reference[0].flatten(1).double()
     eye = 1e-5 * torch.eye(3, dtype=torch.float64, device=picture.device)
-    source_cov, target_cov = source.cov() + eye, target.cov() + eye
+    source_cov, target_cov = source.cov(correction=0) + eye, second - mean @ mean.T + eye
     root = _sqrtm(source_cov)
     inverse_root = torch.linalg.inv(root)
     transform = inverse_root @ _sqrtm(root @ target_cov @ root) @ inverse_root
-    moved: torch.Tensor = transform @ (source - source.mean(1, keepdim=True)) + target.mean(1, keepdim=True)
+    moved: torch.Tensor = transform @ (source - source.mean(1, keepdim=True)) + mean
     return moved.reshape(picture.shape).to(picture.dtype).clamp(0, 1)

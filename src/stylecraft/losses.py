@@ -1,4 +1,10 @@
-"""The perceptual losses of Gatys et al.: content, Gram-matrix style and total variation. Tensors in, out.
+"""The perceptual losses of Gatys et al.: content, style and total variation. Tensors in, out.
+
+Style is compared through each layer's feature statistics over positions (:class:`Moments`: the mean and the
+mean outer product, which is the Gram matrix), three ways (``STYLE_LOSSES``): the Gram matrices (Gatys et al.),
+the per-channel mean and standard deviation (the statistics AdaIN transfers), or the Wasserstein-2 distance
+between Gaussians with the features' mean and covariance (as crowsonkb/style-transfer-pytorch does). All three
+depend on the features only through those sums, which is what lets a picture be evaluated tile by tile.
 
 Normalisation, and why it departs from the paper: Gatys et al. sum squared errors, and divide the style term
 by 4 N^2 M^2, so the balance of the terms shifts with image size, with the layer, and with the scale of the
@@ -12,10 +18,16 @@ relative errors are also the distances the benchmarks report.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import cast
+
 import torch
 
 #: Guards a division by a target's squared norm.
 EPS = 1e-8
+#: Added to the covariances' diagonals in the Wasserstein loss, relative to the style's mean variance.
+JITTER = 1e-3
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -44,9 +56,138 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return relative_error(features, target)
 
 
-def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-    """Relative squared Frobenius error between the image's Gram matrix and the style's at one layer."""
-    return relative_error(gram_matrix(features), target_gram)
+#: The ways of comparing style, by name: Gram matrices, mean and standard deviation, Wasserstein-2.
+STYLE_LOSSES = ("gram", "mean-std", "wasserstein")
+
+
+@dataclass(frozen=True)
+class Moments:
+    """A layer's feature statistics over positions: ``mean`` (N, C) and ``second`` (N, C, C), the mean outer
+    product of the feature vectors, which is the Gram matrix of :func:`gram_matrix`."""
+
+    mean: torch.Tensor
+    second: torch.Tensor
+
+    @classmethod
+    def of(cls, features: torch.Tensor) -> Moments:
+        """The moments of (N, C, H, W) activations."""
+        return cls(features.mean((-2, -1)), gram_matrix(features))
+
+    @classmethod
+    def from_sums(cls, first: torch.Tensor, second: torch.Tensor, count: int) -> Moments:
+        """The moments from sums over ``count`` positions (of the feature vectors and of their outer products)."""
+        return cls(first / count, second / count)
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.mean + other.mean, self.second + other.second)
+
+    def __mul__(self, share: float) -> Moments:
+        """The moments weighted by ``share``: a blend of styles is a weighted sum of their moments (those of
+        the mixture of their features)."""
+        return Moments(self.mean * share, self.second * share)
+
+    def covariance(self) -> torch.Tensor:
+        """(N, C, C): the second moment less the outer product of the mean."""
+        return self.second - self.mean.unsqueeze(-1) * self.mean.unsqueeze(-2)
+
+    def std(self) -> torch.Tensor:
+        """(N, C): each channel's standard deviation over positions."""
+        variance = torch.diagonal(self.second, dim1=-2, dim2=-1) - self.mean.pow(2)
+        return (variance.clamp_min(0) + EPS).sqrt()
+
+
+@dataclass(frozen=True)
+class StyleTarget:
+    """What a style layer's term compares with: the style's moments and the ``kind`` of comparison (one of
+    ``STYLE_LOSSES``); for the Wasserstein loss also the ``jitter`` added to both covariances' diagonals and the
+    square root of the style's jittered covariance (``root``), computed once."""
+
+    kind: str
+    moments: Moments
+    jitter: torch.Tensor | None = None
+    root: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, moments: Moments, kind: str = "gram") -> StyleTarget:
+        """The target of ``kind`` for a style with ``moments``."""
+        if kind not in STYLE_LOSSES:
+            raise ValueError(f"style loss {kind!r} is not one of {', '.join(STYLE_LOSSES)}")
+        if kind != "wasserstein":
+            return cls(kind, moments)
+        covariance = _wide(moments.covariance())
+        jitter = JITTER * torch.diagonal(covariance, dim1=-2, dim2=-1).mean(-1).clamp_min(EPS)
+        return cls(kind, moments, jitter, sqrtm(_jittered(covariance, jitter)))
+
+
+def style_distance(found: Moments, target: StyleTarget) -> torch.Tensor:
+    """A style layer's term: 0 when the statistics the ``target``'s kind compares are equal, about 1 when the
+    picture's features are nothing like the style's (all zero, say)."""
+    goal = target.moments
+    if target.kind == "gram":
+        return relative_error(found.second, goal.second)
+    mean_error = (found.mean - goal.mean).pow(2).sum(-1)
+    mean_norm = goal.mean.pow(2).sum(-1)
+    if target.kind == "mean-std":
+        goal_std = goal.std()
+        error = mean_error + (found.std() - goal_std).pow(2).sum(-1)
+        return (error / (mean_norm + goal_std.pow(2).sum(-1)).clamp_min(EPS)).mean()
+    assert target.root is not None and target.jitter is not None  # StyleTarget.of computes them for this kind
+    covariance = _jittered(_wide(found.covariance()), target.jitter)
+    goal_covariance = _jittered(_wide(goal.covariance()), target.jitter)
+    cross = sqrtm(target.root @ covariance @ target.root)
+    trace = _trace(covariance) + _trace(goal_covariance) - 2 * _trace(cross)
+    norm = _wide(mean_norm) + _trace(_wide(goal.covariance()))
+    return ((_wide(mean_error) + trace) / norm.clamp_min(EPS)).mean().float().to(found.mean.device)
+
+
+def style_loss(features: torch.Tensor, target: StyleTarget) -> torch.Tensor:
+    """The style term of (N, C, H, W) activations against ``target`` (see :func:`style_distance`)."""
+    return style_distance(Moments.of(features), target)
+
+
+def _wide(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in float64 for the matrix square roots, on the CPU where the device has no float64 (MPS)."""
+    return (values.cpu() if values.device.type == "mps" else values).double()
+
+
+def _trace(matrices: torch.Tensor) -> torch.Tensor:
+    return torch.diagonal(matrices, dim1=-2, dim2=-1).sum(-1)
+
+
+def _jittered(matrices: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
+    """Symmetric ``matrices`` with ``jitter`` added to the diagonal, so that square roots of rank-deficient
+    covariances (ReLU features have dead channels) keep finite gradients. Both Gaussians get the same, so the
+    distance is still 0 between equal ones."""
+    eye = torch.eye(matrices.shape[-1], dtype=matrices.dtype, device=matrices.device)
+    return (matrices + matrices.mT) / 2 + jitter[..., None, None] * eye
+
+
+class _SquareRoot(torch.autograd.Function):
+    """The square root of symmetric positive semi-definite matrices by eigendecomposition, with the gradient
+    of the Sylvester equation S dS + dS S = dA solved in the eigenbasis: (V^T G V)_ij / (s_i + s_j)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, matrices: torch.Tensor) -> torch.Tensor:
+        try:
+            values, vectors = torch.linalg.eigh(matrices)
+        except torch.linalg.LinAlgError:  # type: ignore[attr-defined]  # a diverged run: the loop's guard stops it
+            values, vectors = matrices[..., 0] * math.nan, matrices * math.nan
+        roots = values.clamp_min(0).sqrt()
+        ctx.save_for_backward(roots, vectors)
+        root: torch.Tensor = (vectors * roots.unsqueeze(-2)) @ vectors.mT
+        return root
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        roots, vectors = ctx.saved_tensors  # type: ignore[attr-defined]
+        sums = (roots.unsqueeze(-1) + roots.unsqueeze(-2)).clamp_min(EPS)
+        found: torch.Tensor = vectors @ ((vectors.mT @ grad @ vectors) / sums) @ vectors.mT
+        return (found + found.mT) / 2
+
+
+def sqrtm(matrices: torch.Tensor) -> torch.Tensor:
+    """The square roots of (..., C, C) symmetric positive semi-definite ``matrices``, differentiable."""
+    return cast(torch.Tensor, _SquareRoot.apply(matrices))  # type: ignore[no-untyped-call]
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

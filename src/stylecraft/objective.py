@@ -1,4 +1,4 @@
-"""The perceptual objective: content, Gram style and total-variation losses on a feature network, weighted.
+"""The perceptual objective: content, style and total-variation losses on a feature network, weighted.
 
 One module for the optimisation loop (``optimize``) and the training of real-time networks (``feedforward``),
 used the same way by both, so that a "style weight" means the same in both. Its targets are computed apart
@@ -21,6 +21,7 @@ from . import losses
 from . import tiling as tiled
 from .errors import ImageError
 from .features import VGG, canonical_layer
+from .losses import Moments, StyleTarget
 from .tiling import Tiling
 
 
@@ -47,31 +48,40 @@ def inner(pictures: torch.Tensor, margin: int) -> torch.Tensor:
 
 @dataclass
 class Targets:
-    """Content activations and blended style Gram matrices to compare against; for a video frame, the last
-    frame's result moved by the motion (``previous``) and where that motion is ``reliable``."""
+    """Content activations and the blended styles' statistics to compare against (of their features, and of
+    their pixels' colours for the colour term); for a video frame, the last frame's result moved by the motion
+    (``previous``) and where that motion is ``reliable``."""
 
     content: dict[str, torch.Tensor] = field(default_factory=dict)
-    grams: dict[str, torch.Tensor] = field(default_factory=dict)
+    style: dict[str, StyleTarget] = field(default_factory=dict)
+    colours: StyleTarget | None = None
     previous: torch.Tensor | None = None
     reliable: torch.Tensor | None = None
 
 
 class Objective(nn.Module):
-    """content_weight * content + style_weight * style + tv_weight * TV (+ temporal_weight * temporal for a
-    video frame whose targets carry the previous result), each term's layers weighted.
+    """content_weight * content + style_weight * style + color_weight * colour + tv_weight * TV (+
+    temporal_weight * temporal for a video frame whose targets carry the previous result), each term's layers
+    weighted. The colour term is the relative Wasserstein-2 distance between the picture's pixel colours and
+    the styles' (their RGB mean and covariance): it pulls the picture into the painting's palette, which the
+    Gram matrices alone leave largely to the start image.
 
-    A layer list is switched off by a weight of 0. ``autocast`` is a context factory for the feature
-    network's forward pass (mixed precision); Gram matrices and losses are always computed in float32.
+    A layer list is switched off by a weight of 0. ``style_loss`` is how style is compared (one of
+    ``losses.STYLE_LOSSES``). ``autocast`` is a context factory for the feature network's forward pass (mixed
+    precision); feature statistics and losses are always computed in float32 (the Wasserstein loss's matrix
+    square roots in float64).
     """
 
     def __init__(self, net: VGG, *, content_layers: Sequence[str] = (),
                  content_layer_weights: Sequence[float] | None = None, style_layers: Sequence[str] = (),
                  style_layer_weights: Sequence[float] | None = None, content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0, temporal_weight: float = 0.0,
+                 style_loss: str = "gram", color_weight: float = 0.0,
                  autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         super().__init__()
         self.net, self.autocast, self.tv_weight, self.temporal_weight = net, autocast, tv_weight, temporal_weight
-        self.content_weight, self.style_weight = content_weight, style_weight
+        self.content_weight, self.style_weight, self.style_loss = content_weight, style_weight, style_loss
+        self.color_weight = color_weight
         self.content_layers = [canonical_layer(n, net.model) for n in content_layers] if content_weight else []
         self.style_layers = [canonical_layer(n, net.model) for n in style_layers] if style_weight else []
         self.content_weights = normalised(content_layer_weights, len(content_layers))
@@ -92,36 +102,46 @@ class Objective(nn.Module):
             return {k: v.float() for k, v in self.net(cropped, self.content_layers).items()}
 
     def style_targets(self, styles: Sequence[torch.Tensor], blend: Sequence[float],
-                      tiling: Tiling | None = None) -> dict[str, torch.Tensor]:
-        """The style layers' Gram matrices of ``styles``, blended by ``blend``. With ``tiling``, the Grams of
-        styles larger than a tile are summed tile by tile (same values, up to rounding)."""
-        grams: dict[str, torch.Tensor] = {}
+                      tiling: Tiling | None = None) -> dict[str, StyleTarget]:
+        """The style layers' targets for ``styles`` blended by ``blend`` (a weighted sum of their moments).
+        With ``tiling``, the moments of styles larger than a tile are summed tile by tile (same values, up to
+        rounding)."""
+        blended: dict[str, Moments] = {}
         for style, share in zip(styles, blend, strict=True):
             if not self.style_layers or not share:
                 continue
             check_size(style, self.net, "style image")
             if tiling is not None and max(style.shape[-2:]) > tiling.tile:
-                found = tiled.grams(self.net, style, self.style_layers, tiling, self.autocast)
+                found = tiled.moments(self.net, style, self.style_layers, tiling, self.autocast)
             else:
                 with torch.no_grad(), self.autocast():
-                    found = {k: losses.gram_matrix(v.float()) for k, v in self.net(style, self.style_layers).items()}
-            for name, gram in found.items():
-                grams[name] = grams[name] + gram * share if name in grams else gram * share
-        return grams
+                    found = {k: Moments.of(v.float()) for k, v in self.net(style, self.style_layers).items()}
+            for name, moments in found.items():
+                blended[name] = blended[name] + moments * share if name in blended else moments * share
+        return {name: StyleTarget.of(moments, self.style_loss) for name, moments in blended.items()}
 
     def targets(self, content: torch.Tensor | None, styles: Sequence[torch.Tensor] = (),
                 blend: Sequence[float] = (), tiling: Tiling | None = None) -> Targets:
-        """Both kinds of target at once."""
-        return Targets(self.content_targets(content, tiling=tiling), self.style_targets(styles, blend, tiling))
+        """Every kind of target at once."""
+        return Targets(self.content_targets(content, tiling=tiling), self.style_targets(styles, blend, tiling),
+                       self.colour_target(styles, blend))
+
+    def colour_target(self, styles: Sequence[torch.Tensor], blend: Sequence[float]) -> StyleTarget | None:
+        """The colour term's target: the mean and covariance of the styles' pixels, blended by ``blend``;
+        None when the term is off."""
+        if not self.color_weight or not styles:
+            return None
+        pixels = [Moments.of(style.float()) * share for style, share in zip(styles, blend, strict=True)]
+        return StyleTarget.of(sum(pixels[1:], pixels[0]), "wasserstein")
 
     def evaluate(self, pixels: torch.Tensor, targets: Targets, tiling: Tiling | None = None,
                  ) -> dict[str, torch.Tensor]:
         """Every term's value (detached), with the gradient of the total added to ``pixels.grad``.
 
         With ``tiling`` the picture goes through the network tile by tile, twice: once without gradients for
-        the values (each Gram matrix is a sum over positions), then once per tile with the loss's gradient
-        with respect to each Gram matrix held fixed, which gives each tile's exact share of the gradient. The
-        memory is that of one tile, whatever the picture's size.
+        the values (each style statistic is a sum over positions), then once per tile with the loss's
+        gradient with respect to those sums held fixed, which gives each tile's exact share of the gradient.
+        The memory is that of one tile, whatever the picture's size.
         """
         if tiling is None:
             values = self(pixels, targets)
@@ -139,7 +159,7 @@ class Objective(nn.Module):
         with self.autocast():
             feats = self.net(cropped, self.layers) if self.layers else {}
         content = {n: losses.content_loss(feats[n].float(), targets.content[n]) for n in self.content_layers}
-        style = {n: losses.style_loss(feats[n].float(), targets.grams[n]) for n in self.style_layers}
+        style = {n: losses.style_loss(feats[n].float(), targets.style[n]) for n in self.style_layers}
         return self.terms(content, style, pixels, targets)
 
     def terms(self, content: dict[str, torch.Tensor], style: dict[str, torch.Tensor], pixels: torch.Tensor,
@@ -161,9 +181,11 @@ class Objective(nn.Module):
         return terms
 
     def pixel_terms(self, pixels: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
-        """The weighted terms computed on the pixels themselves, not on features: total variation, and the
-        temporal term of a video frame."""
+        """The weighted terms computed on the pixels themselves, not on features: the colours, total
+        variation, and the temporal term of a video frame."""
         terms = {}
+        if self.color_weight and targets.colours is not None:
+            terms["colour"] = self.color_weight * losses.style_distance(Moments.of(pixels), targets.colours)
         if self.tv_weight:
             terms["tv"] = self.tv_weight * losses.total_variation(pixels)
         if self.temporal_weight and targets.previous is not None and targets.reliable is not None:
@@ -178,7 +200,6 @@ class _TiledPass:
     def __init__(self, objective: Objective, targets: Targets, tiling: Tiling) -> None:
         self.objective, self.targets, self.tiling = objective, targets, tiling
         self.norms = {n: t.pow(2).sum().clamp_min(losses.EPS) for n, t in targets.content.items()}
-        self.norms.update({f"gram:{n}": t.pow(2).sum().clamp_min(losses.EPS) for n, t in targets.grams.items()})
 
     def run(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.objective
@@ -191,10 +212,12 @@ class _TiledPass:
                 feats, (rows, cols) = inner_feats[name]
                 error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
                 share = share + o.content_weight * weight * error / self.norms[name]
-            for weight, name in zip(o.style_weights, o.style_layers, strict=True) if o.style_layers else ():
-                feats = inner_feats[name][0]
-                flat = feats.reshape(feats.shape[0], feats.shape[1], -1)
-                share = share + o.style_weight * weight * (slopes[name] * torch.bmm(flat, flat.transpose(1, 2))).sum()
+            for name in o.style_layers:
+                first, second = tiled.sums(inner_feats[name][0])
+                slope_first, slope_second = slopes[name]
+                share = share + (slope_second * second).sum()
+                if slope_first is not None:
+                    share = share + (slope_first * first).sum()
             share.backward()  # type: ignore[no-untyped-call]
             left, top, right, bottom = box.crop
             assert crop.grad is not None  # the crop is a leaf that the share depends on
@@ -205,12 +228,14 @@ class _TiledPass:
             cast(torch.Tensor, sum(on_pixels.values())).backward()  # type: ignore[no-untyped-call]
         return values
 
-    def _values(self, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The terms, and for each style layer the slope of its weighted term with respect to the sum of
-        feature outer products (the Gram matrix before its division by the number of positions)."""
+    def _values(self, pixels: torch.Tensor,
+                ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor | None, torch.Tensor]]]:
+        """The terms, and for each style layer the slopes of its weighted term with respect to the sums of
+        the feature vectors (None where the term does not depend on them) and of their outer products."""
         o = self.objective
         errors: dict[str, torch.Tensor] = {}
-        sums: dict[str, torch.Tensor] = {}
+        firsts: dict[str, torch.Tensor] = {}
+        seconds: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         with torch.no_grad():
             for _, _, inner_feats in tiled.tiles(o.net, pixels, o.layers, self.tiling, o.autocast):
@@ -220,18 +245,22 @@ class _TiledPass:
                     errors[name] = errors[name] + error if name in errors else error
                 for name in o.style_layers:
                     feats = inner_feats[name][0]
-                    flat = feats.reshape(feats.shape[0], feats.shape[1], -1)
-                    part = torch.bmm(flat, flat.transpose(1, 2))
-                    sums[name] = sums[name] + part if name in sums else part
-                    counts[name] = counts.get(name, 0) + flat.shape[-1]
-            slopes: dict[str, torch.Tensor] = {}
-            style: dict[str, torch.Tensor] = {}
-            for name in o.style_layers:
-                difference = sums[name] / counts[name] - self.targets.grams[name]
-                style[name] = difference.pow(2).sum() / self.norms[f"gram:{name}"]
-                slopes[name] = 2 * difference / self.norms[f"gram:{name}"] / counts[name]
-            content = {n: errors[n] / self.norms[n] for n in o.content_layers}
-            return o.terms(content, style, pixels, self.targets), slopes
+                    first, second = tiled.sums(feats)
+                    firsts[name] = firsts[name] + first if name in firsts else first
+                    seconds[name] = seconds[name] + second if name in seconds else second
+                    counts[name] = counts.get(name, 0) + feats.shape[-2] * feats.shape[-1]
+        slopes: dict[str, tuple[torch.Tensor | None, torch.Tensor]] = {}
+        style: dict[str, torch.Tensor] = {}
+        for weight, name in zip(o.style_weights, o.style_layers, strict=True) if o.style_layers else ():
+            first, second = firsts[name].requires_grad_(True), seconds[name].requires_grad_(True)
+            with torch.enable_grad():
+                value = losses.style_distance(Moments.from_sums(first, second, counts[name]),
+                                              self.targets.style[name])
+                slope_first, slope_second = torch.autograd.grad(o.style_weight * weight * value, (first, second),
+                                                                allow_unused=True)
+            style[name], slopes[name] = value.detach(), (slope_first, slope_second)
+        content = {n: errors[n] / self.norms[n] for n in o.content_layers}
+        return o.terms(content, style, pixels, self.targets), slopes
 
 
 def _weighted(parts: dict[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

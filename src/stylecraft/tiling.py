@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .features import VGG
+from .losses import Moments
 
 
 def receptive_radius(net: VGG) -> int:
@@ -149,18 +150,25 @@ def features(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
     return out
 
 
-def grams(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
-          autocast: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, torch.Tensor]:
-    """The whole picture's Gram matrices of ``layers`` (as :func:`.losses.gram_matrix`), summed tile by tile
+def moments(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
+            autocast: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, Moments]:
+    """The whole picture's feature moments of ``layers`` (as :meth:`.losses.Moments.of`), summed tile by tile
     without gradients."""
-    sums: dict[str, torch.Tensor] = {}
+    firsts: dict[str, torch.Tensor] = {}
+    seconds: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     with torch.no_grad():
         for _, _, inner in tiles(net, image, layers, tiling, autocast):
             for layer, (feats, _) in inner.items():
-                n, c, h, w = feats.shape
-                flat = feats.reshape(n, c, h * w)
-                part = torch.bmm(flat, flat.transpose(1, 2))
-                sums[layer] = sums[layer] + part if layer in sums else part
-                counts[layer] = counts.get(layer, 0) + h * w
-    return {layer: total / counts[layer] for layer, total in sums.items()}
+                first, second = sums(feats)
+                firsts[layer] = firsts[layer] + first if layer in firsts else first
+                seconds[layer] = seconds[layer] + second if layer in seconds else second
+                counts[layer] = counts.get(layer, 0) + feats.shape[-2] * feats.shape[-1]
+    return {layer: Moments.from_sums(firsts[layer], seconds[layer], counts[layer]) for layer in firsts}
+
+
+def sums(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C, H, W) activations -> the sums over positions of the feature vectors (N, C) and of their outer
+    products (N, C, C)."""
+    flat = features.reshape(*features.shape[:2], -1)
+    return flat.sum(-1), torch.bmm(flat, flat.transpose(1, 2))

@@ -40,14 +40,18 @@ TRANSFER_FIELDS = frozenset(f.name for f in fields(TransferConfig))
 NETWORK_FIELDS = frozenset(f.name for f in fields(FeatureNetwork))
 
 
-def settle(config: TransferConfig | None, network: FeatureNetwork | None,
-           options: dict[str, object]) -> tuple[TransferConfig, FeatureNetwork]:
-    """The run's settings and feature network, ``options`` going to whichever of the two has the field."""
+def settle(config: TransferConfig | None, network: FeatureNetwork | None, options: dict[str, object],
+           preset: str | None = None) -> tuple[TransferConfig, FeatureNetwork]:
+    """The run's settings and feature network: ``config`` (default: :class:`TransferConfig`), then the
+    ``preset``'s settings, then ``options``, each going to whichever of the two has the field."""
     unknown = sorted(set(options) - TRANSFER_FIELDS - NETWORK_FIELDS)
     if unknown:
-        valid = ", ".join(sorted(TRANSFER_FIELDS | NETWORK_FIELDS | {"device", "precision", "init_image"}))
+        valid = ", ".join(sorted(TRANSFER_FIELDS | NETWORK_FIELDS | {"device", "precision", "init_image", "preset"}))
         raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
-    config = (config or TransferConfig()).replace(**{k: v for k, v in options.items() if k in TRANSFER_FIELDS})
+    config = config or TransferConfig()
+    if preset is not None:
+        config = config.with_preset(preset)
+    config = config.replace(**{k: v for k, v in options.items() if k in TRANSFER_FIELDS})
     network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
     return config, network
 
@@ -89,11 +93,13 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
         init_image: ImageInput | None = None, stop: threading.Event | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
-        temporal: Temporal | None = None, score: bool = True, **options: object) -> Result:
+        temporal: Temporal | None = None, score: bool = True, preset: str | None = None,
+        **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
-    :class:`FeatureNetwork`, the Oxford VGG-19). ``device`` and ``precision`` say where it runs
+    :class:`FeatureNetwork`, the Oxford VGG-19); ``preset`` (one of ``optimize.PRESETS``: draft, standard,
+    fine) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
     (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop``, when set, ends the run
     after the current iteration. ``max_memory`` (GiB, default: what the device has free) is the budget: a
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
@@ -102,7 +108,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     transfer with one style that ran to its end its ``quality`` (:mod:`stylecraft.quality`'s numbers, scored
     on the CPU; ``score`` False leaves them out, as a video's frames do).
     """
-    config, network = settle(config, network, options)
+    config, network = settle(config, network, options, preset)
     checks.choice("mode", mode, MODES)
     mode = Mode(mode)
     style_list = _as_list(styles)
@@ -147,7 +153,8 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],
-                       **asdict(config), **asdict(network), "init_image": _name(init_image), "seed": seed,
+                       "preset": preset, **asdict(config), **asdict(network), "init_image": _name(init_image),
+                       "seed": seed,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}

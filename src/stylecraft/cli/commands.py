@@ -26,7 +26,7 @@ from .parser import Parser, add_run_options
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 RUN_FIELDS = {f.name for f in fields(TransferConfig)} | {f.name for f in fields(FeatureNetwork)} | {
-    "device", "precision", "max_memory"}
+    "device", "precision", "max_memory", "preset"}
 
 
 def studio_config(args: argparse.Namespace) -> StudioConfig:

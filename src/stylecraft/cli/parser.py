@@ -19,7 +19,8 @@ from ..feedforward import TILE as REALTIME_TILE
 from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.train import TrainConfig
 from ..images import BIT_DEPTHS
-from ..optimize import INITS, MODES, OPTIMIZERS, TransferConfig
+from ..losses import STYLE_LOSSES
+from ..optimize import INITS, MODES, OPTIMIZERS, PRESETS, TransferConfig
 from ..runtime import PRECISIONS
 from ..studio.config import StudioConfig
 
@@ -79,6 +80,9 @@ def integer(text: str) -> int:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig."""
     d, n = DEFAULTS, NETWORK
+    parser.add_argument("--preset", "--quality", choices=tuple(PRESETS),
+                        help="a set of defaults (size, iterations) from a quick look to a final picture: draft, "
+                        "standard (the plain defaults) or fine; options given with it override it")
     size = parser.add_argument_group("sizes")
     size.add_argument("--size", type=integer, help=f"long side of the output in pixels (default {d.size})")
     size.add_argument("--style-size", type=integer, help="long side of the style image(s) in pixels")
@@ -101,8 +105,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                      "the device has free)")
     opt.add_argument("--tile", type=integer, help="run the objective tile by tile with tiles of N pixels even "
                      "when the picture fits (default: only at scales that do not fit)")
-    opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: content for a "
-                     "transfer, noise otherwise)")
+    opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: palette, the content "
+                     "recoloured to the style's colours, for a transfer; content with --preserve-color; noise "
+                     "otherwise)")
     opt.add_argument("--seed", type=integer, help="random seed (default: a new one, recorded with the result)")
     opt.add_argument("--device", help="auto, cpu, cuda or mps (default auto)")
     opt.add_argument("--precision", choices=PRECISIONS,
@@ -121,6 +126,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     loss.add_argument("--content-weight", type=number, help=f"default {d.content_weight:g}")
     loss.add_argument("--style-weight", type=number, help=f"default {d.style_weight:g}")
     loss.add_argument("--tv-weight", type=number, help=f"default {d.tv_weight:g}")
+    loss.add_argument("--color-weight", type=number, help="weight of the colour term, which pulls the picture "
+                      f"into the painting's palette (default {d.color_weight:g}; off with --preserve-color)")
+    loss.add_argument("--style-loss", choices=STYLE_LOSSES, help="how style is compared: Gram matrices, the "
+                      "features' mean and standard deviation, or their Wasserstein-2 distance (mean and "
+                      f"covariance; default {d.style_loss})")
     loss.add_argument("--style-blend", type=floats, help="one weight per style image")
     loss.add_argument("--preserve-color", action="store_true", default=None,
                       help="keep the content's colours (luminance-only transfer)")

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from .. import checks
 from ..errors import ConfigError, ImageError
 from ..features import VGG
+from ..losses import StyleTarget
 from ..objective import Objective, Targets
 from ..runtime import Runtime
 from .apply import stylise
@@ -126,7 +127,7 @@ class _Session:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     objective: Objective
-    style_grams: dict[str, torch.Tensor]
+    style_targets: dict[str, StyleTarget]
     loader: DataLoader[torch.Tensor | None]
     sampler: DistributedSampler[int] | None
     runtime: Runtime
@@ -160,8 +161,8 @@ def _session(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFold
                         drop_last=True, collate_fn=collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
     model = DistributedDataParallel(net) if processes.distributed else net
-    grams = objective.style_targets([style.to(runtime.device)], [1.0])
-    return _Session(config, net, model, optimizer, objective, grams, loader, sampler, runtime, processes, steps,
+    style_targets = objective.style_targets([style.to(runtime.device)], [1.0])
+    return _Session(config, net, model, optimizer, objective, style_targets, loader, sampler, runtime, processes, steps,
                     step)
 
 
@@ -170,7 +171,7 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     config, runtime = session.config, session.runtime
     memory_format = torch.channels_last if runtime.device.type == "cuda" else torch.contiguous_format
     batch = batch.to(runtime.device, memory_format=memory_format)
-    targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_grams)
+    targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets)
     with runtime.autocast():
         output, logits = session.model(batch, with_logits=True)
     terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)

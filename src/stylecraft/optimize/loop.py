@@ -28,7 +28,7 @@ from ..objective import Objective, Targets, check_size, normalised
 from ..tiling import Tiling
 from .memory import HISTORY, MemoryPlan
 from .schedule import schedule, style_canvas
-from .settings import Mode, TransferConfig
+from .settings import INITS, Mode, TransferConfig
 
 Callback = Callable[["Progress"], None]
 
@@ -95,12 +95,15 @@ def build_objective(config: TransferConfig, mode: Mode, net: VGG,
                     autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
                     temporal: Temporal | None = None) -> Objective:
     """The objective of ``config`` for ``mode`` on ``net``: a texture has no content term, a reconstruction
-    no style term; a video frame's ``temporal`` term where given."""
+    no style term, and no colour term either when the content's colours are kept; a video frame's
+    ``temporal`` term where given."""
     return Objective(
         net, content_layers=config.content_layers, content_layer_weights=config.content_layer_weights,
         style_layers=config.style_layers, style_layer_weights=config.style_layer_weights,
         content_weight=config.content_weight if mode.uses_content else 0.0,
         style_weight=config.style_weight if mode.uses_style else 0.0, tv_weight=config.tv_weight,
+        style_loss=config.style_loss,
+        color_weight=config.color_weight if mode.uses_style and not config.preserve_color else 0.0,
         temporal_weight=temporal.weight if temporal is not None else 0.0, autocast=autocast)
 
 
@@ -109,19 +112,21 @@ def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
 
 
 def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, content: torch.Tensor | None,
-                   styles: Sequence[torch.Tensor], init: torch.Tensor | None,
+                   styles: Sequence[torch.Tensor], blend: Sequence[float], init: torch.Tensor | None,
                    generator: torch.Generator) -> torch.Tensor:
     size = (shape[-1], shape[-2])
     if init is not None:
         return images.resize(init.cpu(), size)
-    choice = config.init or ("content" if mode is Mode.TRANSFER else "noise")
+    choice = config.start(mode)
     if choice == "noise":
         return _noise(shape, generator)
     if choice == "content" and content is not None:
         return content.detach().cpu().clone()
+    if choice == "palette" and content is not None and styles:
+        return images.match_colour(content.detach(), styles, blend).cpu()
     if choice == "style" and styles:
         return images.resize(styles[0].detach().cpu(), size)
-    raise ConfigError(f"`init` {choice!r}: give noise, content, style or an image of your own (`init_image`)")
+    raise ConfigError(f"`init` {choice!r}: give {', '.join(INITS)} or an image of your own (`init_image`)")
 
 
 def _make_optimizer(config: TransferConfig, pixels: torch.Tensor, previous: torch.optim.Optimizer | None,
@@ -236,7 +241,7 @@ class _Run:
             targets.reliable = images.resize(self.temporal.reliable, size)
         if previous is None:
             shape = torch.Size((1, 3, size[1], size[0]))
-            start = _initial_image(config, self.mode, shape, content, styles, self.init, self.generator)
+            start = _initial_image(config, self.mode, shape, content, styles, blend, self.init, self.generator)
             start = start.to(next(net.parameters()).device)
         else:
             start = images.resize(previous.detach(), size)
@@ -285,11 +290,11 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
 
     ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
     resizes them in proportion to its canvas); all on the objective's device. ``init`` is a starting image or
-    None for ``config.init``'s (noise, content or style; by default content for a transfer, else noise).
-    ``canvas`` (width, height) sets a texture's size. ``memory`` says which scales run tile by tile and how
-    long L-BFGS's history is (None: every scale whole, 100 pairs); ``temporal`` ties a video frame to the
-    previous one (the objective must carry its weight). A non-finite loss stops the run with the
-    last good image; ``stop`` (when set) and Ctrl-C stop it with the current one.
+    None for ``config.init``'s (see :meth:`TransferConfig.start`). ``canvas`` (width, height) sets a
+    texture's size. ``memory`` says which scales run tile by tile and how long L-BFGS's history is (None:
+    every scale whole, 100 pairs); ``temporal`` ties a video frame to the previous one (the objective must
+    carry its weight). A non-finite loss stops the run with the last good image; ``stop`` (when set) and
+    Ctrl-C stop it with the current one.
     """
     if mode.uses_content and content is None:
         raise ConfigError(f"{mode.value} needs a content image")

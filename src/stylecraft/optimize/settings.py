@@ -11,6 +11,7 @@ from enum import Enum
 from .. import checks
 from ..errors import ConfigError
 from ..features import canonical_layer
+from ..losses import STYLE_LOSSES
 
 
 class Mode(str, Enum):
@@ -33,9 +34,17 @@ class Mode(str, Enum):
 
 MODES = tuple(mode.value for mode in Mode)
 OPTIMIZERS = ("lbfgs", "adam")
-#: Start images by name; a picture of one's own is given as ``init_image`` instead.
-INITS = ("noise", "content", "style")
+#: Start images by name; a picture of one's own is given as ``init_image`` instead. "palette" is the content
+#: recoloured to the style's colours (their mean and covariance), so the picture starts in the painting's palette.
+INITS = ("noise", "content", "style", "palette")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+#: Named sets of defaults, from a quick look to a final picture ("standard" is the plain defaults); what each
+#: costs and scores on one CPU is measured in docs/quality.md. Options given with a preset override it.
+PRESETS: dict[str, dict[str, int]] = {
+    "draft": {"size": 384, "iterations": 160},
+    "standard": {},
+    "fine": {"size": 1024, "iterations": 800},
+}
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,14 @@ class TransferConfig:
     """Every setting of an optimisation run, with the defaults the CLI, the API and the docs share.
 
     Weights of layers and styles are relative: they are divided by their sum. ``init=None`` means the
-    content image for a transfer and noise for a reconstruction or a texture; ``lr=None`` means the
+    content recoloured to the style's palette for a transfer (the content itself with ``preserve_color``) and
+    noise for a reconstruction or a texture (:meth:`start`); ``lr=None`` means the
     optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile`` forces the objective to
     run tile by tile with tiles of that many pixels (None: only when a scale would not fit in memory).
+    ``color_weight`` weighs the colour term (the picture's pixel colours against the styles', see
+    :class:`~stylecraft.objective.Objective`), off with ``preserve_color``; ``style_loss`` is how style is
+    compared (``losses.STYLE_LOSSES``). Why the palette start and the colour term are the defaults:
+    docs/quality.md.
     """
 
     size: int = 512
@@ -69,13 +83,28 @@ class TransferConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1.0
+    color_weight: float = 100.0
+    style_loss: str = "gram"
     style_blend: tuple[float, ...] | None = None
     preserve_color: bool = False
     seed: int | None = None
 
+    def with_preset(self, name: str) -> TransferConfig:
+        """A copy with the settings of the preset ``name`` (one of ``PRESETS``)."""
+        checks.choice("preset", name, tuple(PRESETS))
+        return self.replace(**PRESETS[name])
+
     def replace(self, **changes: object) -> TransferConfig:
         """A copy with ``changes``; unknown names are a ConfigError listing the valid ones."""
         return checks.replace(self, **changes)
+
+    def start(self, mode: Mode) -> str:
+        """The start image's name for ``mode``: ``init``, or the default when it is None."""
+        if self.init is not None:
+            return self.init
+        if mode is not Mode.TRANSFER:
+            return "noise"
+        return "content" if self.preserve_color else "palette"
 
     def learning_rate(self) -> float:
         """The step size in use: ``lr`` or the optimiser's default."""
@@ -87,6 +116,7 @@ class TransferConfig:
         checks.choice("mode", mode, MODES)
         mode = Mode(mode)
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("style_loss", self.style_loss, STYLE_LOSSES)
         if self.init is not None:
             checks.choice("init", self.init, INITS)
         self._check_numbers()
@@ -111,7 +141,7 @@ class TransferConfig:
         checks.at_least("tile", self.tile, 16, " pixels")
         for name in ("size", "style_size", "width", "height"):
             checks.at_least(name, getattr(self, name), 1, " pixel")
-        for name in ("content_weight", "style_weight", "tv_weight", "style_scale", "lr"):
+        for name in ("content_weight", "style_weight", "tv_weight", "color_weight", "style_scale", "lr"):
             value = getattr(self, name)
             if value is not None:
                 checks.non_negative(name, value)
@@ -123,10 +153,10 @@ class TransferConfig:
     def _check_mode(self, mode: Mode) -> None:
         if self.preserve_color and not mode.uses_content:
             raise ConfigError("`preserve_color` needs a content image; a texture has none")
-        if self.init == "content" and not mode.uses_content:
-            raise ConfigError("`init` content needs a content image; a texture has none")
-        if self.init == "style" and not mode.uses_style:
-            raise ConfigError("`init` style needs a style image; a reconstruction has none")
+        if self.init in ("content", "palette") and not mode.uses_content:
+            raise ConfigError(f"`init` {self.init} needs a content image; a texture has none")
+        if self.init in ("style", "palette") and not mode.uses_style:
+            raise ConfigError(f"`init` {self.init} needs a style image; a reconstruction has none")
         active = {"content": self.content_weight if mode.uses_content else 0.0,
                   "style": self.style_weight if mode.uses_style else 0.0, "tv": self.tv_weight}
         if not any(active.values()):

@@ -1,4 +1,4 @@
-"""What the page needs to know first: version, device, defaults, limits, the models and the queue."""
+"""What the page needs to know first: version, device, defaults, presets, limits, the models and the queue."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ... import api
+from ...optimize import PRESETS
 from ..models import list_models
 from ..schemas import DEFAULTS
 from ..views import Runner, Settings, Store
@@ -14,11 +15,13 @@ from ..views import Runner, Settings, Store
 router = APIRouter()
 
 
-@router.get("/api/info", summary="Version, device, defaults, limits, models and queue length")
+@router.get("/api/info", summary="Version, device, defaults, presets, limits, models and queue length")
 async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
     return {"version": api.version(), "device": config.device, "token_required": bool(config.token),
             "defaults": {"size": DEFAULTS.size, "iterations": DEFAULTS.iterations,
                          "style_weight": DEFAULTS.style_weight, "preserve_color": DEFAULTS.preserve_color},
+            "presets": {name: {"size": preset.size, "iterations": preset.iterations}
+                        for name, preset in ((name, DEFAULTS.with_preset(name)) for name in PRESETS)},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_queue": config.max_queue, "max_styles": config.max_styles,
                        "max_iterations": config.max_iterations, "max_video_bytes": config.max_video_bytes,

@@ -222,6 +222,11 @@ function fillForm(info) {
   $("#size").value = d.size;
   $("#iterations").value = d.iterations;
   $("#iterations").max = info.limits.max_iterations;
+  // Presets fill the size and the iterations; the fields stay editable.
+  $("#presets").replaceChildren(...Object.entries(info.presets).map(([name, p]) => el("button", {
+    type: "button", text: name[0].toUpperCase() + name.slice(1), title: `${p.size} px, ${p.iterations} iterations`,
+    onclick: () => { $("#size").value = p.size; $("#iterations").value = p.iterations; },
+  })));
   $("#strength").value = Math.log10(d.style_weight);
   $("#strength-value").textContent = d.style_weight;
   $("#preserve-color").checked = d.preserve_color;
