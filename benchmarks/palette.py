@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--pairs", type=int, default=len(PAIRS))
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N pairs (to finish a table)")
     parser.add_argument("--candidates", default="content start,default", help=f"from: {', '.join(CANDIDATES)}")
     parser.add_argument("--options", type=json.loads, default={}, help='more transfer options, e.g. '
                         '\'{"style_loss": "wasserstein"}\'')
@@ -73,7 +74,7 @@ def main() -> int:
     unknown = [c for c in candidates if c not in CANDIDATES]
     if unknown:
         parser.error(f"unknown candidate {unknown[0]!r}; choose from {', '.join(CANDIDATES)}")
-    for content_name, style_name in PAIRS[:args.pairs]:
+    for content_name, style_name in PAIRS[args.skip:args.pairs]:
         photo = images.load_image(SHARED / "content" / content_name)
         painting = images.load_image(SHARED / "style" / style_name)
         reference = scorer.reference(images.to_tensor(photo), images.to_tensor(painting))
@@ -102,7 +103,7 @@ def main() -> int:
                                      "iterations": args.iterations, "options": args.options, "rows": rows},
                                     indent=1))
     if args.sheet is not None:
-        report.contact_sheet(cells, [f"{c} x {s}" for c, s in PAIRS[:args.pairs]], candidates,
+        report.contact_sheet(cells, [f"{c} x {s}" for c, s in PAIRS[args.skip:args.pairs]], candidates,
                              cell_side=320).save(args.sheet)
     return 0
 
