@@ -21,7 +21,7 @@ async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]
             "defaults": {"size": DEFAULTS.size, "iterations": DEFAULTS.iterations,
                          "style_weight": DEFAULTS.style_weight, "preserve_color": DEFAULTS.preserve_color},
             "presets": {name: {"size": preset.size, "iterations": preset.iterations}
-                        for name, preset in ((name, DEFAULTS.with_preset(name)) for name in PRESETS)},
+                        for name in PRESETS for preset in [DEFAULTS.with_preset(name)]},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_queue": config.max_queue, "max_styles": config.max_styles,
                        "max_iterations": config.max_iterations, "max_video_bytes": config.max_video_bytes,
