@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from stylecraft import FeatureNetwork, feedforward
-from stylecraft.feedforward.apply import Network, stylise
+from stylecraft.feedforward import Network
+from stylecraft.feedforward.apply import stylise
 from stylecraft.feedforward.net import TransformerNet
 from stylecraft.objective import Objective
 from stylecraft.runtime import Runtime

@@ -60,3 +60,23 @@ def test_the_diagram_names_every_module() -> None:
     tops = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in PACKAGE.glob("*")
             if p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())}
     assert tops - {"__init__", "__main__"} == set(RANK)
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import cycle between modules, at any depth, counting imports inside functions too (a cycle there is
+    a seam: two modules that each need the other's names)."""
+    graph = {".".join(p.relative_to(PACKAGE).with_suffix("").parts): _imports(p) for p in MODULES}
+    modules = set(graph)
+    edges = {m: {t for t in targets if t in modules and t != m} for m, targets in graph.items()}
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), list(edges[start])
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo += edges[node]
+        return seen
+
+    cycles = sorted(m for m in modules if m in reach(m))
+    assert not cycles, f"modules in an import cycle: {', '.join(cycles)}"

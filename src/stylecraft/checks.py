@@ -11,9 +11,10 @@ import importlib
 import math
 import os
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 
 S = TypeVar("S")
 
@@ -66,10 +67,12 @@ def replace(settings: S, **changes: Any) -> S:
     return dataclasses.replace(settings, **cleaned)  # type: ignore[type-var]
 
 
-def require(module: str, extra: str, purpose: str) -> None:
-    """ConfigError naming the extra to install when ``purpose`` needs the optional package ``module``."""
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """The optional package ``module``, imported; a ConfigError (exit 2) naming the extra to install when it is
+    missing or cannot be imported. Every optional import of stylecraft goes through here."""
     try:
-        importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f'{purpose} needs {module}, which is not installed: pip install "stylecraft[{extra}]"') \
-            from None
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == module.split(".")[0]
+        found = "is not installed" if missing else f"cannot be imported ({one_line(exc, 120)})"
+        raise ConfigError(f'{purpose} needs {module}, which {found}: pip install "stylecraft[{extra}]"') from None

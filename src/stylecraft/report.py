@@ -129,10 +129,7 @@ def write_history(history: Sequence[dict[str, float]], path: PathLike, extra: di
 
 def plot_history(history: Sequence[dict[str, float]], path: PathLike, title: str = "") -> None:
     """Loss curves (total and each term, log scale) against iterations, as a PNG (needs the ``plot`` extra)."""
-    checks.require("matplotlib", "plot", "`plot`")
-    import matplotlib
-
-    matplotlib.use("Agg")
+    checks.require("matplotlib", "plot", "`plot`").use("Agg")
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 4.5), dpi=100)

@@ -11,20 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from typing import TYPE_CHECKING
 
 import torch
 
+from .. import checks
 from ..errors import ConfigError
 from .inference import InferenceNet
+from .loaded import INPUT, METADATA_KEY, OUTPUT, StyleModel
 from .net import TransformerNet
-
-if TYPE_CHECKING:
-    from .model import StyleModel
-
-INPUT, OUTPUT = "image", "stylised"
-METADATA_KEY = "stylecraft"
-_INSTALL = 'pip install "stylecraft[onnx]"'
 
 
 def to_onnx(model: StyleModel) -> bytes:
@@ -33,10 +27,8 @@ def to_onnx(model: StyleModel) -> bytes:
     if not isinstance(model.net, TransformerNet):
         raise ConfigError("only a model loaded for the torch backend can be exported (this one runs an export "
                           "already)")
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ConfigError(f"exporting to ONNX needs the onnx and onnxscript packages: {_INSTALL}") from exc
+    onnx = checks.require("onnx", "onnx", "exporting to ONNX")
+    checks.require("onnxscript", "onnx", "exporting to ONNX")  # PyTorch's exporter imports it
     example = torch.rand(1, 3, 64, 64)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     exporter_log = logging.getLogger("torch.onnx")

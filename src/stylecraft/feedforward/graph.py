@@ -10,7 +10,7 @@ layer k stops at layer k. Any runtime that reads ONNX can run the parts (``runti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -19,14 +19,11 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from .exact import Window
-from .export import INPUT, OUTPUT
+from .loaded import INPUT, OUTPUT, Compile, Run
 
 WINDOW = "window"
 _SPATIAL, _CHANNELS_LAST = "stylecraft_spatial_axes", "stylecraft_channel_axes"
 _ZEROS, _ENDS = "stylecraft_slice_starts", "stylecraft_slice_ends"
-
-#: Runs a compiled part of the graph: its inputs by name -> its outputs, in the order asked for.
-Run = Callable[[dict[str, NDArray[np.float32]]], Sequence[NDArray[np.float32]]]
 
 
 def _names(index: int) -> dict[str, str]:
@@ -116,7 +113,7 @@ class GraphStages:
 
     device = torch.device("cpu")
 
-    def __init__(self, exported: bytes, compile: Callable[[bytes, list[str]], Run], halo: int) -> None:
+    def __init__(self, exported: bytes, compile: Compile, halo: int) -> None:
         self.graph, self.epsilons = with_outside_statistics(onnx.load_from_string(exported))
         self.compile, self.halo = compile, halo
         self.statistics: dict[str, NDArray[np.float32]] = {}

@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,11 @@ from PIL import Image
 
 from ..errors import WeightsError, one_line
 from ..torchfile import load_safely, save_atomically
-from .apply import Network
+from .loaded import StyleModel
 from .net import TransformerNet
 
 FORMAT = "stylecraft-transformer"
 VERSION = 1
-
-
-@dataclass
-class StyleModel:
-    """A trained network with what it was trained on; ``net`` is a TransformerNet or a RuntimeNet running an export."""
-
-    net: Network
-    metadata: dict[str, Any]
-    thumbnail: Image.Image | None = None
 
 
 def style_fingerprint(style: Image.Image) -> tuple[str, bytes]:

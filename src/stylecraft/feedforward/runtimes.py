@@ -9,44 +9,34 @@ and 1.6 s with OpenVINO (``benchmarks/realtime.py``; docs/performance.md).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
+from .. import checks
 from ..errors import ConfigError, WeightsError, one_line
-from .exact import halo
-from .export import INPUT, METADATA_KEY, OUTPUT
-from .graph import GraphStages, Run
+from .exact import Stages, halo
+from .loaded import INPUT, METADATA_KEY, OUTPUT, Compile, Run, RuntimeNet
 from .net import TransformerNet
 
-#: Compiles a serialised ONNX graph into a :data:`.graph.Run` giving the named outputs.
-Compile = Callable[[bytes, list[str]], Run]
 
+def _runtime_net(exported: bytes, compile: Compile, metadata: dict[str, Any]) -> RuntimeNet:
+    """The export run by ``compile``'s runtime, its exact-tile form (``graph.py``, which needs onnx) made when
+    first asked for."""
+    def stages() -> Stages:
+        checks.require("onnx", "onnx", "exact tiles of an exported network")
+        from .graph import GraphStages
 
-class RuntimeNet:
-    """A network run by an inference runtime: takes and returns tensors on the CPU; :meth:`stages` gives the
-    exact-tile form of the same network (made when first needed)."""
-
-    def __init__(self, exported: bytes, compile: Compile, metadata: dict[str, Any]) -> None:
-        self.run = compile(exported, [OUTPUT])
         tiles_halo = halo(TransformerNet(width=1, residual_blocks=int(metadata.get("residual_blocks", 5))))
-        self.stages = functools.cache(lambda: GraphStages(exported, compile, tiles_halo))
+        return GraphStages(exported, compile, tiles_halo)
 
-    @property
-    def device(self) -> torch.device:
-        """Where results come back: always the CPU (the runtimes take and return NumPy arrays)."""
-        return torch.device("cpu")
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        batch = image.detach().float().cpu().contiguous().numpy()
-        return torch.from_numpy(self.run({INPUT: batch})[0])
+    return RuntimeNet(compile(exported, [OUTPUT]), stages)
 
 
 def _source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
@@ -73,9 +63,7 @@ def _unreadable(name: str, exc: Exception) -> WeightsError:
     return WeightsError(f"{name}: not a readable ONNX file ({one_line(exc, 200)})")
 
 
-def _providers(device: str) -> list[str]:
-    import onnxruntime
-
+def _providers(onnxruntime: ModuleType, device: str) -> list[str]:
     available = onnxruntime.get_available_providers()
     if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -91,17 +79,14 @@ def onnx_session(source: str | os.PathLike[str] | bytes, device: str = "auto") -
 
     A file that ONNX Runtime cannot read, or that stylecraft did not export, is a WeightsError.
     """
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ConfigError('the ONNX backend needs onnxruntime: pip install "stylecraft[onnx]"') from exc
+    onnxruntime = checks.require("onnxruntime", "onnx", "the ONNX backend")
     source, name = _source(source)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     # Idle worker threads sleep instead of spin-waiting, which would steal the CPU from the PyTorch work
     # (resizing, colour, tiles) between runs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = _providers(device)
+    providers = _providers(onnxruntime, device)
     try:
         session = onnxruntime.InferenceSession(source, options, providers=providers)
     except Exception as exc:
@@ -112,7 +97,7 @@ def onnx_session(source: str | os.PathLike[str] | bytes, device: str = "auto") -
         part = session if model is source else onnxruntime.InferenceSession(model, options, providers=providers)
         return lambda feeds: part.run(outputs, feeds)
 
-    return RuntimeNet(source, compile, metadata), metadata
+    return _runtime_net(source, compile, metadata), metadata
 
 
 #: Inference precisions OpenVINO is asked for, by stylecraft's names.
@@ -126,10 +111,7 @@ def openvino_session(source: str | os.PathLike[str] | bytes, device: str = "auto
     The precision is always set: left alone, OpenVINO runs bf16 on CPUs that have it (AVX-512 BF16, AMX),
     which changes the pictures from one CPU to the next.
     """
-    try:
-        import openvino
-    except ImportError as exc:
-        raise ConfigError('the OpenVINO backend needs openvino: pip install "stylecraft[openvino]"') from exc
+    openvino = checks.require("openvino", "openvino", "the OpenVINO backend")
     if device not in ("auto", "cpu"):
         raise ConfigError(f"`device` {device}: the OpenVINO backend runs on the CPU (use `backend` onnx or torch)")
     source, name = _source(source)
@@ -153,4 +135,4 @@ def openvino_session(source: str | os.PathLike[str] | bytes, device: str = "auto
 
         return run
 
-    return RuntimeNet(source, compile, metadata), metadata
+    return _runtime_net(source, compile, metadata), metadata

@@ -22,10 +22,7 @@ PRESET = "fast"
 
 
 def _cv2() -> Any:
-    checks.require("cv2", "video", "video stability")
-    import cv2  # noqa: PLC0415 - an optional dependency
-
-    return cv2
+    return checks.require("cv2", "video", "video stability")
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -39,10 +39,7 @@ QUALITY = 18
 
 
 def _av() -> Any:
-    checks.require("av", "video", "video")
-    import av  # noqa: PLC0415 - an optional dependency
-
-    return av
+    return checks.require("av", "video", "video")
 
 
 @dataclass(frozen=True)
