@@ -4,6 +4,7 @@ images in, PIL images out; inputs are validated here."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, fields
@@ -27,18 +28,21 @@ TRAIN_FIELDS = frozenset(f.name for f in fields(feedforward.TrainConfig))
 Source = TypeVar("Source", bound="ImageInput")
 
 
-def train_network(style: ImageInput, data: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                  config: feedforward.TrainConfig | None = None, network: FeatureNetwork | None = None,
-                  device: str = "auto", precision: str = "auto", sample: ImageInput | None = None,
-                  resume: str | os.PathLike[str] | None = None,
+def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathLike[str],
+                  output: str | os.PathLike[str], *, config: feedforward.TrainConfig | None = None,
+                  network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
+                  sample: ImageInput | None = None, resume: str | os.PathLike[str] | None = None,
+                  names: Sequence[str] | None = None, add_to: str | os.PathLike[str] | None = None,
                   callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
 
-    ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`) or of ``network``
-    (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is written every
-    ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the validation
-    photo that progress events stylise (default: the first readable photo of ``data``). Under
+    Several styles train one network of several (each by its name in ``names``, default the files' names);
+    ``add_to`` names a trained network of several styles to which the styles are added by training their
+    scales and shifts alone. ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`)
+    or of ``network`` (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is
+    written every ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the
+    validation photo that progress events stylise (default: the first readable photo of ``data``). Under
     ``torchrun --nproc_per_node N`` the processes train together (``feedforward.distributed``), each on its own
     GPU, and only rank 0 writes files.
     """
@@ -50,34 +54,82 @@ def train_network(style: ImageInput, data: str | os.PathLike[str], output: str |
     network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
     config.validate()
     network.validate()
-    output = images.check_writable(output, [style, sample, resume])
+    styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageInput, style)]
+    base = _base(add_to) if add_to is not None else None
+    style_names = _style_names(styles, names, feedforward.styles.names(base) if base else [])
+    output = images.check_writable(output, [*styles, sample, resume, add_to])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision)
     processes, own_device = feedforward.distributed.start(runtime.device)
     runtime = runtime.on(own_device)
     try:
         vgg = network.build([*config.content_layers, *config.style_layers], runtime.device)
-        style_image = images.load_image(style)
-        style_tensor = images.resize_long_side(images.to_tensor(style_image), config.style_size or config.size)
+        style_images = [images.load_image(one) for one in styles]
+        style_tensors = [images.resize_long_side(images.to_tensor(one), config.style_size or config.size)
+                         for one in style_images]
         data_set = feedforward.PhotoFolder(data, config.size)
         sample_tensor = _first_sample(sample, data_set, config.size)
         state = _load_checkpoint(resume) if resume is not None else None
-        result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, runtime=runtime,
+        result = feedforward.train(config, vgg, style_tensors, data_set, sample=sample_tensor, runtime=runtime,
                                    resume=state, callbacks=callbacks,
                                    on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
-                                   processes=processes)
+                                   processes=processes, base=cast(feedforward.TransformerNet, base.net) if base
+                                   else None)
         if not processes.main:
             return result
         save_atomically(result.checkpoint, checkpoint_path)
-        digest, thumbnail = feedforward.model.style_fingerprint(style_image)
-        feedforward.save_model(result.net, output, {
-            "stylecraft": version(), "style": _name(style), "style_sha256": digest, "steps": result.steps,
-            "photos_seen": result.seen, "processes": processes.world_size, "skipped_photos": result.skipped,
-            "data": str(data), "training": asdict(config), "model": network.model, "stopped": result.stopped},
-            thumbnail)
+        fingerprints = [feedforward.model.style_fingerprint(one) for one in style_images]
+        metadata: dict[str, Any] = {
+            "stylecraft": version(), "steps": result.steps, "photos_seen": result.seen,
+            "processes": processes.world_size, "skipped_photos": result.skipped, "data": str(data),
+            "training": asdict(config), "model": network.model, "stopped": result.stopped}
+        records = [{"name": name, "style": _name(one), "style_sha256": digest, "steps": result.steps,
+                    "training": asdict(config)} for name, one, (digest, _) in zip(style_names, styles, fingerprints,
+                                                                                 strict=True)]
+        thumbnails = [thumbnail for _, thumbnail in fingerprints]
+        if base is not None:
+            metadata["added_to"] = str(add_to)
+            records = feedforward.styles.records(base) + records
+            thumbnails = [_png(one) for one in base.thumbnails] + thumbnails
+        if result.net.styles > 1:
+            metadata["styles"] = records
+        else:
+            metadata.update(style=records[0]["style"], style_sha256=records[0]["style_sha256"])
+        feedforward.save_model(result.net, output, metadata, thumbnails)
         return result
     finally:
         feedforward.distributed.stop(processes)
+
+
+def _base(add_to: str | os.PathLike[str]) -> feedforward.StyleModel:
+    """The trained network of several styles that new styles are added to."""
+    base = feedforward.load_model(add_to)
+    if cast(feedforward.TransformerNet, base.net).styles == 1:
+        raise ConfigError(f"`add_to` {add_to}: styles are added to a network of several styles (train one with "
+                          "two styles or more first)")
+    return base
+
+
+def _style_names(styles: Sequence[ImageInput], names: Sequence[str] | None, taken: Sequence[str]) -> list[str]:
+    """Each style's name: given, or its file's name; unique, and new to ``taken`` (the base's names)."""
+    if names is not None and len(names) != len(styles):
+        raise ConfigError(f"`names`: {len(names)} names for {len(styles)} styles")
+    chosen = list(names) if names is not None else [
+        Path(str(one)).stem if not isinstance(one, (Image.Image, bytes)) else f"style-{index + 1}"
+        for index, one in enumerate(styles)]
+    for name in chosen:
+        if not name or "," in name or ":" in name:
+            raise ConfigError(f"`names`: {name!r} cannot name a style (no commas or colons)")
+    clashes = sorted({name for name in chosen if chosen.count(name) > 1 or name in taken})
+    if clashes:
+        raise ConfigError(f"`names`: {', '.join(clashes)} named twice (give each style its own with `names`)")
+    return chosen
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _name(source: ImageInput) -> str:
@@ -106,10 +158,11 @@ BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",
-                     precision: str = "fp32") -> feedforward.StyleModel:
-    """Load a trained network for ``backend``: "torch" (a model file); "onnx" (ONNX Runtime) or "openvino"
-    (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model file exported on the fly; or
-    "auto" (ONNX Runtime for ``.onnx`` files, else torch).
+                     precision: str = "fp32", style: str | None = None) -> feedforward.StyleModel:
+    """Load a trained network for ``backend``: "torch" (a model file, or a built-in style's name or blend such
+    as ``great-wave:0.7,udnie:0.3``); "onnx" (ONNX Runtime) or "openvino" (OpenVINO, CPU only), each running
+    an exported ``.onnx`` file or a model exported on the fly; or "auto" (ONNX Runtime for ``.onnx`` files,
+    else torch). ``style`` picks or blends the styles of a network file of several (default: its first).
 
     ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it,
     and the pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked
@@ -123,12 +176,14 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
     if backend == "torch" and is_onnx:
         raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
-        loaded = feedforward.load_model(model)
+        loaded = feedforward.styles.open_model(model, style)
         runtime = Runtime.resolve(device, "fp32")  # fp32 convolutions, not TF32, on CUDA too
         loaded.net = cast(feedforward.TransformerNet, loaded.net).to(runtime.device)  # from a model file
         return loaded
     checks.choice("device", device, DEVICES)
-    source = model if is_onnx else feedforward.to_onnx(feedforward.load_model(model))
+    if is_onnx and style is not None:
+        raise ConfigError(f"`style` {style!r}: an ONNX export paints the one style it was exported with")
+    source = model if is_onnx else feedforward.to_onnx(feedforward.styles.open_model(model, style))
     if backend == "openvino":
         net, info = feedforward.openvino_session(source, device, precision)
     else:
@@ -136,12 +191,13 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
     return feedforward.StyleModel(net=net, metadata=info)
 
 
-def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str]) -> None:
-    """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
+def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], style: str | None = None) -> None:
+    """Write a trained model (a file, or a built-in style's name or blend; ``style`` as for
+    :func:`load_style_model`) as ONNX with dynamic height and width (see ``feedforward.export``)."""
     if Path(output).suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
     output = images.check_writable(output, [model])
-    data = feedforward.to_onnx(feedforward.load_model(model))
+    data = feedforward.to_onnx(feedforward.styles.open_model(model, style))
     images.atomic_write_bytes(output, data)
 
 

@@ -8,7 +8,7 @@ makes those); :class:`StyleModel` pairs a network with its record. Nothing here 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,8 +61,12 @@ Network = TransformerNet | RuntimeNet
 
 @dataclass
 class StyleModel:
-    """A trained network with what it was trained on; ``net`` is a TransformerNet or a RuntimeNet running an export."""
+    """A trained network with what it was trained on; ``net`` is a TransformerNet or a RuntimeNet running an export.
+
+    A network of several styles has a ``styles`` list of records in ``metadata`` and a thumbnail per style in
+    ``thumbnails``; ``thumbnail`` is the (first) style's."""
 
     net: Network
     metadata: dict[str, Any]
     thumbnail: Image.Image | None = None
+    thumbnails: list[Image.Image] = field(default_factory=list)

@@ -3,6 +3,11 @@
 A ``torch.save``d dict that ``torch.load(weights_only=True)`` reads: ``format`` and ``version``, the
 network's ``state_dict``, a JSON ``metadata`` string (architecture, style name and SHA-256, training
 settings, step count) and a small PNG ``thumbnail`` of the style as a uint8 tensor.
+
+A network of several styles (``net.styles`` > 1) keeps the same layout: its metadata has a ``styles`` list,
+one record per style in the order of the normalisation tables' rows (each with at least a ``name``), and
+``thumbnails`` holds one PNG per style. Weights may be stored in float16 (``half``): the built-in styles ship
+that way, and loading gives float32 as always.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +42,28 @@ def style_fingerprint(style: Image.Image) -> tuple[str, bytes]:
     return digest, buffer.getvalue()
 
 
+def _png_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+
+
+def _png(tensor: torch.Tensor | None) -> Image.Image | None:
+    return Image.open(io.BytesIO(tensor.numpy().tobytes())) if tensor is not None and tensor.numel() else None
+
+
 def save_model(net: TransformerNet, path: str | os.PathLike[str], metadata: dict[str, Any],
-               thumbnail: bytes = b"") -> None:
-    """Write the model file atomically."""
+               thumbnails: Sequence[bytes] = (), half: bool = False) -> None:
+    """Write the model file atomically: ``thumbnails`` holds a PNG per style (or none), ``metadata`` a
+    ``styles`` list of records for a network of several styles; ``half`` stores the weights in float16."""
+    styles = metadata.get("styles")
+    if net.styles > 1 and (not isinstance(styles, list) or len(styles) != net.styles):
+        raise ValueError(f"a network of {net.styles} styles needs a `styles` list of {net.styles} records")
+    dtype = torch.float16 if half else torch.float32
     payload = {
         "format": FORMAT, "version": VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().to(dtype) for k, v in net.state_dict().items()},
         "metadata": json.dumps({**metadata, "width": net.width, "residual_blocks": net.residual_blocks}),
-        "thumbnail": torch.frombuffer(bytearray(thumbnail), dtype=torch.uint8) if thumbnail else
-        torch.zeros(0, dtype=torch.uint8),
+        "thumbnail": _png_tensor(thumbnails[0] if thumbnails else b""),
+        "thumbnails": [_png_tensor(data) for data in thumbnails],
     }
     save_atomically(payload, path)
 
@@ -62,12 +81,13 @@ def load_model(path: str | os.PathLike[str]) -> StyleModel:
                            f"(this stylecraft reads version {VERSION})")
     try:
         metadata = json.loads(payload["metadata"])
-        net = TransformerNet(width=int(metadata["width"]), residual_blocks=int(metadata["residual_blocks"]))
+        styles = metadata.get("styles")
+        net = TransformerNet(width=int(metadata["width"]), residual_blocks=int(metadata["residual_blocks"]),
+                             styles=len(styles) if isinstance(styles, list) else 1)
         net.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        thumbnails = [_png(tensor) for tensor in payload.get("thumbnails") or [payload.get("thumbnail")]]
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         raise WeightsError(f"{path}: damaged model file ({one_line(exc, 200)})") from exc
-    thumbnail = None
-    if payload.get("thumbnail") is not None and payload["thumbnail"].numel():
-        thumbnail = Image.open(io.BytesIO(payload["thumbnail"].numpy().tobytes()))
     net.eval().requires_grad_(False)
-    return StyleModel(net=net, metadata=metadata, thumbnail=thumbnail)
+    return StyleModel(net=net, metadata=metadata, thumbnail=thumbnails[0] if thumbnails else None,
+                      thumbnails=[t for t in thumbnails if t is not None])

@@ -4,6 +4,10 @@ Random square crops of a photo folder (``data``), batches, Adam; the loss is the
 content/style/TV objective as an optimisation run (:class:`~stylecraft.objective.Objective`), with the content
 target taken from each batch photo and the style target from the one style image. Progress goes to callbacks
 as :class:`TrainProgress` events; checkpoints keep the optimiser's state so that a run can resume.
+
+Several styles train one network (Dumoulin et al. 2017): shared convolutions, a scale and shift per style in
+each normalisation, the styles taking turns step by step, each with its own style targets (computed once).
+Styles are added to a trained network of several (``base``) by training their scales and shifts alone.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -28,7 +33,7 @@ from ..runtime import Runtime
 from .apply import stylise
 from .data import PhotoFolder, collate
 from .distributed import SINGLE, Processes, all_agree, total
-from .net import WIDTHS, TransformerNet, saturation_penalty
+from .net import WIDTHS, StyleNorm, TransformerNet, saturation_penalty
 
 
 @dataclass(frozen=True)
@@ -119,15 +124,16 @@ class TrainResult:
 
 @dataclass
 class _Session:
-    """One training run's parts: the network, its optimiser, the objective with the style's targets, the
-    photos, where it runs and who it reports to."""
+    """One training run's parts: the network, its optimiser, the objective with each style's targets (and the
+    network's row of each style), the photos, where it runs and who it reports to."""
 
     config: TrainConfig
     net: TransformerNet
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     objective: Objective
-    style_targets: dict[str, StyleTarget]
+    style_targets: list[dict[str, StyleTarget]]
+    rows: list[int]
     loader: DataLoader[torch.Tensor | None]
     sampler: DistributedSampler[int] | None
     runtime: Runtime
@@ -136,14 +142,40 @@ class _Session:
     step: int = 0
 
 
-def _session(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder, runtime: Runtime,
-             resume: dict[str, Any] | None, processes: Processes) -> _Session:
+def extended(base: TransformerNet, added: int) -> TransformerNet:
+    """``base`` with ``added`` more styles, whose scales and shifts start as the mean of the base's rows."""
+    net = TransformerNet(base.width, base.residual_blocks, styles=base.styles + added)
+    state = base.state_dict()
+    for name, norm in base.named_modules():
+        if isinstance(norm, StyleNorm):
+            for table in ("scales", "shifts"):
+                rows = state[f"{name}.{table}"]
+                state[f"{name}.{table}"] = torch.cat([rows, rows.mean(0, keepdim=True).expand(added, -1)])
+    net.load_state_dict(state)
+    return net
+
+
+def _only_rows(net: TransformerNet, rows: Sequence[int]) -> list[torch.nn.Parameter]:
+    """The scale and shift tables, their gradients kept for ``rows`` alone: what adding a style trains."""
+    keep = torch.zeros(net.styles, 1)
+    keep[list(rows)] = 1
+    tables = [p for norm in net.modules() if isinstance(norm, StyleNorm) for p in (norm.scales, norm.shifts)]
+    for table in tables:
+        table.register_hook(lambda grad: grad * keep.to(grad.device))  # type: ignore[no-untyped-call]
+    return tables
+
+
+def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: PhotoFolder, runtime: Runtime,
+             resume: dict[str, Any] | None, processes: Processes, base: TransformerNet | None) -> _Session:
     torch.manual_seed(config.seed)
     random.seed(config.seed + processes.rank)  # the crops differ between processes
-    net = TransformerNet(width=config.channels()).to(runtime.device)
+    net = TransformerNet(width=config.channels(), styles=len(styles)) if base is None else extended(base, len(styles))
+    rows = list(range(net.styles - len(styles), net.styles))
+    net = net.to(runtime.device).requires_grad_(True)
     if runtime.device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    trained = _only_rows(net, rows) if base is not None else list(net.parameters())
+    optimizer = torch.optim.Adam(trained, lr=config.lr)
     step = 0
     if resume:
         net.load_state_dict(resume["state_dict"])
@@ -161,9 +193,9 @@ def _session(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFold
                         drop_last=True, collate_fn=collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
     model = DistributedDataParallel(net) if processes.distributed else net
-    style_targets = objective.style_targets([style.to(runtime.device)], [1.0])
-    return _Session(config, net, model, optimizer, objective, style_targets, loader, sampler, runtime, processes, steps,
-                    step)
+    style_targets = [objective.style_targets([style.to(runtime.device)], [1.0]) for style in styles]
+    return _Session(config, net, model, optimizer, objective, style_targets, rows, loader, sampler, runtime,
+                    processes, steps, step)
 
 
 def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -171,7 +203,10 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     config, runtime = session.config, session.runtime
     memory_format = torch.channels_last if runtime.device.type == "cuda" else torch.contiguous_format
     batch = batch.to(runtime.device, memory_format=memory_format)
-    targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets)
+    turn = session.step % len(session.rows)  # the styles take turns
+    if session.net.styles > 1:
+        session.net.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
+    targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn])
     with runtime.autocast():
         output, logits = session.model(batch, with_logits=True)
     terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
@@ -185,24 +220,29 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     return terms
 
 
-def train(config: TrainConfig, vgg: VGG, style: torch.Tensor, data: PhotoFolder, *, sample: torch.Tensor,
+def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: PhotoFolder, *, sample: torch.Tensor,
           runtime: Runtime, resume: dict[str, Any] | None = None,
           callbacks: Sequence[Callable[[TrainProgress], None]] = (),
-          on_checkpoint: Callable[[dict[str, Any]], None] | None = None, processes: Processes = SINGLE) -> TrainResult:
-    """Train a TransformerNet to paint in ``style`` (a (1, 3, H, W) tensor at its working size); ``config`` is
-    validated by the caller.
+          on_checkpoint: Callable[[dict[str, Any]], None] | None = None, processes: Processes = SINGLE,
+          base: TransformerNet | None = None) -> TrainResult:
+    """Train a TransformerNet to paint in ``styles`` ((1, 3, H, W) tensors at their working size; one network
+    of several styles when there are several); ``config`` is validated by the caller.
+
+    With ``base``, a trained network of several styles, the result is ``base`` with the new styles added,
+    trained by their scales and shifts alone (the convolutions and the base's styles are kept as they are).
 
     ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from;
     ``on_checkpoint`` receives such a dict every ``checkpoint_every`` steps. Ctrl-C stops the run and
     returns the network as it is. With several ``processes`` (see ``distributed``) each trains on its shard
     of ``data`` and only the main one calls ``callbacks`` and ``on_checkpoint``.
     """
-    session = _session(config, vgg, style, data, runtime, resume, processes)
+    session = _session(config, vgg, styles, data, runtime, resume, processes, base)
     net, device = session.net, runtime.device
 
     def stylise_sample() -> torch.Tensor:
         net.eval()
-        picture = stylise(net, sample)
+        picture = stylise(net.painting(F.one_hot(torch.tensor(session.rows[-1]), net.styles).tolist())
+                          if net.styles > 1 else net, sample)
         net.train()
         return picture
 
