@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from stylecraft import images, quality, report
+from stylecraft import files, images, quality, report
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "images"
@@ -584,7 +584,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    images.atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    files.atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 import torch
 from PIL import Image
 
-from .. import checks, feedforward, images
+from .. import checks, feedforward, files, images
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
@@ -50,7 +50,7 @@ def train_network(style: ImageInput, data: str | os.PathLike[str], output: str |
     network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
     config.validate()
     network.validate()
-    output = images.check_writable(output, [style, sample, resume])
+    output = files.check_writable(output, [style, sample, resume])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision)
     processes, own_device = feedforward.distributed.start(runtime.device)
@@ -140,9 +140,9 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str]) 
     """Write a trained model file as ONNX with dynamic height and width (see ``feedforward.export``)."""
     if Path(output).suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
-    output = images.check_writable(output, [model])
+    output = files.check_writable(output, [model])
     data = feedforward.to_onnx(feedforward.load_model(model))
-    images.atomic_write_bytes(output, data)
+    files.atomic_write_bytes(output, data)
 
 
 def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 import torch.nn.functional as F
 
-from .. import images
+from .. import colour, images
 from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
 from .runtimes import RuntimeNet
@@ -62,5 +62,5 @@ def apply(net: Network, image: torch.Tensor, *, size: int | None = None, preserv
         image = images.resize_long_side(image, size)
     result = stylise(net, image, tile=tile)
     if preserve_color:
-        result = images.restore_colour(result, image)
+        result = colour.restore_colour(result, image)
     return result
