@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from stylecraft import files, images, quality, report
+from stylecraft.runtime import maxrss_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "images"
@@ -97,8 +98,7 @@ def run_child(command: list[str], stdout_path: Path, stderr_path: Path) -> dict:
         wall = time.perf_counter() - began
     parent_after = resource.getrusage(resource.RUSAGE_SELF)
     child.returncode = os.waitstatus_to_exitcode(status)
-    rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return {"returncode": child.returncode, "wall_s": wall, "peak_rss_mib": rss_bytes / 2**20,
+    return {"returncode": child.returncode, "wall_s": wall, "peak_rss_mib": maxrss_bytes(usage.ru_maxrss) / 2**20,
             "user_cpu_s": usage.ru_utime, "system_cpu_s": usage.ru_stime,
             # Should be ~0: the benchmark process itself must not compete with the child for the cores.
             "benchmark_process_cpu_s": (parent_after.ru_utime - parent_before.ru_utime

@@ -8,7 +8,7 @@ applying a network: ``auto`` is CUDA if present, else Apple's MPS, else the CPU.
 from __future__ import annotations
 
 import contextlib
-import resource
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +42,21 @@ def ieee_fp32(device: torch.device) -> None:
     faster, but then "fp32" is not fp32 and a tiled picture differs from the whole one by up to 2/255."""
     if device.type == "cuda":
         torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]  # not in the stubs
+
+
+def maxrss_bytes(maxrss: int) -> int:
+    """``getrusage``'s ``ru_maxrss`` in bytes: macOS counts it in bytes, Linux and the other Unixes in KiB."""
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+def peak_rss() -> int | None:
+    """The process's peak resident set size in bytes, or None where it is unknown (Windows has no
+    ``resource`` module)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 @dataclass(frozen=True)
@@ -93,8 +108,10 @@ class Runtime:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
-    def peak_memory_mb(self) -> float:
-        """The peak memory in MiB: the GPU allocator's peak on CUDA, the process's peak RSS otherwise."""
+    def peak_memory_mb(self) -> float | None:
+        """The peak memory in MiB: the GPU allocator's peak on CUDA, the process's peak RSS otherwise; None
+        where the system does not tell."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss()
+        return None if peak is None else peak / 2**20
