@@ -124,7 +124,7 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
         raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.load_model(model)
-        runtime = Runtime.resolve(device, "fp32")  # fp32 convolutions, not TF32, on CUDA too
+        runtime = Runtime.resolve(device, "fp32")
         loaded.net = cast(feedforward.TransformerNet, loaded.net).to(runtime.device)  # from a model file
         return loaded
     checks.choice("device", device, DEVICES)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import colour, images
+from ..runtime import Runtime
 from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
 from .runtimes import RuntimeNet
@@ -47,8 +48,9 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
 
 
 def stylise(net: Network, image: torch.Tensor, tile: int = TILE) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles."""
-    with torch.no_grad():
+    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles. A network
+    on CUDA computes in IEEE fp32 (:meth:`.Runtime.work`)."""
+    with torch.no_grad(), Runtime(_device(net)).work():
         if image.shape[-2] <= tile and image.shape[-1] <= tile:
             return _padded(net, image.to(_device(net))).float().cpu().clamp(0, 1)
         with _stages(net) as stages:
