@@ -19,9 +19,9 @@ from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
 from .runtimes import RuntimeNet
 
-#: The largest side run at once unless asked: a 2048 x 1536 picture takes 1.6 GB with ONNX Runtime and 3.2 GB
-#: in eager PyTorch (full network), and a larger one goes through exact tiles, which cost several whole runs
-#: (one pass per normalisation layer; docs/performance.md).
+#: The largest side run at once unless asked: large enough that 1080p video frames run whole, small enough to
+#: bound the memory; a larger picture goes through exact tiles, which cost several whole runs (one pass per
+#: normalisation layer). The measurements behind it are in docs/performance.md.
 TILE = 2048
 
 #: A network as loaded: the torch backend's TransformerNet, or a RuntimeNet running an export.
