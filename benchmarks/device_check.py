@@ -1,5 +1,6 @@
 """Does tiling stay exact on an accelerator? The checks the CPU test suite makes, on any device, at sizes a
-GPU makes cheap, in fp32 as stylecraft runs it and, on CUDA, in cuDNN's default TF32 for comparison.
+GPU makes cheap, in fp32 as stylecraft runs it and, on CUDA, the optimiser's also in cuDNN's default TF32
+for comparison.
 
 For the optimiser: the tiled objective's value and gradient against the whole picture's, at several tile
 sides. For real-time networks: exact tiles (whole-picture instance-norm statistics) against the whole
@@ -12,6 +13,7 @@ installed), with the seconds each takes. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import sys
@@ -109,11 +111,11 @@ def main() -> int:
     device = torch.device(args.device)
     rows = []
     for arithmetic in ("tf32", "fp32") if device.type == "cuda" else ("fp32",):
-        if arithmetic == "tf32":  # cuDNN's default
-            torch.backends.cudnn.conv.fp32_precision = "tf32"
-        else:  # as stylecraft's fp32 runtime sets it
-            Runtime.resolve(device, "fp32")
-        for row in optimiser_rows(device, args.size) + realtime_rows(device, args.size):
+        # cuDNN's default, or IEEE fp32 as stylecraft's work sets it; `stylise` always runs as stylecraft does
+        with Runtime(device).work() if arithmetic == "fp32" else contextlib.nullcontext():
+            found = optimiser_rows(device, args.size) + (realtime_rows(device, args.size) if arithmetic == "fp32"
+                                                         else [])
+        for row in found:
             rows.append({"arithmetic": arithmetic, **row})
             print(json.dumps(rows[-1]), flush=True)
     if args.json:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from stylecraft import api, images, quality, report
+from stylecraft import api, colour, images, quality, report
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 PAIRS = (("chicago.jpg", "the_resevoir_at_poitiers.jpg"), ("sailboat.jpg", "candy.jpg"),
@@ -49,7 +49,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
 def paint(candidate: str, photo: Image.Image, painting: Image.Image, options: dict[str, object]) -> Image.Image:
     """The candidate's transfer of ``photo`` in the style of ``painting``."""
     if candidate == "matched photo":
-        photo = images.to_pil(images.match_colour(images.to_tensor(photo), images.to_tensor(painting)))
+        photo = images.to_pil(colour.match_colour(images.to_tensor(photo), images.to_tensor(painting)))
     options = {"seed": 0, "score": False, **CANDIDATES[candidate], **options}
     return images.to_pil(api.run("transfer", photo, [painting], **options).image)
 

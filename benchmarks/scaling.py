@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -92,11 +91,9 @@ def measure_step(size: int, tile: int, repeats: int, device: torch.device) -> di
         _sync(device)
         if index:
             times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"size": size, "tile": tile, "tiles": tiling.count(width, height) if tiling else 1, "width": width,
             "height": height, "seconds_per_step": statistics.median(times), "spread": [min(times), max(times)],
-            "peak_memory_mb": peak / 2**20, "flops_per_step": step_flops(net, width, height),
+            "peak_memory_mb": Runtime(device).peak_memory_mb(), "flops_per_step": step_flops(net, width, height),
             "activation_mb": net.activation_bytes(width, height) / 2**20}
 
 

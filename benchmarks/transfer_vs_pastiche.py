@@ -41,7 +41,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from stylecraft import images, quality, report
+from stylecraft import files, images, quality, report
+from stylecraft.runtime import maxrss_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "images"
@@ -97,8 +98,7 @@ def run_child(command: list[str], stdout_path: Path, stderr_path: Path) -> dict:
         wall = time.perf_counter() - began
     parent_after = resource.getrusage(resource.RUSAGE_SELF)
     child.returncode = os.waitstatus_to_exitcode(status)
-    rss_bytes = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return {"returncode": child.returncode, "wall_s": wall, "peak_rss_mib": rss_bytes / 2**20,
+    return {"returncode": child.returncode, "wall_s": wall, "peak_rss_mib": maxrss_bytes(usage.ru_maxrss) / 2**20,
             "user_cpu_s": usage.ru_utime, "system_cpu_s": usage.ru_stime,
             # Should be ~0: the benchmark process itself must not compete with the child for the cores.
             "benchmark_process_cpu_s": (parent_after.ru_utime - parent_before.ru_utime
@@ -584,7 +584,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    images.atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    files.atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -307,12 +307,12 @@ def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_p
 
 
 def test_history_reports_peak_memory(capsys, tmp_path, content_path, style_path):
-    import resource
+    from stylecraft.runtime import peak_rss
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss() / 2**20
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "o.png", *FAST,
                         "--history", tmp_path / "h.json")
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = peak_rss() / 2**20
     assert code == 0, err
     peak = json.loads((tmp_path / "h.json").read_text())["peak_memory_mb"]
     assert before <= peak <= after  # this process's peak, in MiB

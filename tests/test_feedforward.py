@@ -14,7 +14,7 @@ import torch
 from conftest import make_content, make_style
 from PIL import Image
 
-from stylecraft import WeightsError, api, feedforward, images
+from stylecraft import WeightsError, api, colour, feedforward, images
 from stylecraft.cli import main
 from stylecraft.errors import ConfigError, ImageError
 from stylecraft.feedforward import TrainConfig, TransformerNet
@@ -181,9 +181,9 @@ def test_cli_train_and_apply(capsys, tmp_path, photos):
     assert main(["apply", str(model), str(photos / "p0.jpg"), "-o", str(kept), "--size", "48", "--quiet",
                  "--preserve-color"]) == 0
     photo = images.resize_long_side(images.to_tensor(images.load_image(photos / "p0.jpg")), 48)
-    painted, colour_kept = (images.rgb_to_yuv(images.to_tensor(images.load_image(p)))[:, 1:]
+    painted, colour_kept = (colour.rgb_to_yuv(images.to_tensor(images.load_image(p)))[:, 1:]
                             for p in (outputs[0], kept))
-    photo_colour = images.rgb_to_yuv(photo)[:, 1:]
+    photo_colour = colour.rgb_to_yuv(photo)[:, 1:]
     assert (colour_kept - photo_colour).abs().mean() < 0.5 * (painted - photo_colour).abs().mean()
     code = main(["apply", str(photos.parent / "style.png"), str(photos / "p0.jpg"), "-o", str(tmp_path / "x.png")])
     assert code == 2 and "not a stylecraft model file" in capsys.readouterr().err

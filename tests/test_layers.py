@@ -12,10 +12,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stylecraft"
 #: The README's diagram, bottom up; a module may import its own package and any lower layer.
 LAYERS = [
     {"errors"},
-    {"checks"},
+    {"checks", "files"},
     {"images"},
     {"torchfile", "losses", "runtime", "video"},
-    {"features"},
+    {"features", "colour"},
     {"tiling"},
     {"objective"},
     {"optimize", "feedforward", "report", "quality"},

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import stylecraft
-from stylecraft import ConfigError, ImageError, Progress, TransferConfig, WeightsError, images
+from stylecraft import ConfigError, ImageError, Progress, TransferConfig, WeightsError, colour, images
 from stylecraft.features.weights import conv_shapes
 from stylecraft.optimize import schedule
 
@@ -192,10 +192,10 @@ def test_init_from_a_file(content, checker, stripes, tmp_path):
 def test_init_palette_is_the_content_in_the_styles_colours(content, stripes):
     out = _one_tiny_step("transfer", content, stripes, "palette")
     style = images.resize(images.to_tensor(stripes), (32, 32))
-    assert (out - images.match_colour(working(content, 32), style)).abs().max() < 1e-4
+    assert (out - colour.match_colour(working(content, 32), style)).abs().max() < 1e-4
     photo_off = (working(content, 32).mean((2, 3)) - style.mean((2, 3))).norm()
     assert (out.mean((2, 3)) - style.mean((2, 3))).norm() < photo_off / 3  # near the stripes' mean colour
-    luma = [images.rgb_to_yuv(picture)[:, 0].flatten() for picture in (out, working(content, 32))]
+    luma = [colour.rgb_to_yuv(picture)[:, 0].flatten() for picture in (out, working(content, 32))]
     assert float(torch.corrcoef(torch.stack(luma))[0, 1]) > 0.8  # the photo's shapes and shading
 
 
@@ -281,7 +281,7 @@ def _preserved(content, stripes):
 def test_preserve_color_keeps_the_content_chroma(content, stripes):
     out, original = _preserved(content, stripes)
     assert out.shape == original.shape
-    out_yuv, original_yuv = images.rgb_to_yuv(out), images.rgb_to_yuv(original)
+    out_yuv, original_yuv = colour.rgb_to_yuv(out), colour.rgb_to_yuv(original)
     # The luminance did change: this is a transfer, not a copy.
     assert (out_yuv[:, 0] - original_yuv[:, 0]).abs().mean() > 0.02
     # Where no channel had to be clipped to [0, 1], U and V are the content's.
@@ -293,7 +293,7 @@ def test_preserve_color_keeps_the_content_chroma(content, stripes):
 
 def test_preserve_color_keeps_the_chroma_everywhere(content, stripes):
     out, original = _preserved(content, stripes)
-    chroma_error = (images.rgb_to_yuv(out)[:, 1:] - images.rgb_to_yuv(original)[:, 1:]).abs()
+    chroma_error = (colour.rgb_to_yuv(out)[:, 1:] - colour.rgb_to_yuv(original)[:, 1:]).abs()
     assert chroma_error.max() < 1e-3
 
 

@@ -17,7 +17,7 @@ from conftest import make_content, make_style
 from PIL import Image
 from test_studio import config, finished, live_server, new_job, png, studio, upload, wait_for
 
-from stylecraft import cli
+from stylecraft import cli, files, images
 from stylecraft.errors import ConfigError, UsageError
 from stylecraft.studio import app as studio_app
 from stylecraft.studio.config import StudioConfig
@@ -201,7 +201,7 @@ def test_one_studio_per_database_as_well_as_per_folder(tmp_path: Path, capsys: p
 
 
 def test_uploads_decode_a_few_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_load = studio_app.images.load_image
+    real_load = images.load_image
     active, peak = [0], [0]
     lock = threading.Lock()
 
@@ -216,7 +216,7 @@ def test_uploads_decode_a_few_at_a_time(tmp_path: Path, monkeypatch: pytest.Monk
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(studio_app.images, "load_image", slow_load)
+    monkeypatch.setattr(images, "load_image", slow_load)
     codes: list[int] = []
     with live_server(config(tmp_path, max_decoding=2)) as url:
         def send() -> None:
@@ -372,15 +372,14 @@ def test_a_preview_rewritten_while_it_is_sent_arrives_whole(tmp_path: Path) -> N
     preview = studio_config.data / "jobs" / job_id / "preview.jpg"
     sizes = [make_content(32 * k, 24 * k) for k in (1, 3, 5)]
     pictures = [png(picture, "JPEG") for picture in sizes]
-    images_module = studio_app.images
-    images_module.atomic_write_bytes(preview, pictures[0])
+    files.atomic_write_bytes(preview, pictures[0])
     stop = threading.Event()
 
     def rewrite() -> None:
         k = 0
         while not stop.is_set():
             k += 1
-            images_module.atomic_write_bytes(preview, pictures[k % len(pictures)])
+            files.atomic_write_bytes(preview, pictures[k % len(pictures)])
 
     with live_server(studio_config) as url:
         writer = threading.Thread(target=rewrite)

@@ -1,26 +1,22 @@
 """Images in and out: files, bytes and PIL images <-> float tensors, safely.
 
 Inside stylecraft an image is a float32 tensor, RGB, shape (1, 3, H, W), values in [0, 1]. This module is
-the only place that touches image files: it normalises every readable mode (grey, alpha, palette, CMYK,
-16-bit, EXIF-rotated) to RGB, refuses what cannot be read with one clear line, and writes results
-atomically so that an output is either the complete new picture or the old file untouched.
+the only place that decodes and encodes image files: it normalises every readable mode (grey, alpha, palette,
+CMYK, 16-bit, EXIF-rotated) to RGB, refuses what cannot be read with one clear line, resizes, and saves
+results through :mod:`.files`, atomically, so that an output is either the complete new picture or the old
+file untouched. Colour maths is in :mod:`.colour`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import io
 import json
 import os
-import tempfile
-import time
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import png
@@ -29,13 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError, UsageError
-
-fcntl: ModuleType | None
-try:
-    import fcntl
-except ImportError:  # Windows: stale temporary files are told by their age instead of a lock
-    fcntl = None
+from .errors import ImageError
+from .files import atomic_write_bytes, check_writable
 
 ImageInput = str | os.PathLike[str] | Image.Image | bytes
 
@@ -55,11 +46,6 @@ SRGB_BYTES: bytes = SRGB.tobytes()
 #: Bit depths a result can be written in, and the formats that hold 16 bits a channel.
 BIT_DEPTHS = (8, 16)
 DEEP_FORMATS = ("PNG", "TIFF")
-
-#: A temporary file of an atomic write that is unlocked and this many seconds old was left by a dead writer;
-#: where files cannot be locked, one this old.
-FRESH_PART_AGE, STALE_PART_AGE = 5, 3600
-
 
 def _describe(source: ImageInput) -> str:
     if isinstance(source, (str, os.PathLike)):
@@ -210,93 +196,6 @@ def check_output_path(path: str | os.PathLike[str], inputs: Iterable[object] = (
     return check_writable(path, inputs)
 
 
-def check_writable(path: str | os.PathLike[str], inputs: Iterable[object] = ()) -> Path:
-    """Fail early if a file cannot be created at ``path``: the folder is missing, not a folder, or read-only;
-    or ``path`` is the same file as one of ``inputs`` (paths; other kinds of input are ignored), which the
-    output would destroy."""
-    path = Path(path)
-    if path.exists():
-        for source in inputs:
-            if isinstance(source, (str, os.PathLike)) and Path(source).exists() and os.path.samefile(path, source):
-                raise UsageError(f"{path}: is the input {source} itself; write the result to another file")
-    folder = path.parent
-    if not folder.exists():
-        raise ImageError(f"{path}: the folder {folder} does not exist")
-    if not folder.is_dir():
-        raise ImageError(f"{path}: {folder} is not a folder")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stylecraft-probe-"):
-            pass
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from exc
-    return path
-
-
-def _read_umask() -> int:
-    """The process's umask, read once at import: Linux shows it in /proc; elsewhere it is set and restored
-    before any thread of ours can create files."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: New files get the permissions the user's umask allows (mkstemp alone would make them private).
-FILE_MODE = 0o666 & ~_read_umask()
-
-
-def _remove_stale_parts(path: Path) -> None:
-    """Remove the temporary files of earlier writes of ``path`` whose writer died (a kill -9 during a save):
-    a live writer holds a lock on its file."""
-    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        try:
-            if time.time() - part.stat().st_mtime < (FRESH_PART_AGE if fcntl else STALE_PART_AGE):
-                continue  # a writer may have just made it and not locked it yet
-            with open(part, "rb") as stream:
-                if fcntl is not None:
-                    fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                part.unlink()
-        except OSError:  # locked by a live writer, or already gone
-            continue
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """A binary stream to a temporary file beside ``path``, renamed over ``path`` when the block ends
-    normally and removed when it raises: ``path`` is complete or as it was.
-
-    The temporary file is locked while it is written, so that the next write of ``path`` can tell (and
-    remove) those left behind by a process that was killed.
-    """
-    path = Path(path)
-    _remove_stale_parts(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w+b") as stream:
-            if fcntl is not None:
-                fcntl.flock(stream, fcntl.LOCK_EX)
-            yield stream
-            stream.flush()
-            os.chmod(temp, FILE_MODE)
-            os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as stream:
-        stream.write(data)
-
-
 def encode_image(image: Image.Image, fmt: str, metadata: dict[str, Any] | None = None) -> bytes:
     """Encode ``image`` in Pillow format ``fmt``; PNGs carry ``metadata`` as a JSON text chunk."""
     buffer = io.BytesIO()
@@ -370,73 +269,3 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     with Image.open(path) as image:
         text = getattr(image, "text", {}).get(METADATA_KEY)
     return json.loads(text) if text else None
-
-
-def rgb_to_yuv(image: torch.Tensor) -> torch.Tensor:
-    """RGB -> YUV (BT.601): Y is luminance, U and V the colour; used for colour-preserving transfer."""
-    matrix = image.new_tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
-    return torch.einsum("ij,njhw->nihw", matrix, image)
-
-
-def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
-    """YUV (BT.601) -> RGB, the inverse of :func:`rgb_to_yuv`."""
-    matrix = image.new_tensor([[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]])
-    return torch.einsum("ij,njhw->nihw", matrix, image)
-
-
-def luminance(image: torch.Tensor) -> torch.Tensor:
-    """The luminance of an RGB image, repeated on three channels so that VGG can read it."""
-    return rgb_to_yuv(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
-
-
-def match_luminance(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Shift and scale ``source``'s luminance to ``reference``'s mean and spread (Gatys et al. 2016, sec. 3)."""
-    src, ref = source[:, :1], reference[:, :1]
-    scaled = (src - src.mean()) * (ref.std() / src.std().clamp_min(1e-6)) + ref.mean()
-    return scaled.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
-
-
-def restore_colour(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Combine the luminance of ``result`` with the colour (U, V) of ``content``.
-
-    The luminance is clamped per pixel to the range in which that pixel's colour stays a valid RGB value,
-    so the content's colour is kept exactly instead of being distorted by clamping RGB afterwards.
-    """
-    colour = rgb_to_yuv(content)[:, 1:]
-    u, v = colour[:, :1], colour[:, 1:]
-    offsets = torch.cat([1.13983 * v, -0.39465 * u - 0.58060 * v, 2.03211 * u], dim=1)
-    low, high = (-offsets).amax(dim=1, keepdim=True), (1 - offsets).amin(dim=1, keepdim=True)
-    luma = torch.maximum(torch.minimum(rgb_to_yuv(result)[:, :1], high), low)
-    return yuv_to_rgb(torch.cat([luma, colour], dim=1)).clamp(0, 1)
-
-
-def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
-    """The symmetric square root of a symmetric positive semi-definite matrix."""
-    values, vectors = torch.linalg.eigh(matrix)
-    root: torch.Tensor = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
-    return root
-
-
-def match_colour(picture: torch.Tensor, references: torch.Tensor | Sequence[torch.Tensor],
-                 weights: Sequence[float] | None = None) -> torch.Tensor:
-    """``picture`` ((1, 3, H, W) in [0, 1]) with its colours moved so that their mean and covariance are those
-    of ``references``' (the mixture of their colours, in proportion to ``weights``, equal by default): the
-    Monge-Kantorovich linear map (Pitie and Kokaram 2007), the least change of colours that matches both,
-    which keeps each pixel's relation to its neighbours (edges, shading)."""
-    references = [references] if isinstance(references, torch.Tensor) else list(references)
-    shares = weights if weights is not None else [1.0] * len(references)
-    total = sum(shares)
-    mean = torch.zeros(3, 1, dtype=torch.float64, device=picture.device)
-    second = torch.zeros(3, 3, dtype=torch.float64, device=picture.device)
-    for reference, share in zip(references, shares, strict=True):
-        colours = reference[0].flatten(1).double().to(picture.device)
-        mean += share / total * colours.mean(1, keepdim=True)
-        second += share / total * (colours @ colours.T) / colours.shape[1]
-    source = picture[0].flatten(1).double()
-    eye = 1e-5 * torch.eye(3, dtype=torch.float64, device=picture.device)
-    source_cov, target_cov = source.cov(correction=0) + eye, second - mean @ mean.T + eye
-    root = _sqrtm(source_cov)
-    inverse_root = torch.linalg.inv(root)
-    transform = inverse_root @ _sqrtm(root @ target_cov @ root) @ inverse_root
-    moved: torch.Tensor = transform @ (source - source.mean(1, keepdim=True)) + mean
-    return moved.reshape(picture.shape).to(picture.dtype).clamp(0, 1)

@@ -213,11 +213,11 @@ class _TiledPass:
                 error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
                 share = share + o.content_weight * weight * error / self.norms[name]
             for name in o.style_layers:
-                first, second = tiled.sums(inner_feats[name][0])
+                found = tiled.Sums.of(inner_feats[name][0])
                 slope_first, slope_second = slopes[name]
-                share = share + (slope_second * second).sum()
+                share = share + (slope_second * found.second).sum()
                 if slope_first is not None:
-                    share = share + (slope_first * first).sum()
+                    share = share + (slope_first * found.first).sum()
             share.backward()  # type: ignore[no-untyped-call]
             left, top, right, bottom = box.crop
             assert crop.grad is not None  # the crop is a leaf that the share depends on
@@ -234,28 +234,20 @@ class _TiledPass:
         the feature vectors (None where the term does not depend on them) and of their outer products."""
         o = self.objective
         errors: dict[str, torch.Tensor] = {}
-        firsts: dict[str, torch.Tensor] = {}
-        seconds: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
+        totals: dict[str, tiled.Sums] = {}
         with torch.no_grad():
             for _, _, inner_feats in tiled.tiles(o.net, pixels, o.layers, self.tiling, o.autocast):
                 for name in o.content_layers:
                     feats, (rows, cols) = inner_feats[name]
                     error = (feats - self.targets.content[name][..., rows, cols]).pow(2).sum()
                     errors[name] = errors[name] + error if name in errors else error
-                for name in o.style_layers:
-                    feats = inner_feats[name][0]
-                    first, second = tiled.sums(feats)
-                    firsts[name] = firsts[name] + first if name in firsts else first
-                    seconds[name] = seconds[name] + second if name in seconds else second
-                    counts[name] = counts.get(name, 0) + feats.shape[-2] * feats.shape[-1]
+                tiled.add_sums(totals, inner_feats, o.style_layers)
         slopes: dict[str, tuple[torch.Tensor | None, torch.Tensor]] = {}
         style: dict[str, torch.Tensor] = {}
         for weight, name in zip(o.style_weights, o.style_layers, strict=True) if o.style_layers else ():
-            first, second = firsts[name].requires_grad_(True), seconds[name].requires_grad_(True)
+            first, second = totals[name].first.requires_grad_(True), totals[name].second.requires_grad_(True)
             with torch.enable_grad():
-                value = losses.style_distance(Moments.from_sums(first, second, counts[name]),
-                                              self.targets.style[name])
+                value = losses.style_distance(totals[name].moments(), self.targets.style[name])
                 slope_first, slope_second = torch.autograd.grad(o.style_weight * weight * value, (first, second),
                                                                 allow_unused=True)
             style[name], slopes[name] = value.detach(), (slope_first, slope_second)

@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from . import checks, images
+from . import checks, files, images
 from .errors import ConfigError
 
 PathLike = str | os.PathLike[str]
@@ -94,7 +94,7 @@ class Animation:
         buffer = io.BytesIO()
         self.frames[0].save(buffer, format="GIF", save_all=True, append_images=self.frames[1:],
                             duration=durations, loop=0, optimize=True)
-        images.atomic_write_bytes(path, buffer.getvalue())
+        files.atomic_write_bytes(path, buffer.getvalue())
 
 
 def check_suffix(path: PathLike, suffixes: Sequence[str], option: str, inputs: Sequence[object] = ()) -> Path:
@@ -102,7 +102,7 @@ def check_suffix(path: PathLike, suffixes: Sequence[str], option: str, inputs: S
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise ConfigError(f"{option} {path}: use a file ending in {' or '.join(suffixes)}")
-    return images.check_writable(path, inputs)
+    return files.check_writable(path, inputs)
 
 
 def write_history(history: Sequence[dict[str, float]], path: PathLike, extra: dict[str, object] | None = None) -> None:
@@ -124,7 +124,7 @@ def write_history(history: Sequence[dict[str, float]], path: PathLike, extra: di
         writer.writeheader()
         writer.writerows(rows)
         data = text.getvalue().encode()
-    images.atomic_write_bytes(path, data)
+    files.atomic_write_bytes(path, data)
 
 
 def plot_history(history: Sequence[dict[str, float]], path: PathLike, title: str = "") -> None:
@@ -149,7 +149,7 @@ def plot_history(history: Sequence[dict[str, float]], path: PathLike, title: str
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    images.atomic_write_bytes(path, buffer.getvalue())
+    files.atomic_write_bytes(path, buffer.getvalue())
 
 
 @dataclass

@@ -8,7 +8,9 @@ applying a network: ``auto`` is CUDA if present, else Apple's MPS, else the CPU.
 from __future__ import annotations
 
 import contextlib
-import resource
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -37,11 +39,51 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def ieee_fp32(device: torch.device) -> None:
-    """Make fp32 convolutions on ``device`` compute in fp32. cuDNN's own default is TF32 (a 10-bit mantissa):
-    faster, but then "fp32" is not fp32 and a tiled picture differs from the whole one by up to 2/255."""
-    if device.type == "cuda":
-        torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]  # not in the stubs
+class _IEEEConvolutions:
+    """cuDNN's fp32 convolutions computed in IEEE fp32 while any of stylecraft's work is inside :meth:`held`.
+
+    cuDNN's own default is TF32 (a 10-bit mantissa): faster, but then "fp32" is not fp32 and a tiled picture
+    differs from the whole one by up to 2/255. The flag is process-wide, so it is set only while stylecraft
+    works: the first of its runs (threads, nested runs) to enter sets it, the last to leave puts the user's
+    value back.
+    """
+
+    def __init__(self) -> None:
+        self.lock, self.users, self.saved = threading.Lock(), 0, ""
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """IEEE fp32 convolutions inside the block; the user's setting after it."""
+        conv = torch.backends.cudnn.conv  # type: ignore[attr-defined]  # not in the stubs
+        with self.lock:
+            if not self.users:
+                self.saved, conv.fp32_precision = conv.fp32_precision, "ieee"
+            self.users += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.users -= 1
+                if not self.users:
+                    conv.fp32_precision = self.saved
+
+
+_IEEE = _IEEEConvolutions()
+
+
+def maxrss_bytes(maxrss: int) -> int:
+    """``getrusage``'s ``ru_maxrss`` in bytes: macOS counts it in bytes, Linux and the other Unixes in KiB."""
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+def peak_rss() -> int | None:
+    """The process's peak resident set size in bytes, or None where it is unknown (Windows has no
+    ``resource`` module)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 @dataclass(frozen=True)
@@ -60,9 +102,15 @@ class Runtime:
         resolved = device if isinstance(device, torch.device) else resolve_device(device)
         if precision == "auto":
             precision = "bf16" if resolved.type == "cuda" else "fp32"
-        if precision == "fp32":
-            ieee_fp32(resolved)
         return cls(resolved, precision)
+
+    def work(self) -> contextlib.AbstractContextManager[None]:
+        """The context for stylecraft's work on this runtime (forward and backward passes alike): at fp32 on
+        CUDA, convolutions compute in IEEE fp32 inside it, not in cuDNN's TF32, and the user's setting is
+        back after it; elsewhere it changes nothing."""
+        if self.device.type == "cuda" and self.precision == "fp32":
+            return _IEEE.held()
+        return contextlib.nullcontext()
 
     def on(self, device: torch.device) -> Runtime:
         """The same precision on another device (a ``torchrun`` process's own GPU)."""
@@ -93,8 +141,10 @@ class Runtime:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
-    def peak_memory_mb(self) -> float:
-        """The peak memory in MiB: the GPU allocator's peak on CUDA, the process's peak RSS otherwise."""
+    def peak_memory_mb(self) -> float | None:
+        """The peak memory in MiB: the GPU allocator's peak on CUDA, the process's peak RSS otherwise; None
+        where the system does not tell."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss()
+        return None if peak is None else peak / 2**20

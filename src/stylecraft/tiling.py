@@ -12,7 +12,7 @@ that of one tile, whatever the picture's size.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -154,21 +154,39 @@ def moments(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
             autocast: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, Moments]:
     """The whole picture's feature moments of ``layers`` (as :meth:`.losses.Moments.of`), summed tile by tile
     without gradients."""
-    firsts: dict[str, torch.Tensor] = {}
-    seconds: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
+    totals: dict[str, Sums] = {}
     with torch.no_grad():
         for _, _, inner in tiles(net, image, layers, tiling, autocast):
-            for layer, (feats, _) in inner.items():
-                first, second = sums(feats)
-                firsts[layer] = firsts[layer] + first if layer in firsts else first
-                seconds[layer] = seconds[layer] + second if layer in seconds else second
-                counts[layer] = counts.get(layer, 0) + feats.shape[-2] * feats.shape[-1]
-    return {layer: Moments.from_sums(firsts[layer], seconds[layer], counts[layer]) for layer in firsts}
+            add_sums(totals, inner, layers)
+    return {layer: found.moments() for layer, found in totals.items()}
 
 
-def sums(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C, H, W) activations -> the sums over positions of the feature vectors (N, C) and of their outer
-    products (N, C, C)."""
-    flat = features.reshape(*features.shape[:2], -1)
-    return flat.sum(-1), torch.bmm(flat, flat.transpose(1, 2))
+@dataclass(frozen=True)
+class Sums:
+    """A layer's sums over positions: of the feature vectors (N, C), of their outer products (N, C, C), and
+    how many positions they cover. Added tile by tile, they give the whole picture's :class:`.losses.Moments`."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    count: int
+
+    @classmethod
+    def of(cls, features: torch.Tensor) -> Sums:
+        """The sums of (N, C, H, W) activations."""
+        flat = features.reshape(*features.shape[:2], -1)
+        return cls(flat.sum(-1), torch.bmm(flat, flat.transpose(1, 2)), flat.shape[-1])
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(self.first + other.first, self.second + other.second, self.count + other.count)
+
+    def moments(self) -> Moments:
+        """The moments these sums give (differentiable with respect to ``first`` and ``second``)."""
+        return Moments.from_sums(self.first, self.second, self.count)
+
+
+def add_sums(totals: dict[str, Sums], inner: dict[str, tuple[torch.Tensor, tuple[slice, slice]]],
+             layers: Iterable[str]) -> None:
+    """Add one tile's sums of ``layers`` (its interior features, as :func:`tiles` yields them) to ``totals``."""
+    for layer in layers:
+        found = Sums.of(inner[layer][0])
+        totals[layer] = totals[layer] + found if layer in totals else found

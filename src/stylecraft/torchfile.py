@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from . import images
+from . import files
 from .errors import WeightsError
 
 
@@ -24,4 +24,4 @@ def save_atomically(payload: object, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path``: the complete new file or the old one untouched."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    images.atomic_write_bytes(path, buffer.getvalue())
+    files.atomic_write_bytes(path, buffer.getvalue())

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import torch
 from PIL import Image
 
-from .. import checks, feedforward, images
+from .. import checks, feedforward, files, images
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
@@ -57,7 +57,7 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageInput, style)]
     base = _base(add_to) if add_to is not None else None
     style_names = _style_names(styles, names, feedforward.styles.names(base) if base else [])
-    output = images.check_writable(output, [*styles, sample, resume, add_to])
+    output = files.check_writable(output, [*styles, sample, resume, add_to])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision)
     processes, own_device = feedforward.distributed.start(runtime.device)
@@ -177,7 +177,7 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
         raise ConfigError(f"{model}: an ONNX file runs with `backend` onnx or openvino")
     if backend == "torch" or (backend == "auto" and not is_onnx):
         loaded = feedforward.styles.open_model(model, style)
-        runtime = Runtime.resolve(device, "fp32")  # fp32 convolutions, not TF32, on CUDA too
+        runtime = Runtime.resolve(device, "fp32")
         loaded.net = cast(feedforward.TransformerNet, loaded.net).to(runtime.device)  # from a model file
         return loaded
     checks.choice("device", device, DEVICES)
@@ -196,9 +196,9 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     :func:`load_style_model`) as ONNX with dynamic height and width (see ``feedforward.export``)."""
     if Path(output).suffix.lower() != ".onnx":
         raise ConfigError(f"{output}: an ONNX export's name ends in .onnx")
-    output = images.check_writable(output, [model])
+    output = files.check_writable(output, [model])
     data = feedforward.to_onnx(feedforward.styles.open_model(model, style))
-    images.atomic_write_bytes(output, data)
+    files.atomic_write_bytes(output, data)
 
 
 def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,

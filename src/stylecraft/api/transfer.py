@@ -145,11 +145,12 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         checks.non_negative("temporal_weight", temporal.weight)
         temporal = Temporal(temporal.previous.to(runtime.device), temporal.reliable.to(runtime.device),
                             temporal.weight)
-    result = synthesise(config, build_objective(config, mode, net, runtime.autocast, temporal), mode=mode,
-                        content=None if content_tensor is None else content_tensor.to(runtime.device),
-                        styles=[s.to(runtime.device) for s in style_tensors], init=init,
-                        canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed, stop=stop,
-                        memory=memory, temporal=temporal)
+    with runtime.work():
+        result = synthesise(config, build_objective(config, mode, net, runtime.autocast, temporal), mode=mode,
+                            content=None if content_tensor is None else content_tensor.to(runtime.device),
+                            styles=[s.to(runtime.device) for s in style_tensors], init=init,
+                            canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed,
+                            stop=stop, memory=memory, temporal=temporal)
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],

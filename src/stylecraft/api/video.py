@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import checks, feedforward, images
+from .. import checks, feedforward, files, images
 from ..errors import ConfigError
 from ..images import ImageInput
 from ..optimize import Temporal
@@ -219,7 +219,7 @@ def _frames_done(folder: Path, settings: dict[str, object]) -> int:
             count += 1
         return count
     folder.mkdir()
-    images.atomic_write_bytes(record, json.dumps(settings, indent=1).encode())
+    files.atomic_write_bytes(record, json.dumps(settings, indent=1).encode())
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
 
-from .. import api, checks, images, report
+from .. import api, checks, files, images, report
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
@@ -59,11 +59,11 @@ def run_train(args: argparse.Namespace) -> int:
     from ..feedforward.distributed import from_environment
 
     args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
-    output = images.check_writable(args.output, [args.style, args.sample, args.resume])
+    output = files.check_writable(args.output, [args.style, args.sample, args.resume])
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
-    samples = images.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
+    samples = files.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
     callbacks: list[Callable[[TrainProgress], None]] = [report.TrainSamples(samples, config.sample_every)]
     bar = None
     if not args.quiet:

@@ -13,14 +13,15 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 import torch.nn.functional as F
 
-from .. import images
+from .. import colour, images
+from ..runtime import Runtime
 from .exact import Stages, stylise_exactly, torch_stages
 from .loaded import Network
 from .net import TransformerNet
 
-#: The largest side run at once unless asked: a 2048 x 1536 picture takes 1.6 GB with ONNX Runtime and 3.2 GB
-#: in eager PyTorch (full network), and a larger one goes through exact tiles, which cost several whole runs
-#: (one pass per normalisation layer; docs/performance.md).
+#: The largest side run at once unless asked: large enough that 1080p video frames run whole, small enough to
+#: bound the memory; a larger picture goes through exact tiles, which cost several whole runs (one pass per
+#: normalisation layer). The measurements behind it are in docs/performance.md.
 TILE = 2048
 
 
@@ -44,8 +45,9 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
 
 
 def stylise(net: Network, image: torch.Tensor, tile: int = TILE) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles."""
-    with torch.no_grad():
+    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles. A network
+    on CUDA computes in IEEE fp32 (:meth:`.Runtime.work`)."""
+    with torch.no_grad(), Runtime(_device(net)).work():
         if image.shape[-2] <= tile and image.shape[-1] <= tile:
             return _padded(net, image.to(_device(net))).float().cpu().clamp(0, 1)
         with _stages(net) as stages:
@@ -59,5 +61,5 @@ def apply(net: Network, image: torch.Tensor, *, size: int | None = None, preserv
         image = images.resize_long_side(image, size)
     result = stylise(net, image, tile=tile)
     if preserve_color:
-        result = images.restore_colour(result, image)
+        result = colour.restore_colour(result, image)
     return result

@@ -11,8 +11,7 @@ rewritten; the weights are rearranged once, and the results agree with the origi
   mostly idle. Folding 2x2 pixel blocks into channels (space-to-depth) turns it into a 5x5 convolution from
   4x the channels to 12 outputs at half the resolution, followed by depth-to-space.
 
-Measured with ONNX Runtime on 2 CPU cores at 1024 x 768: 1.9 s against 2.2 s for the plain graph, and 3.6 s
-for eager PyTorch (``benchmarks/realtime.py``; docs/performance.md).
+What this gains with each runtime is measured in docs/performance.md (``benchmarks/realtime.py``).
 """
 
 from __future__ import annotations

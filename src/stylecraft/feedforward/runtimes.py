@@ -2,9 +2,8 @@
 
 Each gives a callable like :class:`.TransformerNet` ((N, 3, H, W) in [0, 1] -> the same) that
 :func:`.apply.stylise` drives like the network itself, exact tiles included (``graph.py``), and the metadata
-the export carries. On this
-project's 2-core CPU the full network at 1024 x 768 takes 3.6 s in eager PyTorch, 1.9 s with ONNX Runtime
-and 1.6 s with OpenVINO (``benchmarks/realtime.py``; docs/performance.md).
+the export carries. Both run a network faster than eager PyTorch on a CPU; how much faster is measured in
+docs/performance.md (``benchmarks/realtime.py``).
 """
 
 from __future__ import annotations

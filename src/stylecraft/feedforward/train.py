@@ -193,7 +193,8 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
                         drop_last=True, collate_fn=collate, num_workers=config.workers,
                         generator=torch.Generator().manual_seed(config.seed + step))
     model = DistributedDataParallel(net) if processes.distributed else net
-    style_targets = [objective.style_targets([style.to(runtime.device)], [1.0]) for style in styles]
+    with runtime.work():
+        style_targets = [objective.style_targets([style.to(runtime.device)], [1.0]) for style in styles]
     return _Session(config, net, model, optimizer, objective, style_targets, rows, loader, sampler, runtime,
                     processes, steps, step)
 
@@ -206,16 +207,17 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     turn = session.step % len(session.rows)  # the styles take turns
     if session.net.styles > 1:
         session.net.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
-    targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn])
-    with runtime.autocast():
-        output, logits = session.model(batch, with_logits=True)
-    terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
-    if config.saturation_weight:
-        terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
-        terms["total"] = terms["total"] + terms["saturation"]
-    session.optimizer.zero_grad(set_to_none=True)
-    terms["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-    session.optimizer.step()
+    with runtime.work():
+        targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn])
+        with runtime.autocast():
+            output, logits = session.model(batch, with_logits=True)
+        terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
+        if config.saturation_weight:
+            terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
+            terms["total"] = terms["total"] + terms["saturation"]
+        session.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+        session.optimizer.step()
     session.step += 1
     return terms
 

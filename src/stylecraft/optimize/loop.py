@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import images
+from .. import colour, images
 from ..errors import ConfigError
 from ..features import VGG
 from ..objective import Objective, Targets, check_size, normalised
@@ -123,7 +123,7 @@ def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, conten
     if choice == "content" and content is not None:
         return content.detach().cpu().clone()
     if choice == "palette" and content is not None and styles:
-        return images.match_colour(content.detach(), styles, blend).cpu()
+        return colour.match_colour(content.detach(), styles, blend).cpu()
     if choice == "style" and styles:
         return images.resize(styles[0].detach().cpu(), size)
     raise ConfigError(f"`init` {choice!r}: give {', '.join(INITS)} or an image of your own (`init_image`)")
@@ -307,8 +307,8 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     plan = schedule(config, full)
     original = content
     if config.preserve_color and content is not None:
-        luminance = images.luminance(content)
-        styles = [images.match_luminance(images.luminance(s), luminance) for s in styles]
+        luminance = colour.luminance(content)
+        styles = [colour.match_luminance(colour.luminance(s), luminance) for s in styles]
         content = luminance
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
                stop, memory, sum(count for _, count in plan), len(plan), temporal)
@@ -322,7 +322,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         assert pixels is not None
         image = pixels.detach().clamp(0, 1)
         if config.preserve_color and original is not None:
-            image = images.restore_colour(image, images.resize(original, _size_of(image)))
+            image = colour.restore_colour(image, images.resize(original, _size_of(image)))
         return image.cpu()
 
     try:

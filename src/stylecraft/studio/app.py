@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from .. import api, images
+from .. import api, files
 from ..errors import UsageError, one_line
 from . import events
 from .config import StudioConfig
@@ -133,7 +133,7 @@ def check_ready(config: StudioConfig, port: int) -> None:
         config.data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
-    images.check_writable(config.data / "studio.db")
+    files.check_writable(config.data / "studio.db")
     JobStore(config.data, config.db).close()
 
 

@@ -41,6 +41,7 @@ from PIL import Image
 
 from .. import images
 from ..errors import UsageError, shorten
+from ..files import atomic_write_bytes
 
 fcntl: ModuleType | None
 try:
@@ -236,8 +237,8 @@ class JobStore:
         picture, thumb = images.encode_image(image, "PNG"), thumbnail_bytes(image)
         with self._space_lock:
             self._check_space(len(picture) + len(thumb))
-            images.atomic_write_bytes(self.upload_path(upload_id), picture)
-            images.atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
+            atomic_write_bytes(self.upload_path(upload_id), picture)
+            atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
         return self._record_upload(upload_id, name, image.size, "picture", None)
 
     def add_video_upload(self, data: bytes, name: str, size: tuple[int, int], seconds: float,
@@ -248,8 +249,8 @@ class JobStore:
         thumb = thumbnail_bytes(first_frame)
         with self._space_lock:
             self._check_space(len(data) + len(thumb))
-            images.atomic_write_bytes(self.upload_path(upload_id, "video"), data)
-            images.atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
+            atomic_write_bytes(self.upload_path(upload_id, "video"), data)
+            atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
         return self._record_upload(upload_id, name, size, "video", seconds)
 
     def _record_upload(self, upload_id: str, name: str, size: tuple[int, int], kind: str,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import api, images
+from .. import api, files, images
 from ..errors import StylecraftError, one_line
 from ..optimize import Progress
 from ..video.io import VideoInfo, VideoReader
@@ -161,8 +161,8 @@ class Worker:
         if self.store.stop_requested(job_id):
             stopped = "cancelled"
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
-        images.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
-        images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
+        files.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
+        files.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
         if stopped == "cancelled":
             return self._stopped_state(), None
@@ -188,7 +188,7 @@ class Worker:
                                  preserve_color=options["preserve_color"], device=self.device, progress=progress)
         with VideoReader(result.output) as painted:
             first = Image.fromarray(next(iter(painted)))
-        images.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(first))
+        files.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(first))
         self.store.update(job_id, result=1, iteration=result.frames, iterations=result.info.frames)
         if result.stopped:
             return self._stopped_state(), None
@@ -209,7 +209,7 @@ class Worker:
             fields: dict[str, object] = {}
             if event.iteration % self.preview_every == 0:
                 preview = images.to_pil(event.image())
-                images.atomic_write_bytes(folder / "preview.jpg", images.encode_image(preview, "JPEG"))
+                files.atomic_write_bytes(folder / "preview.jpg", images.encode_image(preview, "JPEG"))
                 fields["preview"] = event.iteration
             now = time.monotonic()
             if fields or now - last[0] >= 0.25 or event.iteration == event.iterations:

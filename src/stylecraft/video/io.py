@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from .. import checks, images
+from .. import checks, files, images
 from ..errors import ImageError
 
 #: Output containers by file type; the video in each is H.264.
@@ -300,7 +300,7 @@ def check_video_output(path: str | os.PathLike[str], inputs: tuple[object, ...] 
     if path.suffix.lower() not in CONTAINERS:
         raise ImageError(f"{path}: unknown video type {path.suffix or '(none)'!r}; use one of "
                          + ", ".join(sorted(CONTAINERS)))
-    return images.check_writable(path, inputs)
+    return files.check_writable(path, inputs)
 
 
 @contextlib.contextmanager
@@ -309,7 +309,7 @@ def open_writer(path: str | os.PathLike[str], info: VideoInfo, source: Path | No
     """A VideoWriter to ``path`` that leaves a complete file there when the block ends normally, and
     ``path`` as it was when the block raises."""
     path = Path(path)
-    with images.atomic_file(path) as stream:
+    with files.atomic_file(path) as stream:
         writer = VideoWriter(stream, CONTAINERS[path.suffix.lower()], info, source, start)
         try:
             yield writer
