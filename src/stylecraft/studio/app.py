@@ -114,32 +114,42 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error(500, f"internal error: {one_line(exc)}")
 
 
-def _check_port(host: str, port: int) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host`` and ``port`` (0: a free port the system picks)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host.strip("[]"), port))
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another `port` "
-                             "or `host`") from None
-
-
-def check_ready(config: StudioConfig, port: int) -> None:
-    """Fail with one line, before anything is printed or started, if the studio could not run: the port is
-    taken, the data folder cannot be written, or another studio uses the folder or the database."""
-    _check_port(config.host, port)
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        config.data.mkdir(parents=True, exist_ok=True)
+        listening.bind((host.strip("[]"), port))
+        listening.listen(socket.SOMAXCONN)
     except OSError as exc:
-        raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
-    images.check_writable(config.data / "studio.db")
-    JobStore(config.data, config.db).close()
+        listening.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another `port` "
+                         "or `host`") from None
+    return listening
 
 
-def serve(config: StudioConfig, port: int = 8000, log_level: str = "info") -> None:
-    """Run the studio with uvicorn until interrupted (call :func:`check_ready` first for one-line refusals)."""
+def check_ready(config: StudioConfig, port: int) -> socket.socket:
+    """The socket the studio will serve on, once it is known that the studio can run; else one line, before
+    anything is printed or started: the port is taken, the data folder cannot be written, the database is
+    damaged, or another studio uses the folder or the database."""
+    listening = _listen(config.host, port)
+    try:
+        try:
+            config.data.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
+        images.check_writable(config.data / "studio.db")
+        JobStore(config.data, config.db).close()
+    except BaseException:
+        listening.close()
+        raise
+    return listening
+
+
+def serve(config: StudioConfig, listening: socket.socket, log_level: str = "info") -> None:
+    """Run the studio with uvicorn on the ``listening`` socket from :func:`check_ready` until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=config.host.strip("[]"), port=port, log_level=log_level,
-                timeout_graceful_shutdown=2)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level=log_level, timeout_graceful_shutdown=2))
+    server.run(sockets=[listening])
