@@ -29,13 +29,15 @@ from .events import Hub
 from .routes import info, jobs, uploads
 from .schemas import Error
 from .security import RedactToken, error, install_guard
-from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull
+from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable
 from .views import public_job
 from .worker import Worker
 
 log = logging.getLogger("stylecraft.studio")
 
 STATIC = Path(__file__).parent / "static"
+#: Seconds a client refused for a full queue is asked to wait before trying again.
+RETRY_AFTER = 30
 
 
 def create_app(config: StudioConfig) -> FastAPI:
@@ -105,8 +107,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UsageError)
     async def usage(request: Request, exc: UsageError) -> JSONResponse:
-        statuses = {QueueFull: 429, NotFound: 404, Conflict: 409, StorageFull: 507}
-        return error(statuses.get(type(exc), 400), str(exc))
+        statuses = {QueueFull: 429, NotFound: 404, Conflict: 409, StorageFull: 507, Unrunnable: 422}
+        headers = {"Retry-After": str(RETRY_AFTER)} if isinstance(exc, QueueFull) else None
+        return error(statuses.get(type(exc), 400), str(exc), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
