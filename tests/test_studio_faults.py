@@ -5,6 +5,7 @@ in links and logs, jobs that could never run, and the headers and file modes tha
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import socket
@@ -24,6 +25,7 @@ from stylecraft.errors import ConfigError, UsageError
 from stylecraft.studio import app as studio_app
 from stylecraft.studio import store as studio_store
 from stylecraft.studio.config import StudioConfig
+from stylecraft.studio.security import RedactToken
 from stylecraft.studio.store import JobStore
 from stylecraft.studio.worker import Worker
 
@@ -209,6 +211,16 @@ def test_the_printed_link_carries_any_token_url_encoded(tmp_path: Path, capsys: 
         assert client.get(f"{link.path}?{link.query}", follow_redirects=False).status_code == 303
 
 
+def test_the_token_is_cut_from_the_log_whatever_its_spelling() -> None:
+    """Before: ``?tok%65n=TOKEN`` logged in, and only the literal key ``token=`` was redacted."""
+    secret = "correct-horse-battery"
+    for query in (f"token={secret}", f"tok%65n={secret}", f"a=1&%74oken={secret}", f"TOKEN=x&token={secret}"):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                   ("127.0.0.1:5000", "GET", f"/?{query}", "1.1", 303), None)
+        RedactToken().filter(record)
+        assert secret not in record.getMessage(), record.getMessage()
+
+
 # a damaged database --------------------------------------------------------------------------------------------
 
 
@@ -255,6 +267,27 @@ def test_the_storage_estimate_is_the_real_width_by_height(tmp_path: Path) -> Non
         response = client.post("/api/jobs", json={"content": content, "styles": [style], "size": 400,
                                                   "iterations": 1})
         assert response.status_code == 201, response.text
+
+
+# headers and file modes ----------------------------------------------------------------------------------------
+
+
+def test_security_headers_and_private_pictures(tmp_path: Path) -> None:
+    with studio(tmp_path, max_queue=1) as client:
+        page = client.get("/")
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        for path in ("/", "/api/info", "/static/app.js", "/api/jobs/nonsense"):
+            assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+        content, style = upload(client, make_content()), upload(client, make_style())
+        job = client.post("/api/jobs", json={"content": content, "styles": [style], "size": 32,
+                                             "iterations": 2}).json()
+        full = client.post("/api/jobs", json={"content": content, "styles": [style], "size": 32})
+        assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
+        done = wait_for(client, job["id"], finished)
+        for path in (f"/api/uploads/{content}/image", f"/api/uploads/{content}/thumbnail", done["result"],
+                     done["thumbnail"], done["preview"]):
+            assert client.get(path).headers["cache-control"] == "no-store", path
 
 
 def test_data_folders_and_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
