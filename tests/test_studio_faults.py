@@ -304,6 +304,10 @@ def test_data_folders_and_files_are_private_whatever_the_umask(tmp_path: Path) -
     for path in [data, *data.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o750)
+    JobStore(mine).close()  # a folder the user already had keeps its permissions; what the store makes is private
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o750 and stat.S_IMODE((mine / "uploads").stat().st_mode) == 0o700
 
 
 def test_store_updates_take_known_fields_only(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from .events import Hub
 from .routes import info, jobs, uploads
 from .schemas import Error
 from .security import RedactToken, error, install_guard
-from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable
+from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable, private_folder
 from .views import public_job
 from .worker import Worker
 
@@ -139,7 +139,7 @@ def check_ready(config: StudioConfig, port: int) -> socket.socket:
     listening = _listen(config.host, port)
     try:
         try:
-            config.data.mkdir(parents=True, exist_ok=True)
+            private_folder(config.data, keep_existing=True)
         except OSError as exc:
             raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
         images.check_writable(config.data / "studio.db")

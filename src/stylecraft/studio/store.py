@@ -11,7 +11,8 @@ Layout of the data folder::
     jobs/ID/result.png        the finished picture, with its settings in a PNG text chunk
     jobs/ID/thumb.jpg         the result's thumbnail for the gallery
 
-Folders are made private (0700) and files (0600), whatever the umask: the pictures are the user's.
+Folders are made private (0700) and files (0600), whatever the umask: the pictures are the user's (a data
+folder that already existed keeps its own permissions; the folders the store makes in it are private).
 
 Ids are random hex strings made here; names given by users are kept for display only and never become
 paths. A job is ``queued``, ``running``, then ``done``, ``failed`` or ``cancelled``; a job found ``running``
@@ -158,8 +159,11 @@ def disk_full_is_storage_full() -> Iterator[None]:
                           "disk") from None
 
 
-def private_folder(folder: Path) -> Path:
-    """``folder``, made if missing, readable by its owner only (whatever the umask)."""
+def private_folder(folder: Path, keep_existing: bool = False) -> Path:
+    """``folder``, made if missing, readable by its owner only whatever the umask (with ``keep_existing``, a
+    folder that already exists keeps the permissions its owner gave it: a data folder the user chose)."""
+    if keep_existing and folder.is_dir():
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(PRIVATE_FOLDER)
     return folder
@@ -220,7 +224,8 @@ class JobStore:
         self.uploads = self.data / "uploads"
         self.jobs_dir = self.data / "jobs"
         self.incoming_dir = self.data / "incoming"
-        for folder in (self.data, self.uploads, self.jobs_dir, self.incoming_dir):
+        private_folder(self.data, keep_existing=True)
+        for folder in (self.uploads, self.jobs_dir, self.incoming_dir):
             private_folder(folder)
         self.db_path = Path(db).resolve() if db else self.data / "studio.db"
         self.on_change = on_change or (lambda job_id: None)
