@@ -54,6 +54,14 @@ def _keep(path: Path) -> None:
         shutil.copy(path, OUT / path.name)
 
 
+def _refusals(page: sync_api.Page) -> list[str]:
+    """What the page's Content-Security-Policy refuses, as the browser reports it (kept up to date)."""
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+            else None)
+    return refused
+
+
 def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
     photo, painting, text = tmp_path / "photo.jpg", tmp_path / "painting.png", tmp_path / "notes.png"
     make_content(160, 120).save(photo, quality=95)
@@ -64,6 +72,7 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             desktop = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            refused = _refusals(desktop)
             desktop.goto(url)
             expect = sync_api.expect
             expect(desktop.locator("#gallery .empty")).to_contain_text("Your pictures will appear here")
@@ -135,6 +144,21 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
             phone.screenshot(path=tmp_path / "studio-phone.png", full_page=True)
             _keep(tmp_path / "studio-phone.png")
+            assert refused == []
+        finally:
+            browser.close()
+
+
+def test_the_locked_page_keeps_its_style_under_the_policy(tmp_path: Path) -> None:
+    with live_server(config(tmp_path, token="correct-horse-battery", host="0.0.0.0")) as url, \
+            sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            refused = _refusals(page)
+            assert page.goto(url).status == 401
+            assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
+            assert refused == []
         finally:
             browser.close()
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 from .. import api, checks, files, images, report
 from ..api.sweep import Axis
@@ -46,12 +47,13 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..studio.app import check_ready, serve
 
     config = studio_config(args)
-    check_ready(config, args.port)
+    listening = check_ready(config, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    link = f"http://{shown}:{args.port}/" + (f"?token={args.token}" if args.token else "")
+    link = f"http://{shown}:{listening.getsockname()[1]}/" + (f"?token={quote(args.token, safe='')}"
+                                                              if args.token else "")
     _say(args, f"stylecraft studio on {config.device}: open {link}  (data: {config.data}; models: "
          f"{config.models_folder}; Ctrl-C stops)")
-    serve(config, args.port, log_level="warning" if args.quiet else "info")
+    serve(config, listening, log_level="warning" if args.quiet else "info")
     return 0
 
 

@@ -77,6 +77,13 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {shorten(text)!r}") from None
 
 
+def port(text: str) -> int:
+    value = integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), not {value}")
+    return value
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig."""
     d, n = DEFAULTS, NETWORK
@@ -317,7 +324,7 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                            description="Start stylecraft studio: stylise from the browser, with a queue and a "
                            "gallery. Binds to localhost; another --host needs --token.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=integer, default=8000, help="default 8000")
+    serve.add_argument("--port", type=port, default=8000, help="default 8000; 0: any free port")
     serve.add_argument("--data", default=str(STUDIO.data),
                        help="folder for the job database, uploads and results (default %(default)s)")
     serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")

@@ -29,13 +29,15 @@ from .events import Hub
 from .routes import info, jobs, uploads
 from .schemas import Error
 from .security import RedactToken, error, install_guard
-from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull
+from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable, private_folder
 from .views import public_job
 from .worker import Worker
 
 log = logging.getLogger("stylecraft.studio")
 
 STATIC = Path(__file__).parent / "static"
+#: Seconds a client refused for a full queue is asked to wait before trying again.
+RETRY_AFTER = 30
 
 
 def create_app(config: StudioConfig) -> FastAPI:
@@ -105,8 +107,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UsageError)
     async def usage(request: Request, exc: UsageError) -> JSONResponse:
-        statuses = {QueueFull: 429, NotFound: 404, Conflict: 409, StorageFull: 507}
-        return error(statuses.get(type(exc), 400), str(exc))
+        statuses = {QueueFull: 429, NotFound: 404, Conflict: 409, StorageFull: 507, Unrunnable: 422}
+        headers = {"Retry-After": str(RETRY_AFTER)} if isinstance(exc, QueueFull) else None
+        return error(statuses.get(type(exc), 400), str(exc), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -114,32 +117,42 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error(500, f"internal error: {one_line(exc)}")
 
 
-def _check_port(host: str, port: int) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host`` and ``port`` (0: a free port the system picks)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host.strip("[]"), port))
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another `port` "
-                             "or `host`") from None
-
-
-def check_ready(config: StudioConfig, port: int) -> None:
-    """Fail with one line, before anything is printed or started, if the studio could not run: the port is
-    taken, the data folder cannot be written, or another studio uses the folder or the database."""
-    _check_port(config.host, port)
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        config.data.mkdir(parents=True, exist_ok=True)
+        listening.bind((host.strip("[]"), port))
+        listening.listen(socket.SOMAXCONN)
     except OSError as exc:
-        raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
-    files.check_writable(config.data / "studio.db")
-    JobStore(config.data, config.db).close()
+        listening.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another `port` "
+                         "or `host`") from None
+    return listening
 
 
-def serve(config: StudioConfig, port: int = 8000, log_level: str = "info") -> None:
-    """Run the studio with uvicorn until interrupted (call :func:`check_ready` first for one-line refusals)."""
+def check_ready(config: StudioConfig, port: int) -> socket.socket:
+    """The socket the studio will serve on, once it is known that the studio can run; else one line, before
+    anything is printed or started: the port is taken, the data folder cannot be written, the database is
+    damaged, or another studio uses the folder or the database."""
+    listening = _listen(config.host, port)
+    try:
+        try:
+            private_folder(config.data, keep_existing=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the data folder {config.data} ({exc.strerror or exc})") from None
+        files.check_writable(config.data / "studio.db")
+        JobStore(config.data, config.db).close()
+    except BaseException:
+        listening.close()
+        raise
+    return listening
+
+
+def serve(config: StudioConfig, listening: socket.socket, log_level: str = "info") -> None:
+    """Run the studio with uvicorn on the ``listening`` socket from :func:`check_ready` until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=config.host.strip("[]"), port=port, log_level=log_level,
-                timeout_graceful_shutdown=2)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level=log_level, timeout_graceful_shutdown=2))
+    server.run(sockets=[listening])

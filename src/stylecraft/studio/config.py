@@ -1,18 +1,18 @@
 """The studio's settings: where its data lives, who may use it and its limits (the CLI's defaults).
 
 A StudioConfig checks itself when made, so a studio never starts with settings it cannot honour (a token
-that no browser can send, a NaN limit).
+that no browser can send, a NaN limit, a limit so large that its bytes or seconds overflow).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from .. import images
+from ..errors import ConfigError, shorten
 
 
 def default_data() -> Path:
@@ -22,6 +22,12 @@ def default_data() -> Path:
 
 #: The shortest token accepted: long enough that guessing it over HTTP is hopeless.
 MIN_TOKEN_LENGTH = 12
+#: The largest value each numeric setting can mean: an upload of a TiB, a quota of a PiB, a century kept,
+#: the largest picture the library opens (no limit beyond these does anything, and they keep bytes finite).
+MOST = {"max_upload_mb": 2**20, "max_pixels": images.MAX_PIXELS, "max_video_mb": 2**20,
+        "max_video_seconds": 24 * 3600, "max_video_pixels": images.MAX_PIXELS, "max_queue": 1_000_000,
+        "max_styles": 100, "max_iterations": 1_000_000, "max_storage_mb": 2**30,
+        "keep_uploads_hours": 100 * 365 * 24, "max_decoding": 64, "preview_every": 1_000_000}
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,10 @@ class StudioConfig:
     extra_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and item.name != "preview_every" \
-                    and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{item.name} must be a finite number greater than 0, not {value!r}")
-        if self.preview_every < 1:
-            raise ConfigError(f"preview_every must be at least 1, not {self.preview_every!r}")
+        for name, most in MOST.items():
+            value = getattr(self, name)
+            if not 0 < value <= most:  # NaN compares false, so it is refused too
+                raise ConfigError(f"`{name}` must be greater than 0 and at most {most:,}, not {shorten(repr(value))}")
         if self.token is not None:
             if len(self.token) < MIN_TOKEN_LENGTH:
                 raise ConfigError(f"the token must be at least {MIN_TOKEN_LENGTH} characters (try: python -c "

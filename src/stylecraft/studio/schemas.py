@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..optimize import TransferConfig
-from .store import ID_PATTERN
+from .store import ID_PATTERN, JobFields
 
 DEFAULTS = TransferConfig()
 
@@ -51,25 +51,11 @@ class Picture(BaseModel):
     thumbnail: str
 
 
-class Job(BaseModel):
-    """A job as the page sees it."""
+class Job(JobFields):
+    """A job as the page sees it: the store's fields, its pictures and its files as addresses."""
 
-    id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
-    options: dict[str, Any]
     content: Picture
     styles: list[Picture]
-    created: float
-    started: float | None
-    finished: float | None
-    iteration: int
-    iterations: int
-    losses: dict[str, float]
-    elapsed: float | None
-    seed: int | None
-    error: str | None
-    version: int
-    quality: dict[str, float] | None = Field(description="the result's quality numbers (docs/quality.md)")
     queue_position: int | None
     preview: str | None
     result: str | None

@@ -6,16 +6,19 @@
   the token is cut out of the access log.
 - A request that changes something must come from the page's own origin and declare its length, within the
   limit for its kind (an upload, or a JSON body).
+- Every response says what the browser may do with it: scripts, styles and pictures from the studio only, never
+  framed by another site, never sniffed as another content type.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,11 +32,25 @@ MAX_JSON_BYTES = 64 * 1024
 #: Room for the multipart envelope around an upload's bytes.
 MULTIPART_OVERHEAD = 16 * 1024
 UPLOAD_PATH = "/api/uploads"
-LOCKED_PAGE = """<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>stylecraft studio</title><body style="font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto;
-padding: 0 1rem; line-height: 1.5"><h1>stylecraft studio</h1><p>This studio is protected by a token. Open it with
-the link that <code>stylecraft serve</code> printed when it started (it ends in <code>?token=…</code>).</p>"""
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+LOCKED_STYLE = "body { font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto; padding: 0 1rem; " \
+    "line-height: 1.5 }"
+LOCKED_PAGE = f"""<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>stylecraft studio</title><style>{LOCKED_STYLE}</style><h1>stylecraft studio</h1><p>This studio is protected
+by a token. Open it with the link that <code>stylecraft serve</code> printed when it started (it ends in
+<code>?token=…</code>).</p>"""
+_STYLE_HASH = base64.b64encode(hashlib.sha256(LOCKED_STYLE.encode()).digest()).decode()
+#: Sent with every response. The page's own files only (the favicon is a data: address, a picked picture is
+#: shown from a blob: one before it is uploaded), no framing, no content sniffing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                               f"style-src 'self' 'sha256-{_STYLE_HASH}'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+#: A query parameter: its separator and key, and its value.
+_QUERY_PARAMETER = re.compile(r"([?&][^=&\s\"]*=)([^&\s\"]*)")
 
 
 #: Settings of the server that a page's error may name, by the ``stylecraft serve`` option that sets them.
@@ -58,8 +75,13 @@ def cookie_value(token: str) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with the value of any ``token=`` query parameter replaced by ``***``."""
-    return _TOKEN_IN_QUERY.sub(r"\1***", text)
+    """``text`` with the value of any ``token`` query parameter replaced by ``***``, however its key is spelled
+    (``tok%65n=`` is ``token=`` to the server)."""
+    def hide(match: re.Match[str]) -> str:
+        key = unquote_plus(match.group(1)[1:-1])
+        return match.group(1) + "***" if key == "token" else match.group(0)
+
+    return _QUERY_PARAMETER.sub(hide, text)
 
 
 class RedactToken(logging.Filter):
@@ -88,18 +110,23 @@ def install_guard(app: FastAPI, config: StudioConfig) -> None:
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        host = _host_name(request.headers.get("host", ""))
-        if config.loopback and host not in allowed_hosts:
-            return error(400, f"this studio answers only on localhost, not {shorten(host) or 'an empty host'!r}")
-        if config.token:
-            refused = _check_token(request, config.token)
-            if refused is not None:
-                return refused
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            refused = _check_body(request, config)
-            if refused is not None:
-                return refused
-        return await call_next(request)
+        response = _refusal(request, config, allowed_hosts) or await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+
+def _refusal(request: Request, config: StudioConfig, allowed_hosts: tuple[str, ...]) -> Response | None:
+    """The answer to a request the studio refuses (its host, token or body); None for one it serves."""
+    host = _host_name(request.headers.get("host", ""))
+    if config.loopback and host not in allowed_hosts:
+        return error(400, f"this studio answers only on localhost, not {shorten(host) or 'an empty host'!r}")
+    if config.token:
+        refused = _check_token(request, config.token)
+        if refused is not None:
+            return refused
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return _check_body(request, config)
+    return None
 
 
 def _check_token(request: Request, token: str) -> Response | None:

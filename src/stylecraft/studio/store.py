@@ -4,11 +4,15 @@ Layout of the data folder::
 
     studio.db                 uploads and jobs (the path can be set elsewhere)
     studio.lock               held while a studio uses the folder (and DB.lock beside the database)
+    incoming/                 uploads as they arrive, streamed to disk before anything holds them whole
     uploads/ID.png            every accepted picture, decoded, checked and re-encoded as RGB PNG
     uploads/ID.thumb.jpg      its thumbnail for the page
     jobs/ID/preview.jpg       the picture so far, rewritten every few iterations
     jobs/ID/result.png        the finished picture, with its settings in a PNG text chunk
     jobs/ID/thumb.jpg         the result's thumbnail for the gallery
+
+Folders are made private (0700) and files (0600), whatever the umask: the pictures are the user's (a data
+folder that already existed keeps its own permissions; the folders the store makes in it are private).
 
 Ids are random hex strings made here; names given by users are kept for display only and never become
 paths. A job is ``queued``, ``running``, then ``done``, ``failed`` or ``cancelled``; a job found ``running``
@@ -18,26 +22,30 @@ Every change adds 1 to a job's ``version``, so that a page can tell the newer of
 Every decision about a job's state (claim, cancel, delete, restart, finish) is taken under one lock, so a
 request and the worker never act on two different ideas of the same job. A running job asked to stop (by
 cancel or delete) has its stop signal set here, a ``threading.Event`` that the run checks at each iteration.
+A job is live from its claim to its finish; one still ``running`` in the database but not live (its end
+could not be recorded, a full disk say) takes no queue slot and can be cancelled, restarted or deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import images
 from ..errors import UsageError, shorten
@@ -49,9 +57,9 @@ try:
 except ImportError:  # Windows: no advisory locks; one studio per data folder is then up to the user
     fcntl = None
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+JobState = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 #: States from which a job can be put back in the queue as it is.
-RESTARTABLE = ("failed", "cancelled", "interrupted")
+RESTARTABLE: tuple[JobState, ...] = ("failed", "cancelled", "interrupted")
 ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 THUMB_SIDE = 320
 
@@ -70,29 +78,35 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
 """
 
 
-@dataclass(frozen=True)
-class Job:
-    """A job as the store keeps it: its state, what it was asked (``options``, upload ids) and how far it got."""
+class JobFields(BaseModel):
+    """What the store's record of a job and the page's view of it share (the one list of these fields)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
-    state: str
+    state: JobState
     options: dict[str, Any]
-    content: str
-    styles: list[str]
     created: float
-    queued: float
     started: float | None
     finished: float | None
     iteration: int
     iterations: int
     losses: dict[str, float]
     elapsed: float | None
-    preview: int
-    result: int
     seed: int | None
     error: str | None
     version: int
-    quality: dict[str, float] | None
+    quality: dict[str, float] | None = Field(description="the result's quality numbers (docs/quality.md)")
+
+
+class Job(JobFields):
+    """A job as the store keeps it: its state, what it was asked (``options``, upload ids) and how far it got."""
+
+    content: str
+    styles: list[str]
+    queued: float
+    preview: int
+    result: int
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -103,8 +117,15 @@ class Job:
         return cls(**values)
 
 
+#: The columns a change may set (``version`` counts the changes; an id never changes).
+UPDATABLE = frozenset(Job.model_fields) - {"id", "version"}
 #: An upload's files by kind, named ``<id>.<suffix>``.
 UPLOAD_FILES = {"picture": "png", "video": "video", "thumb": "thumb.jpg"}
+JobFile = Literal["preview", "result", "video", "thumb"]
+#: A job's files by kind, in its folder.
+JOB_FILES: dict[JobFile, str] = {"preview": "preview.jpg", "result": "result.png", "video": "result.mp4",
+                                 "thumb": "thumb.jpg"}
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
 
 
 class QueueFull(UsageError):
@@ -123,10 +144,42 @@ class Conflict(UsageError):
     """The job is not in a state that allows the action."""
 
 
+class Unrunnable(UsageError):
+    """A well-formed job request that could never run (too small, a video as a style): refused at once."""
+
+
+@contextlib.contextmanager
+def disk_full_is_storage_full() -> Iterator[None]:
+    """Turn a full disk (ENOSPC, or a quota: EDQUOT) met in the block into StorageFull, as the quota is."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StorageFull("the disk is full; delete old jobs in the gallery, or free space on the server's "
+                          "disk") from None
+
+
+def private_folder(folder: Path, keep_existing: bool = False) -> Path:
+    """``folder``, made if missing, readable by its owner only whatever the umask (with ``keep_existing``, a
+    folder that already exists keeps the permissions its owner gave it: a data folder the user chose)."""
+    if keep_existing and folder.is_dir():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(PRIVATE_FOLDER)
+    return folder
+
+
+def private_file(path: Path) -> None:
+    """Make the file at ``path`` readable and writable by its owner only."""
+    path.chmod(PRIVATE_FILE)
+
+
 def _hold_lock(path: Path) -> IO[str]:
     """Hold an exclusive lock on ``path`` for as long as the returned file is open: one studio per data folder
     and per database."""
     handle = open(path, "a+")  # noqa: SIM115 - kept open on purpose, closed by JobStore.close
+    private_file(path)
     if fcntl is not None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -171,8 +224,10 @@ class JobStore:
         self.data = Path(data).resolve()
         self.uploads = self.data / "uploads"
         self.jobs_dir = self.data / "jobs"
-        for folder in (self.data, self.uploads, self.jobs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.incoming_dir = self.data / "incoming"
+        private_folder(self.data, keep_existing=True)
+        for folder in (self.uploads, self.jobs_dir, self.incoming_dir):
+            private_folder(folder)
         self.db_path = Path(db).resolve() if db else self.data / "studio.db"
         self.on_change = on_change or (lambda job_id: None)
         self.max_bytes = max_bytes
@@ -189,6 +244,10 @@ class JobStore:
             self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
+            for path in (self.db_path, *(self.db_path.with_name(self.db_path.name + s) for s in ("-wal", "-shm"))):
+                with contextlib.suppress(FileNotFoundError):
+                    private_file(path)
+            self._check_integrity()
             self._db.executescript(SCHEMA)
             columns = {row["name"] for row in self._db.execute("PRAGMA table_info(uploads)")}
             if "kind" not in columns:  # a database from before videos
@@ -199,10 +258,28 @@ class JobStore:
             self.interrupted = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE state='running'")]
             self._db.execute("UPDATE jobs SET state='interrupted', finished=?, error=? WHERE state='running'",
                              (time.time(), "the server stopped while this job was running"))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UsageError) as exc:
             for handle in self._locks:
                 handle.close()
+            if isinstance(exc, UsageError):
+                raise
             raise UsageError(f"cannot use the job database {self.db_path} ({exc})") from None
+        for stale in self.incoming_dir.iterdir():  # uploads that were arriving when a studio stopped
+            stale.unlink(missing_ok=True)
+
+    def _check_integrity(self) -> None:
+        """UsageError if the database file is damaged: found now, in one line, not by the requests that read
+        the bad pages later."""
+        try:
+            problems = [row[0] for row in self._db.execute("PRAGMA integrity_check(1)")]
+        except sqlite3.OperationalError:  # locked, or an I/O error: not a damaged file
+            raise
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed", and the like
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            detail = shorten(" ".join(str(problems[0]).split()))
+            raise UsageError(f"the job database {self.db_path} is damaged ({detail}); move it away to start with an "
+                             "empty one, or restore a copy")
 
     def close(self) -> None:
         """Close the database and let another studio open the data folder."""
@@ -228,30 +305,61 @@ class JobStore:
 
     # uploads -------------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[tuple[IO[bytes], Path]]:
+        """A private temporary file for an upload as it arrives, removed when the block ends (unless
+        :meth:`add_video_upload` took it); a full disk is StorageFull."""
+        handle, name = tempfile.mkstemp(dir=self.incoming_dir, suffix=".part")
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "w+b") as stream, disk_full_is_storage_full():
+                yield stream, path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def write_file(self, path: Path, data: bytes) -> None:
+        """Write one of the store's files atomically and privately; a full disk is StorageFull."""
+        with disk_full_is_storage_full():
+            atomic_write_bytes(path, data)
+        private_file(path)
+
     def add_upload(self, image: Image.Image, name: str) -> dict[str, Any]:
         """Store a decoded, checked picture under a new id; ``name`` is kept for display only.
 
-        StorageFull when the picture would take the store past its quota.
+        StorageFull when the picture would take the store past its quota or the disk is full.
         """
         upload_id = new_id()
         picture, thumb = images.encode_image(image, "PNG"), thumbnail_bytes(image)
         with self._space_lock:
             self._check_space(len(picture) + len(thumb))
-            atomic_write_bytes(self.upload_path(upload_id), picture)
-            atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
-        return self._record_upload(upload_id, name, image.size, "picture", None)
+            with self._new_upload(upload_id):
+                self.write_file(self.upload_path(upload_id), picture)
+                self.write_file(self.upload_path(upload_id, "thumb"), thumb)
+                return self._record_upload(upload_id, name, image.size, "picture", None)
 
-    def add_video_upload(self, data: bytes, name: str, size: tuple[int, int], seconds: float,
+    def add_video_upload(self, source: Path, name: str, size: tuple[int, int], seconds: float,
                          first_frame: Image.Image) -> dict[str, Any]:
-        """Store a checked video's bytes as they came (``size`` and ``seconds`` as read from it) under a new
-        id, with a thumbnail of its first frame. StorageFull past the quota."""
+        """Keep a checked video file as it came (moved from ``source``; ``size`` and ``seconds`` as read from
+        it) under a new id, with a thumbnail of its first frame. StorageFull past the quota."""
         upload_id = new_id()
         thumb = thumbnail_bytes(first_frame)
         with self._space_lock:
-            self._check_space(len(data) + len(thumb))
-            atomic_write_bytes(self.upload_path(upload_id, "video"), data)
-            atomic_write_bytes(self.upload_path(upload_id, "thumb"), thumb)
-        return self._record_upload(upload_id, name, size, "video", seconds)
+            self._check_space(source.stat().st_size + len(thumb))
+            with self._new_upload(upload_id):
+                self.write_file(self.upload_path(upload_id, "thumb"), thumb)
+                os.replace(source, self.upload_path(upload_id, "video"))
+                private_file(self.upload_path(upload_id, "video"))
+                return self._record_upload(upload_id, name, size, "video", seconds)
+
+    @contextlib.contextmanager
+    def _new_upload(self, upload_id: str) -> Iterator[None]:
+        """Remove the upload's files if the block fails: none is left without its row."""
+        try:
+            yield
+        except BaseException:
+            for kind in UPLOAD_FILES:
+                self.upload_path(upload_id, kind).unlink(missing_ok=True)
+            raise
 
     def _record_upload(self, upload_id: str, name: str, size: tuple[int, int], kind: str,
                        seconds: float | None) -> dict[str, Any]:
@@ -310,7 +418,7 @@ class JobStore:
             for upload_id in [content, *styles]:
                 self.upload(upload_id)
             self._check_queue(max_queue)
-            self.job_dir(job_id).mkdir()
+            private_folder(self.job_dir(job_id))
             self._db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) "
                              "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
                              (job_id, json.dumps(options), content, json.dumps(styles), now, now))
@@ -356,6 +464,10 @@ class JobStore:
             raise NotFound(f"no job {shorten(job_id)!r}")
         return self.jobs_dir / job_id
 
+    def job_file(self, job_id: str, kind: JobFile) -> Path:
+        """Where a job's file of ``kind`` lives: its "preview", "result" (a picture), "video" or "thumb"."""
+        return self.job_dir(job_id) / JOB_FILES[kind]
+
     def claim_next(self) -> Job | None:
         """Mark the oldest queued job running and return its record (None if the queue is empty)."""
         with self._lock:
@@ -377,24 +489,39 @@ class JobStore:
             self.on_change(job_id)
         return changed
 
-    def _set(self, job_id: str, fields: dict[str, object]) -> bool:
+    def _set(self, job_id: str, fields: dict[str, object], running_only: bool = False) -> bool:
+        """Set the job's columns named in ``fields`` (known columns only: the names become SQL)."""
+        unknown = set(fields) - UPDATABLE
+        if unknown:
+            raise ValueError(f"unknown job fields: {', '.join(sorted(unknown))}")
         values = [json.dumps(v) if isinstance(v, dict) else v for v in fields.values()]
         assignments = ", ".join([*(f"{name}=?" for name in fields), "version=version+1"])
-        return bool(self._db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (*values, job_id)).rowcount)
+        condition = "id=? AND state='running'" if running_only else "id=?"
+        return bool(self._db.execute(f"UPDATE jobs SET {assignments} WHERE {condition}", (*values, job_id)).rowcount)
 
     def finish(self, job_id: str, **fields: object) -> bool:
         """Record how a running job ended; return False if it was deleted while it ran (its folder is then the
-        caller's to remove)."""
+        caller's to remove).
+
+        The job stops being live first, so that if the record fails it can still be cancelled, restarted or
+        deleted; a job no longer ``running`` (so acted on since) is left as it is.
+        """
         with self._lock:
             self._stop_signals.pop(job_id, None)
-            changed = self._set(job_id, fields)
+            self._set(job_id, fields, running_only=True)
+            kept = self._db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone() is not None
         self.on_change(job_id)
-        return changed
+        return kept
+
+    def _live(self, job_id: str) -> bool:
+        """Whether the job is being run: claimed, and its end not yet recorded."""
+        return job_id in self._stop_signals
 
     def stop_signal(self, job_id: str) -> threading.Event:
-        """The running job's stop signal: set when it is cancelled or deleted (or the studio stops)."""
+        """The live job's stop signal: set when it is cancelled or deleted (or the studio stops); a job that
+        is not live gets an event of its own that nothing watches."""
         with self._lock:
-            return self._stop_signals.setdefault(job_id, threading.Event())
+            return self._stop_signals.get(job_id) or threading.Event()
 
     def stop_requested(self, job_id: str) -> bool:
         """Whether the running job was cancelled or deleted since it was claimed."""
@@ -404,11 +531,11 @@ class JobStore:
         """Cancel a queued job at once, or ask a running one to stop; return the job's record."""
         with self._lock:
             state = self._job(job_id).state
-            if state == "queued":
+            if state == "running" and self._live(job_id):
+                self._stop_signals[job_id].set()
+            elif state in ("queued", "running"):
                 self._db.execute("UPDATE jobs SET state='cancelled', finished=?, version=version+1 WHERE id=?",
                                  (time.time(), job_id))
-            elif state == "running":
-                self.stop_signal(job_id).set()
             else:
                 raise Conflict(f"job {job_id} is {state}: only a queued or running job can be cancelled")
             job = self._job(job_id)
@@ -419,12 +546,12 @@ class JobStore:
         """Put a failed, cancelled or interrupted job back at the end of the queue, from the start."""
         with self._lock:
             state = self._job(job_id).state
-            if state not in RESTARTABLE:
+            if state not in RESTARTABLE and not (state == "running" and not self._live(job_id)):
                 raise Conflict(f"job {job_id} is {state}: only a {', '.join(RESTARTABLE[:-1])} or "
                                f"{RESTARTABLE[-1]} job can be restarted")
             self._check_queue(max_queue)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            self.job_dir(job_id).mkdir()
+            private_folder(self.job_dir(job_id))
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
                              "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, quality=NULL, "
                              "version=version+1 WHERE id=?",
@@ -442,8 +569,8 @@ class JobStore:
         with self._lock:
             job = self._job(job_id)
             self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-            if job.state == "running":
-                self.stop_signal(job_id).set()
+            if self._live(job_id):
+                self._stop_signals[job_id].set()
             else:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             for upload_id in {job.content, *job.styles}:
@@ -452,8 +579,7 @@ class JobStore:
         return job.state
 
     def pending(self) -> int:
-        """How many jobs are queued or running."""
+        """How many jobs are queued or live."""
         with self._lock:
-            count: int = self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
-            return count
+            rows = self._db.execute("SELECT id, state FROM jobs WHERE state IN ('queued', 'running')").fetchall()
+            return sum(1 for row in rows if row["state"] == "queued" or self._live(row["id"]))

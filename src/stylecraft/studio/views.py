@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from .config import StudioConfig
-from .store import Job, JobStore, NotFound
+from .store import Job, JobFields, JobStore, NotFound
 from .worker import Worker
 
 
@@ -33,6 +33,8 @@ Store = Annotated[JobStore, Depends(_store)]
 Runner = Annotated[Worker, Depends(_worker)]
 Settings = Annotated[StudioConfig, Depends(_config)]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+#: Headers of the user's pictures: private, never kept in a cache.
+PRIVATE = {"Cache-Control": "no-store"}
 
 
 def display_name(filename: str | None) -> str:
@@ -56,9 +58,7 @@ def public_job(store: JobStore, job: Job) -> dict[str, Any]:
     """A job as the page sees it (the ``Job`` schema): its pictures and results as addresses."""
     base = f"/api/jobs/{job.id}"
     return {
-        **{name: getattr(job, name) for name in ("id", "state", "options", "created", "started", "finished",
-                                                   "iteration", "iterations", "losses", "elapsed", "seed", "error",
-                                                   "version", "quality")},
+        **job.model_dump(include=set(JobFields.model_fields)),
         "content": picture(store, job.content), "styles": [picture(store, s) for s in job.styles],
         "queue_position": store.queue_position(job),
         "preview": f"{base}/preview?v={job.preview}" if job.preview else None,

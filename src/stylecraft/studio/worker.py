@@ -1,8 +1,9 @@
 """The studio's worker: one background thread that runs the store's jobs one at a time, in queue order.
 
 The thread must outlive anything a job or the database can throw at it: a failure in one pass is logged,
-the job is marked failed with a one-line reason, and the loop goes on. Between jobs it also removes the
-uploads that no job has used for a while.
+the job is marked failed with a one-line reason, and the loop goes on. A job whose end the database refuses
+to record (a full disk) is recorded at the next passes, so that every job ends in a final state. Between jobs
+it also removes the uploads that no job has used for a while.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import api, files, images
+from .. import api, images
 from ..errors import StylecraftError, one_line
 from ..optimize import Progress
 from ..video.io import VideoInfo, VideoReader
 from .models import model_path
-from .store import Job, JobStore, NotFound, thumbnail_bytes
+from .store import Job, JobStore, NotFound, private_file, private_folder, thumbnail_bytes
 
 log = logging.getLogger("stylecraft.studio")
 
@@ -45,6 +46,8 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._current: str | None = None
+        #: The ends of jobs that the database refused to record, by job id: tried again at each pass.
+        self._unrecorded: dict[str, dict[str, object]] = {}
         self._thread = threading.Thread(target=self._loop, name=f"stylecraft-worker-{device}", daemon=True)
 
     def start(self) -> None:
@@ -87,7 +90,11 @@ class Worker:
                 self._wake.clear()
 
     def _pass(self) -> bool:
-        """Sweep old uploads when due, then run the next job; return whether there was one."""
+        """Record the ends not yet recorded, sweep old uploads when due, then run the next job; return whether
+        there was one."""
+        for job_id, fields in list(self._unrecorded.items()):
+            self._record_end(job_id, fields)
+            del self._unrecorded[job_id]
         if time.monotonic() - self._swept >= self.sweep_every:
             self._swept = time.monotonic()
             removed = self.store.remove_unused_uploads(self.upload_ttl)
@@ -105,15 +112,23 @@ class Worker:
         finally:
             self._current = None
         try:
-            kept = self.store.finish(job_id, state=state, finished=time.time(),
-                                     elapsed=time.perf_counter() - began, error=error)
+            self._record_end(job_id, {"state": state, "finished": time.time(),
+                                      "elapsed": time.perf_counter() - began, "error": error})
         except Exception as exc:  # noqa: BLE001 - say so on the job if the database lets us at all
             log.exception("could not record the end of job %s", job_id)
-            kept = self.store.finish(job_id, state="failed", finished=time.time(),
-                                     error=f"could not record the result: {one_line(exc)}")
-        if not kept:
-            shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+            failed = {"state": "failed", "finished": time.time(), "error": f"could not record the result: "
+                      f"{one_line(exc)}"}
+            try:
+                self._record_end(job_id, failed)
+            except Exception:  # noqa: BLE001 - the database refuses (a full disk): try again next pass
+                log.exception("could not record the failure of job %s; trying again", job_id)
+                self._unrecorded[job_id] = failed
         return True
+
+    def _record_end(self, job_id: str, fields: dict[str, object]) -> None:
+        """Record how a job ended, and remove its folder if it was deleted while it ran."""
+        if not self.store.finish(job_id, **fields):
+            shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
 
     def _run(self, job: Job) -> tuple[str, str | None]:
         """Run one job; return its final state and a one-line error. No exception escapes."""
@@ -139,10 +154,9 @@ class Worker:
     def _paint(self, job: Job) -> tuple[str, str | None]:
         """Make the job's picture and save it; return the job's final state and error."""
         job_id, options = job.id, job.options
-        folder = self.store.job_dir(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.store.job_dir(job_id))
         if self.store.upload(job.content)["kind"] == "video":
-            return self._paint_video(job, folder)
+            return self._paint_video(job)
         content = images.load_image(self.store.upload_path(job.content))
         if options["method"] == "model":
             self.store.update(job_id, iterations=1)
@@ -151,7 +165,7 @@ class Worker:
             settings, stopped, done = dict(options), None, 1
         else:
             styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
-            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id, folder)],
+            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id)],
                              device=self.device, stop=self.store.stop_signal(job_id), size=options["size"],
                              iterations=options["iterations"], style_weight=options["style_weight"],
                              preserve_color=options["preserve_color"], seed=options.get("seed"))
@@ -161,14 +175,15 @@ class Worker:
         if self.store.stop_requested(job_id):
             stopped = "cancelled"
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
-        files.atomic_write_bytes(folder / "result.png", images.encode_image(picture, "PNG", {**settings, **names}))
-        files.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(picture))
+        self.store.write_file(self.store.job_file(job_id, "result"),
+                              images.encode_image(picture, "PNG", {**settings, **names}))
+        self.store.write_file(self.store.job_file(job_id, "thumb"), thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
         if stopped == "cancelled":
             return self._stopped_state(), None
         return ("failed", stopped) if stopped else ("done", None)
 
-    def _paint_video(self, job: Job, folder: Path) -> tuple[str, str | None]:
+    def _paint_video(self, job: Job) -> tuple[str, str | None]:
         """Paint the job's video with its real-time model; a stop keeps the frames painted so far."""
         job_id, options = job.id, job.options
         last = [0.0]
@@ -183,12 +198,13 @@ class Worker:
                 raise KeyboardInterrupt  # paint_video's own way to stop with a playable video
 
         began = time.perf_counter()
-        result = api.paint_video(self.store.upload_path(job.content, "video"), folder / "result.mp4",
+        result = api.paint_video(self.store.upload_path(job.content, "video"), self.store.job_file(job_id, "video"),
                                  model=model_path(self.models, options["model"]), size=options["size"],
                                  preserve_color=options["preserve_color"], device=self.device, progress=progress)
+        private_file(result.output)
         with VideoReader(result.output) as painted:
             first = Image.fromarray(next(iter(painted)))
-        files.atomic_write_bytes(folder / "thumb.jpg", thumbnail_bytes(first))
+        self.store.write_file(self.store.job_file(job_id, "thumb"), thumbnail_bytes(first))
         self.store.update(job_id, result=1, iteration=result.frames, iterations=result.info.frames)
         if result.stopped:
             return self._stopped_state(), None
@@ -201,7 +217,7 @@ class Worker:
         except NotFound:
             return "(deleted)"
 
-    def _progress(self, job_id: str, folder: Path) -> Callable[[Progress], None]:
+    def _progress(self, job_id: str) -> Callable[[Progress], None]:
         """The run's callback: write a preview every few iterations, record progress."""
         last = [0.0]
 
@@ -209,7 +225,7 @@ class Worker:
             fields: dict[str, object] = {}
             if event.iteration % self.preview_every == 0:
                 preview = images.to_pil(event.image())
-                files.atomic_write_bytes(folder / "preview.jpg", images.encode_image(preview, "JPEG"))
+                self.store.write_file(self.store.job_file(job_id, "preview"), images.encode_image(preview, "JPEG"))
                 fields["preview"] = event.iteration
             now = time.monotonic()
             if fields or now - last[0] >= 0.25 or event.iteration == event.iterations:

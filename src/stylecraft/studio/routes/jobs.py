@@ -12,16 +12,21 @@ from starlette.exceptions import HTTPException
 
 from ... import images
 from ...errors import ConfigError
+from ...features import downsampling
 from ..models import model_path
 from ..schemas import DEFAULTS, Error, Job, JobRequest
-from ..store import JobStore
-from ..views import Runner, Settings, Store, picture_route, public_job
+from ..store import JobFile, JobStore, Unrunnable
+from ..views import PRIVATE, Runner, Settings, Store, picture_route, public_job
 
 router = APIRouter()
 
+#: The shortest side a picture may have for the optimiser: its deepest layer needs one position.
+MIN_SIDE = 2 ** max(downsampling(layer) for layer in (*DEFAULTS.content_layers, *DEFAULTS.style_layers))
 
-def _check(request: JobRequest, config: Settings, store: JobStore) -> list[str]:
-    """The request's style ids once it is known to fit this studio's limits and the optimiser's rules."""
+
+def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list[str], int]:
+    """The request's style ids and the result's pixels, once it is known to fit this studio's limits and the
+    optimiser's rules."""
     content = store.upload(request.content)
     video = content["kind"] == "video"
     if video and request.method != "model":
@@ -32,6 +37,7 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> list[str]:
     if width * height > limit:
         raise ConfigError(f"size {request.size} makes a {width} x {height} {what}, more than this studio's limit "
                           f"of {limit:,} pixels; use a size of {_largest(content, limit)} or less")
+    pixels = width * height
     if request.iterations > config.max_iterations:
         raise ConfigError(f"{request.iterations} iterations is more than this studio's limit of "
                           f"{config.max_iterations}")
@@ -40,16 +46,29 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> list[str]:
         if not request.model:
             raise ConfigError("choose a real-time model")
         model_path(config.models_folder, request.model)
-        return []
+        return [], pixels
     if not styles:
         raise ConfigError("add at least one style picture")
     if len(styles) > config.max_styles:
         raise ConfigError(f"{len(styles)} style pictures: at most {config.max_styles}")
     if len(set(styles)) != len(styles):
         raise ConfigError("the same style picture is given twice")
+    for picture in [content, *map(store.upload, styles)]:
+        _check_runnable(picture, request.size)
     DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
                      preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
-    return styles
+    return styles, pixels
+
+
+def _check_runnable(picture: dict[str, Any], size: int) -> None:
+    """Unrunnable if the optimiser could not paint with ``picture`` at ``size``: a video, or a side too short
+    for its deepest layer."""
+    if picture["kind"] != "picture":
+        raise Unrunnable(f"{picture['name']} is a {picture['kind']}, not a picture: a style must be a picture")
+    width, height = images.fit_long_side(picture["width"], picture["height"], size)
+    if min(width, height) < MIN_SIDE:
+        raise Unrunnable(f"size {size} makes {picture['name']} {width} x {height} px, too small: the optimiser "
+                         f"needs at least {MIN_SIDE} px a side; use a larger size")
 
 
 def _largest(picture: dict[str, Any], max_pixels: int) -> int:
@@ -69,11 +88,11 @@ async def jobs(store: Store) -> list[dict[str, Any]]:
 @router.post("/api/jobs", status_code=201, response_model=Job, summary="Queue a job",
              responses={404: {"model": Error}, 429: {"model": Error}, 507: {"model": Error}})
 async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
-    styles = await run_in_threadpool(_check, request, config, store)
+    styles, pixels = await run_in_threadpool(_check, request, config, store)
     options = request.model_dump(exclude={"content", "styles"})
     if request.method != "model":
         options["model"] = None
-    room = 4 * request.size**2  # at most: the result as a PNG, its preview and thumbnail
+    room = 4 * pixels  # at most: the result as a PNG, its preview and thumbnail
     if store.upload(request.content)["kind"] == "video":  # H.264 at the same quality: about the source's bytes
         room += 2 * store.upload_path(request.content, "video").stat().st_size
     job = await run_in_threadpool(store.create_job, request.content, styles, options, config.max_queue, room)
@@ -108,13 +127,13 @@ async def delete_job(job_id: str, store: Store) -> Response:
     return Response(status_code=204)
 
 
-async def _picture(store: JobStore, job_id: str, name: str, missing: str, media_type: str,
-                   headers: dict[str, str]) -> Response:
+async def _picture(store: JobStore, job_id: str, kind: JobFile, missing: str, media_type: str,
+                   headers: dict[str, str] = PRIVATE) -> Response:
     """A job's picture, read whole in one go: the worker renames new previews over old ones, and a reply
     streamed from the path could mix one's length with another's bytes."""
     store.job(job_id)
     try:
-        data = await run_in_threadpool((store.job_dir(job_id) / name).read_bytes)
+        data = await run_in_threadpool(store.job_file(job_id, kind).read_bytes)
     except OSError:
         raise HTTPException(404, missing) from None
     return Response(data, media_type=media_type, headers=headers)
@@ -122,24 +141,23 @@ async def _picture(store: JobStore, job_id: str, name: str, missing: str, media_
 
 @picture_route(router, "/api/jobs/{job_id}/preview", summary="The picture so far")
 async def preview(job_id: str, store: Store) -> Response:
-    return await _picture(store, job_id, "preview.jpg", "no preview yet", "image/jpeg", {"Cache-Control": "no-store"})
+    return await _picture(store, job_id, "preview", "no preview yet", "image/jpeg")
 
 
 @picture_route(router, "/api/jobs/{job_id}/result", summary="The result (PNG with its settings); ?download=true to "
                "save it")
 async def result(job_id: str, store: Store, download: bool = False) -> Response:
-    headers = {"Cache-Control": "no-cache"}
-    video = store.job_dir(job_id) / "result.mp4"
+    headers = dict(PRIVATE)
+    video = store.job_file(job_id, "video")
     if download:
         suffix = "mp4" if video.exists() else "png"
         headers["Content-Disposition"] = f'attachment; filename="stylecraft-{job_id}.{suffix}"'
     if video.exists():  # written once, when the job ends: served as a file, so that players can seek
         store.job(job_id)
         return FileResponse(video, media_type="video/mp4", headers=headers)
-    return await _picture(store, job_id, "result.png", "this job has no result yet", "image/png", headers)
+    return await _picture(store, job_id, "result", "this job has no result yet", "image/png", headers)
 
 
 @picture_route(router, "/api/jobs/{job_id}/thumbnail", summary="The result's thumbnail")
 async def thumbnail(job_id: str, store: Store) -> Response:
-    return await _picture(store, job_id, "thumb.jpg", "this job has no result yet", "image/jpeg",
-                          {"Cache-Control": "no-cache"})
+    return await _picture(store, job_id, "thumb", "this job has no result yet", "image/jpeg")
