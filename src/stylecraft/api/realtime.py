@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -19,10 +19,9 @@ from ..features import FeatureNetwork
 from ..images import ImageInput
 from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
-from .transfer import NETWORK_FIELDS
+from .transfer import route
 from .version import version
 
-TRAIN_FIELDS = frozenset(f.name for f in fields(feedforward.TrainConfig))
 #: Any kind of picture source; :func:`apply_many` gives each back as it was given.
 Source = TypeVar("Source", bound="ImageInput")
 
@@ -42,12 +41,7 @@ def train_network(style: ImageInput, data: str | os.PathLike[str], output: str |
     ``torchrun --nproc_per_node N`` the processes train together (``feedforward.distributed``), each on its own
     GPU, and only rank 0 writes files.
     """
-    unknown = sorted(set(options) - TRAIN_FIELDS - NETWORK_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: "
-                          f"{', '.join(sorted(TRAIN_FIELDS | NETWORK_FIELDS))}")
-    config = (config or feedforward.TrainConfig()).replace(**{k: v for k, v in options.items() if k in TRAIN_FIELDS})
-    network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
+    config, network = route(config or feedforward.TrainConfig(), network or FeatureNetwork(), options)
     config.validate()
     network.validate()
     output = images.check_writable(output, [style, sample, resume])

@@ -110,15 +110,23 @@ class TransferConfig:
         """The step size in use: ``lr`` or the optimiser's default."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
-    def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19") -> None:
-        """Raise ConfigError, naming the parameter and the valid choices, for any value that cannot work
-        (layer names are checked against ``model``'s)."""
+    def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19",
+                 content: bool = True) -> None:
+        """Raise ConfigError, naming the parameter and the valid choices, for any value that cannot work,
+        and for a missing input ``mode`` needs (``content``: whether a content image is given; ``styles``:
+        how many style images). Layer names are checked against ``model``'s. The one check of these settings:
+        the API calls it before any work, and the loop trusts it."""
         checks.choice("mode", mode, MODES)
         mode = Mode(mode)
+        if mode.uses_content and not content:
+            raise ConfigError(f"a {mode.value} needs a content image (`content`)")
+        if mode.uses_style and not styles:
+            raise ConfigError(f"a {mode.value} needs at least one style image (`styles`)")
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
         checks.choice("style_loss", self.style_loss, STYLE_LOSSES)
-        if self.init is not None:
-            checks.choice("init", self.init, INITS)
+        if self.init is not None and self.init not in INITS:
+            raise ConfigError(f"`init`: {self.init!r} is not one of {', '.join(INITS)}; give a picture of your own "
+                              "as `init_image`")
         self._check_numbers()
         for kind, used in (("content", mode.uses_content), ("style", mode.uses_style)):
             layers = getattr(self, f"{kind}_layers")
