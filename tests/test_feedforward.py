@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,23 @@ def test_resume_continues_from_the_checkpoint(trained, photos, tmp_path):
     result = api.train_network(photos.parent / "style.png", photos, tmp_path / "more.pt", steps=14,
                                resume=checkpoint, **TINY)
     assert result.steps == 14 and [row["step"] for row in result.history] == [13, 14]
+
+
+def test_a_stop_signal_ends_training_with_the_network_so_far_saved(photos, tmp_path):
+    stop, events = threading.Event(), []
+
+    def watch(event: feedforward.TrainProgress) -> None:
+        events.append((event.step, event.total, sorted(event.notes())))
+        if event.step == 3:
+            stop.set()
+
+    out = tmp_path / "stopped.pt"
+    result = api.train_network(photos.parent / "style.png", photos, out, steps=50, callbacks=[watch], stop=stop,
+                               **TINY)
+    assert result.stopped == "cancelled" and result.steps == 3 and len(result.history) == 3
+    assert events[-1] == (3, 50, ["img/s", "skipped"])
+    assert feedforward.load_model(out).metadata["stopped"] == "cancelled"
+    assert torch.load(out.with_name(out.name + ".ckpt"), weights_only=True)["step"] == 3
 
 
 def test_apply_any_size_and_tiles_agree_with_whole(trained):

@@ -17,6 +17,7 @@ from .. import checks, feedforward, images
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
+from ..progress import Stop
 from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
 from .transfer import route
@@ -30,14 +31,16 @@ def train_network(style: ImageInput, data: str | os.PathLike[str], output: str |
                   config: feedforward.TrainConfig | None = None, network: FeatureNetwork | None = None,
                   device: str = "auto", precision: str = "auto", sample: ImageInput | None = None,
                   resume: str | os.PathLike[str] | None = None,
-                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
+                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (), stop: Stop | None = None,
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
 
     ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`) or of ``network``
     (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is written every
     ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the validation
-    photo that progress events stylise (default: the first readable photo of ``data``). Under
+    photo that progress events stylise (default: the first readable photo of ``data``). ``stop`` (a
+    ``threading.Event`` or anything with ``is_set()``), when set, ends the training after the step under way;
+    the network so far is written all the same (model and checkpoint), its ``stopped`` "cancelled". Under
     ``torchrun --nproc_per_node N`` the processes train together (``feedforward.distributed``), each on its own
     GPU, and only rank 0 writes files.
     """
@@ -59,7 +62,7 @@ def train_network(style: ImageInput, data: str | os.PathLike[str], output: str |
         result = feedforward.train(config, vgg, style_tensor, data_set, sample=sample_tensor, runtime=runtime,
                                    resume=state, callbacks=callbacks,
                                    on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
-                                   processes=processes)
+                                   processes=processes, stop=stop)
         if not processes.main:
             return result
         save_atomically(result.checkpoint, checkpoint_path)
