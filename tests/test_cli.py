@@ -492,3 +492,13 @@ def test_ctrl_c_in_a_grid_saves_the_cells_done_and_exits_130(capsys, tmp_path, c
                         "style-weight=1,10,100", "-o", out, "--size", "48", "--iterations", "3", "--seed", "1")
     assert code == 130 and "interrupted; saved the grid so far" in err and "[3/3]" not in err, err
     assert seen == [1, 2, 3, 1, 2] and Image.open(out).height > 2 * 48
+
+
+@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video"])
+def test_tile_means_one_thing_and_its_help_says_so(capsys, command):
+    from stylecraft.cli.parser import TILE_RULE, build_parser, command_parser
+
+    text = " ".join(command_parser(build_parser(), [command]).format_help().split())
+    assert f"--tile TILE {TILE_RULE}" in text
+    if command == "video":  # one knob, two meanings, each named
+        assert "With --model it is a blend weight" in text and "With --style it scales a loss weight" in text

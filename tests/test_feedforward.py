@@ -147,6 +147,18 @@ def test_apply_any_size_and_tiles_agree_with_whole(trained):
     assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.net.modules())  # put back afterwards
 
 
+def test_tile_is_the_largest_side_run_whole_and_the_side_of_the_tiles(monkeypatch):
+    # The same rule as the optimiser's `tile` (tests/test_tiling.py: a forced tile tiles every larger scale).
+    applying = sys.modules["stylecraft.feedforward.apply"]  # the module: `feedforward.apply` is its function
+    tiles: list[int] = []
+    monkeypatch.setattr(applying, "stylise_exactly", lambda stages, image, tile: tiles.append(tile) or image)
+    net = TransformerNet(feedforward.WIDTHS["compact"])
+    stylise(net, torch.rand(1, 3, 40, 64), tile=64)
+    assert tiles == []
+    stylise(net, torch.rand(1, 3, 40, 68), tile=64)
+    assert tiles == [64]
+
+
 def test_apply_api_size_and_colour(trained):
     picture = api.apply_model(trained[0], make_content(90, 60), size=45, preserve_color=True)
     assert picture.size == (45, 30)

@@ -146,7 +146,8 @@ def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: I
                 preserve_color: bool = False, device: str = "auto", tile: int = feedforward.TILE,
                 backend: str = "auto", precision: str = "fp32") -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
-    StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
+    StyleModel from :func:`load_style_model` (load once to paint many pictures). A picture with a side over
+    ``tile`` pixels runs in exact tiles of that size (the rule of the optimiser's ``tile`` too)."""
     loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
         model, backend=backend, device=device, precision=precision)
     [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)

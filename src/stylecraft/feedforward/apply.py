@@ -18,9 +18,9 @@ from .exact import Stages, stylise_exactly, torch_stages
 from .net import TransformerNet
 from .runtimes import RuntimeNet
 
-#: The largest side run at once unless asked: a 2048 x 1536 picture takes 1.6 GB with ONNX Runtime and 3.2 GB
-#: in eager PyTorch (full network), and a larger one goes through exact tiles, which cost several whole runs
-#: (one pass per normalisation layer; docs/performance.md).
+#: The largest side run whole unless asked, and the tiles' side beyond it: a 2048 x 1536 picture takes 1.6 GB
+#: with ONNX Runtime and 3.2 GB in eager PyTorch (full network), and a larger one goes through exact tiles,
+#: which cost several whole runs (one pass per normalisation layer; docs/performance.md).
 TILE = 2048
 
 #: A network as loaded: the torch backend's TransformerNet, or a RuntimeNet running an export.
@@ -47,7 +47,8 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
 
 
 def stylise(net: Network, image: torch.Tensor, tile: int = TILE) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles."""
+    """Stylise a (N, 3, H, W) batch in [0, 1]; an image with a side over ``tile`` pixels runs in exact tiles of
+    ``tile`` pixels (the rule of the optimiser's ``tile`` too: ``TransferConfig``)."""
     with torch.no_grad():
         if image.shape[-2] <= tile and image.shape[-1] <= tile:
             return _padded(net, image.to(_device(net))).float().cpu().clamp(0, 1)

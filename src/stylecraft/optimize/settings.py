@@ -54,8 +54,9 @@ class TransferConfig:
     Weights of layers and styles are relative: they are divided by their sum. ``init=None`` means the
     content recoloured to the style's palette for a transfer (the content itself with ``preserve_color``) and
     noise for a reconstruction or a texture (:meth:`start`); ``lr=None`` means the
-    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile`` forces the objective to
-    run tile by tile with tiles of that many pixels (None: only when a scale would not fit in memory).
+    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile``: a scale with a side over
+    that many pixels runs tile by tile, exactly, in tiles of that many pixels, even where it would fit whole
+    (None: only a scale that would not fit in memory); the rule of a real-time network's ``tile`` too.
     ``color_weight`` weighs the colour term (the picture's pixel colours against the styles', see
     :class:`~stylecraft.objective.Objective`), off with ``preserve_color``; ``style_loss`` is how style is
     compared (``losses.STYLE_LOSSES``). Why the palette start and the colour term are the defaults:
