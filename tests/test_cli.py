@@ -463,7 +463,7 @@ def test_one_progress_bar_shows_every_kind_of_event(capsys):
               TrainProgress(10, 20, {"total": 0.125, "style": 0.5}, 1.0, 12.0, 1, lambda: torch.zeros(1)),
               Count(10, 24, 1.0)]
     for event, shown in zip(events, ["total=2.5, scale=2/3 64x48, tiles=4",
-                                     "total=0.125, style=0.5, img/s=12.0, skipped=1", ""], strict=True):
+                                     "total=0.125, style=0.5, skipped=1", ""], strict=True):
         with _ProgressBar("run", "it", argparse.Namespace(quiet=False)) as bar:
             bar(event)
             assert (bar.bar.n, bar.bar.total, bar.bar.postfix or "") == (10, event.total, shown)

@@ -129,7 +129,7 @@ def test_a_stop_signal_ends_training_with_the_network_so_far_saved(photos, tmp_p
     result = api.train_network(photos.parent / "style.png", photos, out, steps=50, callbacks=[watch], stop=stop,
                                **TINY)
     assert result.stopped == "cancelled" and result.steps == 3 and len(result.history) == 3
-    assert events[-1] == (3, 50, ["img/s", "skipped"])
+    assert events[-1] == (3, 50, ["skipped"])
     assert feedforward.load_model(out).metadata["stopped"] == "cancelled"
     assert torch.load(out.with_name(out.name + ".ckpt"), weights_only=True)["step"] == 3
 

@@ -33,7 +33,8 @@ def requested(stop: Stop | None) -> bool:
 class Event(Protocol):
     """What every progress event has: ``step`` units done of ``total`` (None: not known in advance),
     ``elapsed`` seconds, the ``losses`` of the latest unit (empty where there are none) and ``notes()``, the
-    operation's own figures as text (a scale, a rate), which a display shows beside them."""
+    operation's own state as text (a scale, photos skipped), which a display shows beside them and redraws at
+    once when it changes; so notes change seldom, never every step as a rate does."""
 
     @property
     def step(self) -> int: ...
@@ -48,7 +49,7 @@ class Event(Protocol):
     def losses(self) -> dict[str, float]: ...
 
     def notes(self) -> dict[str, str]:
-        """The operation's own figures, as text for a display."""
+        """The operation's own state, as text for a display."""
         ...
 
 

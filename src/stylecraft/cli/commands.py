@@ -134,10 +134,10 @@ class _ProgressBar:
     (:class:`stylecraft.progress.Event`) that shows the count, the main loss terms and the operation's notes.
 
     The bar opens at the first event, so that a run refused while loading (a bad weight file, say) prints its
-    error alone. Its figures are refreshed every 10 steps, at the last one, whenever the notes change (an
-    optimiser's new scale shows at once: a print's largest scales take minutes an iteration) and at least
-    every second; reading an optimiser's losses waits for the device, so not every step. ``--quiet`` (or
-    ``shown`` False) shows nothing.
+    error alone. Its figures are refreshed every 10 steps, at the last one, at least every second (reading an
+    optimiser's losses waits for the device, so not every step) and whenever the notes change, drawn at once
+    then (an optimiser's new scale must show: a print's largest scales take minutes an iteration).
+    ``--quiet`` (or ``shown`` False) shows nothing.
     """
 
     LOSSES = ("total", "content", "style", "tv")
@@ -163,12 +163,15 @@ class _ProgressBar:
             self.bar = tqdm(desc=self.description, unit=self.unit, dynamic_ncols=True, leave=False)
         self.bar.total = event.total
         notes, now = event.notes(), time.monotonic()
-        if event.step % 10 == 0 or event.step == event.total or notes != self._notes or now - self._when >= 1.0:
+        changed = notes != self._notes
+        if event.step % 10 == 0 or event.step == event.total or changed or now - self._when >= 1.0:
             self._notes, self._when = notes, now
             losses = event.losses
             self.bar.set_postfix({**{k: f"{losses[k]:.3g}" for k in self.LOSSES if k in losses}, **notes},
                                  refresh=False)
         self.bar.update(event.step - self.bar.n)
+        if changed:  # drawn now, not when tqdm's rate limit next allows
+            self.bar.refresh()
 
     def restart(self, description: str) -> None:
         """Close the bar; the next event opens a new one under ``description`` (a grid's next cell)."""

@@ -111,8 +111,8 @@ class TrainProgress:
         return self.steps
 
     def notes(self) -> dict[str, str]:
-        """The photos a second (over all processes) and the unreadable ones skipped."""
-        return {"img/s": f"{self.images_per_second:.1f}", "skipped": str(self.skipped)}
+        """The unreadable photos skipped so far (the rate, which changes every step, is not a note)."""
+        return {"skipped": str(self.skipped)}
 
 
 @dataclass
