@@ -447,3 +447,58 @@ def test_the_progress_bar_shows_each_new_scale_at_once(capsys, tmp_path, content
     assert code == 0, err
     frames = err.replace("\r", "\n").splitlines()
     assert any("4/5" in f and "scale=2/2 96x72" in f for f in frames), frames  # the new scale's first iteration
+
+
+def test_one_progress_bar_shows_every_kind_of_event(capsys):
+    import argparse
+
+    import torch
+
+    from stylecraft.cli.commands import _ProgressBar
+    from stylecraft.feedforward import TrainProgress
+    from stylecraft.optimize import Progress
+    from stylecraft.progress import Count
+
+    events = [Progress(10, 40, 1.0, lambda: torch.zeros(1), 2, 3, (64, 48), {"total": torch.tensor(2.5)}, 4),
+              TrainProgress(10, 20, {"total": 0.125, "style": 0.5}, 1.0, 12.0, 1, lambda: torch.zeros(1)),
+              Count(10, 24, 1.0)]
+    for event, shown in zip(events, ["total=2.5, scale=2/3 64x48, tiles=4",
+                                     "total=0.125, style=0.5, skipped=1", ""], strict=True):
+        with _ProgressBar("run", "it", argparse.Namespace(quiet=False)) as bar:
+            bar(event)
+            assert (bar.bar.n, bar.bar.total, bar.bar.postfix or "") == (10, event.total, shown)
+        assert "run" in capsys.readouterr().err
+    with _ProgressBar("run", "it", argparse.Namespace(quiet=True)) as bar:
+        bar(events[2])
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_in_a_grid_saves_the_cells_done_and_exits_130(capsys, tmp_path, content_path, style_path,
+                                                              monkeypatch):
+    from stylecraft.cli import commands
+
+    seen: list[int] = []
+    shown = commands._ProgressBar.__call__
+
+    def press_ctrl_c(self, event) -> None:
+        seen.append(event.step)
+        if len(seen) == 5:  # the second cell's second iteration
+            raise KeyboardInterrupt
+        shown(self, event)
+
+    monkeypatch.setattr(commands._ProgressBar, "__call__", press_ctrl_c)
+    out = tmp_path / "grid.png"
+    code, err = run_cli(capsys, "grid", "transfer", "--content", content_path, "--style", style_path, "--vary",
+                        "style-weight=1,10,100", "-o", out, "--size", "48", "--iterations", "3", "--seed", "1")
+    assert code == 130 and "interrupted; saved the grid so far" in err and "[3/3]" not in err, err
+    assert seen == [1, 2, 3, 1, 2] and Image.open(out).height > 2 * 48
+
+
+@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video"])
+def test_tile_means_one_thing_and_its_help_says_so(capsys, command):
+    from stylecraft.cli.parser import TILE_RULE, build_parser, command_parser
+
+    text = " ".join(command_parser(build_parser(), [command]).format_help().split())
+    assert f"--tile TILE {TILE_RULE}" in text
+    if command == "video":  # one knob, two meanings, each named
+        assert "With --model it is a blend weight" in text and "With --style it scales a loss weight" in text

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,23 @@ def test_resume_continues_from_the_checkpoint(trained, photos, tmp_path):
     assert result.steps == 14 and [row["step"] for row in result.history] == [13, 14]
 
 
+def test_a_stop_signal_ends_training_with_the_network_so_far_saved(photos, tmp_path):
+    stop, events = threading.Event(), []
+
+    def watch(event: feedforward.TrainProgress) -> None:
+        events.append((event.step, event.total, sorted(event.notes())))
+        if event.step == 3:
+            stop.set()
+
+    out = tmp_path / "stopped.pt"
+    result = api.train_network(photos.parent / "style.png", photos, out, steps=50, callbacks=[watch], stop=stop,
+                               **TINY)
+    assert result.stopped == "cancelled" and result.steps == 3 and len(result.history) == 3
+    assert events[-1] == (3, 50, ["skipped"])
+    assert feedforward.load_model(out).metadata["stopped"] == "cancelled"
+    assert torch.load(out.with_name(out.name + ".ckpt"), weights_only=True)["step"] == 3
+
+
 def test_apply_any_size_and_tiles_agree_with_whole(trained):
     model = feedforward.load_model(trained[0])
     image = images.to_tensor(make_content(150, 97))
@@ -127,6 +145,18 @@ def test_apply_any_size_and_tiles_agree_with_whole(trained):
         assert (tiled - whole).abs().max() < 1 / 255
     assert (whole - image).abs().mean() > 0.05  # the network does change the picture
     assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.net.modules())  # put back afterwards
+
+
+def test_tile_is_the_largest_side_run_whole_and_the_side_of_the_tiles(monkeypatch):
+    # The same rule as the optimiser's `tile` (tests/test_tiling.py: a forced tile tiles every larger scale).
+    applying = sys.modules["stylecraft.feedforward.apply"]  # the module: `feedforward.apply` is its function
+    tiles: list[int] = []
+    monkeypatch.setattr(applying, "stylise_exactly", lambda stages, image, tile: tiles.append(tile) or image)
+    net = TransformerNet(feedforward.WIDTHS["compact"])
+    stylise(net, torch.rand(1, 3, 40, 64), tile=64)
+    assert tiles == []
+    stylise(net, torch.rand(1, 3, 40, 68), tile=64)
+    assert tiles == [64]
 
 
 def test_apply_api_size_and_colour(trained):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -367,6 +368,64 @@ def test_interruption_keeps_the_current_image(content):
     assert len(result.history) == 3
     assert result.settings["iterations_done"] == 3
     assert torch.isfinite(result.image).all()
+
+
+class _Flag:
+    """A stop signal that is not a threading.Event: anything with is_set() will do."""
+
+    def __init__(self) -> None:
+        self.set_ = False
+
+    def is_set(self) -> bool:
+        return self.set_
+
+
+def test_a_stop_signal_ends_the_run_and_the_grid_with_the_work_so_far(content, stripes):
+    flag, events = _Flag(), []
+
+    def watch(event: Progress) -> None:
+        events.append((event.step, event.total, event.notes()))
+        flag.set_ = event.step == 2 and len(events) > 3  # in the grid's second cell
+
+    result = stylecraft.run("reconstruct", content, size=32, content_layers=("relu2_2",), iterations=10, seed=0,
+                            stop=threading.Event(), callbacks=[watch])
+    assert result.stopped is None and events[0] == (1, 10, {"scale": "1/1 32x24"})
+    events.clear()
+    stop = threading.Event()
+    result = stylecraft.run("reconstruct", content, size=32, content_layers=("relu2_2",), iterations=10, seed=0,
+                            stop=stop, callbacks=[lambda event: stop.set() if event.step == 3 else None])
+    assert result.stopped == "cancelled" and result.iterations == 3 and len(result.history) == 3
+    assert torch.isfinite(result.image).all()
+    axes = [stylecraft.api.Axis.inputs("content", [content]), stylecraft.api.Axis.of("style_weight", [1, 10, 100])]
+    sheet = stylecraft.api.grid("transfer", [*axes, stylecraft.api.Axis.inputs("style", [stripes])], cell_side=32,
+                                size=32, iterations=3, single_scale=True, seed=0, stop=flag, callbacks=[watch])
+    assert sheet.info["stopped"] == "cancelled"
+    assert [step for step, *_ in events] == [1, 2, 3, 1, 2]  # the third cell never ran
+    whole = stylecraft.api.grid("transfer", [*axes, stylecraft.api.Axis.inputs("style", [stripes])], cell_side=32,
+                                size=32, iterations=1, single_scale=True, seed=0)
+    assert "stopped" not in whole.info and sheet.width == whole.width and sheet.height < whole.height  # 2 rows of 3
+
+
+def test_missing_inputs_and_init_names_are_checked_by_the_settings_alone(content, stripes, no_work):
+    cases = [("transfer", None, [stripes], {}), ("texture", None, [], {}), ("transfer", content, [stripes],
+                                                                              {"init": "photo.jpg"})]
+    for mode, content_, styles, options in cases:
+        with pytest.raises(ConfigError) as raised:
+            stylecraft.run(mode, content_, styles, size=32, seed=0, **options)
+        with pytest.raises(ConfigError) as direct:
+            TransferConfig(**options).validate(mode, len(styles), content=content_ is not None)
+        assert str(raised.value) == str(direct.value)
+
+
+def test_one_router_reads_the_options_of_a_run_and_of_training(tmp_path):
+    from stylecraft.api.transfer import route
+
+    config, network = route(TransferConfig(), stylecraft.FeatureNetwork(), {"size": 64, "pooling": "avg"})
+    assert config.size == 64 and network.pooling == "avg"
+    with pytest.raises(ConfigError, match="unknown option 'sise'; valid options: .*pooling"):
+        stylecraft.run("transfer", "a.jpg", "b.jpg", sise=3)
+    with pytest.raises(ConfigError, match="unknown option 'sise'; valid options: .*network_width.*pooling"):
+        stylecraft.api.train_network("a.jpg", tmp_path, tmp_path / "m.pt", sise=3)
 
 
 def test_non_finite_loss_stops_with_the_last_good_image(content, stripes):

@@ -154,15 +154,15 @@ def test_sound_an_mp4_cannot_hold_is_encoded_as_aac(tmp_path, model) -> None:
 def test_ctrl_c_leaves_a_playable_video_of_the_frames_done(clip, model, tmp_path) -> None:
     out = tmp_path / "stopped.mp4"
 
-    def progress(done: int, info) -> None:
-        if done == 5:
+    def progress(event: api.video.VideoProgress) -> None:
+        if event.step == 5:
             raise KeyboardInterrupt
 
     # Two batches of 4 taken, the remaining 16 frames fill the read-ahead queue exactly: the reading thread
     # must still notice that nobody will take its last item (it once waited for ever).
     results: list = []
     thread = threading.Thread(target=lambda: results.append(
-        api.paint_video(clip, out, model=model, progress=progress, batch_size=4)), daemon=True)
+        api.paint_video(clip, out, model=model, callbacks=[progress], batch_size=4)), daemon=True)
     thread.start()
     thread.join(60)
     assert not thread.is_alive(), "paint_video hung after the interrupt"
@@ -170,6 +170,41 @@ def test_ctrl_c_leaves_a_playable_video_of_the_frames_done(clip, model, tmp_path
     assert result.stopped == "interrupted" and result.frames == 5
     made = describe(out)
     assert made["frames"] == 5 and made["audio_seconds"] <= 5 / FPS + 0.1  # the sound ends with the pictures
+
+
+def test_a_stop_signal_leaves_a_playable_video_of_the_frames_done(clip, model, tmp_path) -> None:
+    stop, seen = threading.Event(), []
+
+    def watch(event: api.video.VideoProgress) -> None:
+        seen.append((event.step, event.total, event.losses, event.notes()))
+        if event.step == 6:
+            stop.set()
+
+    result = api.paint_video(clip, tmp_path / "stopped.mp4", model=model, callbacks=[watch], stop=stop, batch_size=4)
+    assert result.stopped == "cancelled" and result.frames == 6 and describe(result.output)["frames"] == 6
+    assert seen[0] == (1, FRAMES, {}, {}) and [step for step, *_ in seen] == [1, 2, 3, 4, 5, 6]
+    stop.clear()
+    frames = (np.zeros((32, 32, 3), np.uint8) for _ in range(9))
+    painted = api.paint_frames(model, frames, stability=0, batch_size=2, stop=stop)
+    assert next(painted).shape == (32, 32, 3)
+    stop.set()
+    assert len(list(painted)) == 1  # the rest of the batch already painted, then nothing more
+
+
+def test_stability_is_checked_once_for_both_ways_of_painting(clip, model, tmp_path, monkeypatch) -> None:
+    calls: list[float] = []
+
+    def check(stability: float) -> None:
+        calls.append(stability)
+        raise ConfigError("refused")
+
+    monkeypatch.setattr(api.video, "check_stability", check)
+    for how in ({"model": model}, {"styles": [clip]}):
+        with pytest.raises(ConfigError, match="refused"):
+            api.paint_video(clip, tmp_path / "o.mp4", stability=0.5, **how)
+    with pytest.raises(ConfigError, match="refused"):
+        list(api.paint_frames(model, [np.zeros((8, 8, 3), np.uint8)], stability=0.25))
+    assert calls == [0.5, 0.5, 0.25]
 
 
 def test_bad_input_gets_one_line_and_never_clobbers_the_output(clip, model, tmp_path, capsys) -> None:
@@ -233,19 +268,22 @@ def test_the_optimiser_paints_a_clip_and_an_interrupted_run_resumes(tmp_path) ->
     options = {"styles": [style], "size": 64, "iterations": 4, "frame_iterations": 2, "seed": 1}
     seen: list[int] = []
 
-    def stop_after_two(done: int, info) -> None:
-        seen.append(done)
-        if done == 2:
-            raise KeyboardInterrupt
+    stop = threading.Event()
 
-    first = api.paint_video(source, out, progress=stop_after_two, **options)
-    assert first.stopped == "interrupted" and first.frames == 2 and describe(out)["frames"] == 2
+    def stop_after_two(event: api.video.VideoProgress) -> None:
+        seen.append(event.step)
+        if event.step == 2:
+            stop.set()
+
+    first = api.paint_video(source, out, callbacks=[stop_after_two], stop=stop, **options)
+    assert first.stopped == "cancelled" and first.frames == 2 and describe(out)["frames"] == 2
     folder = tmp_path / "painted.mp4.frames"
     assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png", "settings.json"]
     with pytest.raises(ConfigError, match="holds the frames of another run"):
         api.paint_video(source, out, **{**options, "frame_iterations": 3})
     seen.clear()
-    second = api.paint_video(source, out, progress=lambda done, info: seen.append(done), **options)
+    with pytest.warns(DeprecationWarning, match="`progress`"):  # the older spelling still works
+        second = api.paint_video(source, out, progress=lambda done, info: seen.append(done), **options)
     assert second.stopped is None and seen == [3, 4]  # only the frames not yet painted
     made = describe(out)
     assert made["frames"] == 4 and made["size"] == (64, 42) and made["audio"] == "aac"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,12 +18,12 @@ from .. import checks, feedforward, files, images
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
+from ..progress import Stop
 from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
-from .transfer import NETWORK_FIELDS
+from .transfer import route
 from .version import version
 
-TRAIN_FIELDS = frozenset(f.name for f in fields(feedforward.TrainConfig))
 #: Any kind of picture source; :func:`apply_many` gives each back as it was given.
 Source = TypeVar("Source", bound="ImageInput")
 
@@ -33,7 +33,7 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
                   network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
                   sample: ImageInput | None = None, resume: str | os.PathLike[str] | None = None,
                   names: Sequence[str] | None = None, add_to: str | os.PathLike[str] | None = None,
-                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (),
+                  callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (), stop: Stop | None = None,
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
 
@@ -42,16 +42,13 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
     scales and shifts alone. ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`)
     or of ``network`` (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is
     written every ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the
-    validation photo that progress events stylise (default: the first readable photo of ``data``). Under
+    validation photo that progress events stylise (default: the first readable photo of ``data``). ``stop`` (a
+    ``threading.Event`` or anything with ``is_set()``), when set, ends the training after the step under way;
+    the network so far is written all the same (model and checkpoint), its ``stopped`` "cancelled". Under
     ``torchrun --nproc_per_node N`` the processes train together (``feedforward.distributed``), each on its own
     GPU, and only rank 0 writes files.
     """
-    unknown = sorted(set(options) - TRAIN_FIELDS - NETWORK_FIELDS)
-    if unknown:
-        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: "
-                          f"{', '.join(sorted(TRAIN_FIELDS | NETWORK_FIELDS))}")
-    config = (config or feedforward.TrainConfig()).replace(**{k: v for k, v in options.items() if k in TRAIN_FIELDS})
-    network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
+    config, network = route(config or feedforward.TrainConfig(), network or FeatureNetwork(), options)
     config.validate()
     network.validate()
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageInput, style)]
@@ -73,8 +70,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         result = feedforward.train(config, vgg, style_tensors, data_set, sample=sample_tensor, runtime=runtime,
                                    resume=state, callbacks=callbacks,
                                    on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
-                                   processes=processes, base=cast(feedforward.TransformerNet, base.net) if base
-                                   else None)
+                                   processes=processes, stop=stop,
+                                   base=cast(feedforward.TransformerNet, base.net) if base else None)
         if not processes.main:
             return result
         save_atomically(result.checkpoint, checkpoint_path)
@@ -205,7 +202,8 @@ def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: I
                 preserve_color: bool = False, device: str = "auto", tile: int = feedforward.TILE,
                 backend: str = "auto", precision: str = "fp32") -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
-    StyleModel from :func:`load_style_model` (load once to paint many pictures)."""
+    StyleModel from :func:`load_style_model` (load once to paint many pictures). A picture with a side over
+    ``tile`` pixels runs in exact tiles of that size (the rule of the optimiser's ``tile`` too)."""
     loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
         model, backend=backend, device=device, precision=precision)
     [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)

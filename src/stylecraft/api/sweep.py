@@ -22,6 +22,7 @@ from .. import images, report
 from ..errors import ConfigError, StylecraftError
 from ..images import ImageInput
 from ..optimize import Mode
+from ..progress import CANCELLED, Stop
 from .transfer import run
 
 Cell = tuple[str, dict[str, object]]
@@ -53,11 +54,15 @@ class Axis:
 
 
 def grid(mode: Mode | str, axes: Sequence[Axis], *, cell_side: int = 256,
-         on_cell: Callable[[int, int, str], None] | None = None, **options: object) -> Image.Image:
-    """The contact sheet of ``mode`` run over ``axes`` (``options`` go to every run, as for :func:`run`).
+         on_cell: Callable[[int, int, str], None] | None = None, stop: Stop | None = None,
+         **options: object) -> Image.Image:
+    """The contact sheet of ``mode`` run over ``axes`` (``options`` go to every run, as for :func:`run`:
+    ``callbacks`` receive each run's progress).
 
-    ``on_cell(index, total, label)`` is called before each run. A run stopped early ends the sweep with its
-    reason.
+    ``on_cell(index, total, label)`` is called before each run. ``stop`` (a ``threading.Event`` or anything
+    with ``is_set()``) and Ctrl-C end the sweep in the run under way: the sheet then holds the cells done, the
+    last one as far as it got, and its ``info["stopped"]`` says why ("cancelled" or "interrupted"). A run
+    ended by a fault (a non-finite loss) ends the sweep with a StylecraftError.
     """
     mode = Mode(mode)
     names = {axis.name for axis in axes}
@@ -72,6 +77,7 @@ def grid(mode: Mode | str, axes: Sequence[Axis], *, cell_side: int = 256,
     cols_axis = swept[1] if len(swept) > 1 else Axis("", (("", {}),))
     total = len(rows_axis.cells) * len(cols_axis.cells)
     rows: list[list[report.Cell]] = []
+    stopped: str | None = None
     for index, ((row_label, row_opts), (col_label, col_opts)) in enumerate(
             itertools.product(rows_axis.cells, cols_axis.cells)):
         cell_options: dict[str, Any] = {**fixed, **row_opts, **col_opts}
@@ -81,16 +87,23 @@ def grid(mode: Mode | str, axes: Sequence[Axis], *, cell_side: int = 256,
             on_cell(index, total, label)
         began = time.perf_counter()
         run_options: dict[str, Any] = {**options, **cell_options}
-        result = run(mode, content, style if mode.uses_style else None, **run_options)
-        if result.stopped:
-            raise StylecraftError(f"grid cell {label}: {result.stopped}")
+        result = run(mode, content, style if mode.uses_style else None, stop=stop, **run_options)
+        stopped = result.stopped
+        if stopped not in (None, CANCELLED, "interrupted"):
+            raise StylecraftError(f"grid cell {label}: {stopped}")
         seconds = time.perf_counter() - began
-        cell = report.Cell(images.to_pil(result.image), f"{col_label or row_label or mode.value}  {seconds:.1f} s")
+        caption = f"{col_label or row_label or mode.value}  {seconds:.1f} s" + ("  (stopped)" if stopped else "")
         if index % len(cols_axis.cells) == 0:
             rows.append([])
-        rows[-1].append(cell)
+        rows[-1].append(report.Cell(images.to_pil(result.image), caption))
+        if stopped:
+            break
     title = f"stylecraft {mode.value}: " + (" x ".join(axis.name for axis in swept) or "single run")
     two = len(swept) > 1
-    return report.contact_sheet(rows, [label for label, _ in rows_axis.cells] if two else [],
-                                [label for label, _ in cols_axis.cells] if two else [],
-                                title=title, cell_side=cell_side)
+    columns = max(len(row) for row in rows)
+    sheet = report.contact_sheet(rows, [label for label, _ in rows_axis.cells] if two else [],
+                                 [label for label, _ in cols_axis.cells][:columns] if two else [],
+                                 title=title, cell_side=cell_side)
+    if stopped:
+        sheet.info["stopped"] = stopped
+    return sheet

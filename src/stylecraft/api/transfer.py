@@ -8,9 +8,9 @@ tensor and every setting is known to be good.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from PIL import Image
@@ -20,8 +20,6 @@ from ..errors import ConfigError
 from ..features import FeatureNetwork
 from ..images import ImageInput
 from ..optimize import (
-    INITS,
-    MODES,
     Callback,
     Mode,
     Result,
@@ -32,28 +30,41 @@ from ..optimize import (
     synthesise,
 )
 from ..optimize.memory import plan_memory
+from ..progress import Stop
 from ..runtime import Runtime
 from .score import score_tensors
 from .version import version
 
-TRANSFER_FIELDS = frozenset(f.name for f in fields(TransferConfig))
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 NETWORK_FIELDS = frozenset(f.name for f in fields(FeatureNetwork))
+#: Settings of any kind: a frozen dataclass such as TransferConfig or TrainConfig.
+Settings = TypeVar("Settings", bound="DataclassInstance")
+
+
+def route(config: Settings, network: FeatureNetwork, options: Mapping[str, object],
+          also: Iterable[str] = ()) -> tuple[Settings, FeatureNetwork]:
+    """``config`` and ``network`` with ``options``, each going to whichever of the two has the field: how every
+    API call that takes settings and a loss network reads its keyword options. An unknown name is a
+    ConfigError listing the valid ones (with ``also``, the call's own parameters)."""
+    names = frozenset(f.name for f in fields(config))
+    unknown = sorted(set(options) - names - NETWORK_FIELDS)
+    if unknown:
+        valid = ", ".join(sorted(names | NETWORK_FIELDS | set(also)))
+        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
+    return (checks.replace(config, **{k: v for k, v in options.items() if k in names}),
+            network.replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS}))
 
 
 def settle(config: TransferConfig | None, network: FeatureNetwork | None, options: dict[str, object],
            preset: str | None = None) -> tuple[TransferConfig, FeatureNetwork]:
     """The run's settings and feature network: ``config`` (default: :class:`TransferConfig`), then the
     ``preset``'s settings, then ``options``, each going to whichever of the two has the field."""
-    unknown = sorted(set(options) - TRANSFER_FIELDS - NETWORK_FIELDS)
-    if unknown:
-        valid = ", ".join(sorted(TRANSFER_FIELDS | NETWORK_FIELDS | {"device", "precision", "init_image", "preset"}))
-        raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
     config = config or TransferConfig()
     if preset is not None:
         config = config.with_preset(preset)
-    config = config.replace(**{k: v for k, v in options.items() if k in TRANSFER_FIELDS})
-    network = (network or FeatureNetwork()).replace(**{k: v for k, v in options.items() if k in NETWORK_FIELDS})
-    return config, network
+    return route(config, network or FeatureNetwork(), options, ("device", "precision", "init_image", "preset"))
 
 
 def _name(source: ImageInput | None) -> str | None:
@@ -81,17 +92,11 @@ def _texture_canvas(config: TransferConfig, style: torch.Tensor) -> tuple[int, i
     return images.fit_long_side(width, height, config.size)
 
 
-def _check_init(config: TransferConfig) -> None:
-    if config.init is not None and config.init not in INITS:
-        raise ConfigError(f"`init`: {config.init!r} is not one of {', '.join(INITS)}; give a picture of your own "
-                          "as `init_image`")
-
-
 def run(mode: Mode | str, content: ImageInput | None = None,
         styles: ImageInput | Sequence[ImageInput] | None = None,
         config: TransferConfig | None = None, callbacks: Sequence[Callback] = (), *,
         network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
-        init_image: ImageInput | None = None, stop: threading.Event | None = None,
+        init_image: ImageInput | None = None, stop: Stop | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
         temporal: Temporal | None = None, score: bool = True, preset: str | None = None,
         **options: object) -> Result:
@@ -100,8 +105,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
     :class:`FeatureNetwork`, the Oxford VGG-19); ``preset`` (one of ``optimize.PRESETS``: draft, standard,
     fine) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
-    (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop``, when set, ends the run
-    after the current iteration. ``max_memory`` (GiB, default: what the device has free) is the budget: a
+    (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop`` (a ``threading.Event`` or
+    anything with ``is_set()``), when set, ends the run after the current iteration with the picture so far
+    and ``stopped`` "cancelled". ``max_memory`` (GiB, default: what the device has free) is the budget: a
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
     saying how, before any work. ``temporal`` ties a video frame to the previous one (``api.video``). The
     Result's ``settings`` hold everything needed to reproduce the picture, the seed included, and for a
@@ -109,16 +115,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     on the CPU; ``score`` False leaves them out, as a video's frames do).
     """
     config, network = settle(config, network, options, preset)
-    checks.choice("mode", mode, MODES)
-    mode = Mode(mode)
     style_list = _as_list(styles)
-    if mode.uses_content and content is None:
-        raise ConfigError(f"a {mode.value} needs a content image (`content`)")
-    if mode.uses_style and not style_list:
-        raise ConfigError(f"a {mode.value} needs at least one style image (`styles`)")
     network.validate()
-    _check_init(config)
-    config.validate(mode, len(style_list), network.model)
+    config.validate(mode, len(style_list), network.model, content=content is not None)
+    mode = Mode(mode)
     runtime = Runtime.resolve(device, precision)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     layers = list(config.content_layers) if mode.uses_content else []

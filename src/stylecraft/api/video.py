@@ -7,6 +7,12 @@ frame with the previous one moved by the input's optical flow, where that flow i
 (``video.flow.Steadier``). With style pictures instead (the optimiser, Ruder et al. 2016), each frame after
 the first starts from the previous result moved by the flow and is optimised with a temporal term on the
 reliable pixels; finished frames are kept on disk, so an interrupted run resumes where it stopped.
+
+``stability`` is one knob from 0 to 1 for both ways, "how much each frame keeps of the one before where the
+motion is reliable", but it works differently in each: with a network it is a blend weight (the share of the
+previous painted frame, moved by the flow, in each new one: 1 keeps it wherever it can be followed); with the
+optimiser it scales a loss weight (the temporal term's weight is ``TEMPORAL_WEIGHT`` times it: a pull towards
+the previous frame that the style and content terms still balance, never a freeze).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import queue
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ from .. import checks, feedforward, files, images
 from ..errors import ConfigError
 from ..images import ImageInput
 from ..optimize import Temporal
+from ..progress import CANCELLED, Count, Stop, requested
 from ..video.flow import PRESET, FlowEstimator, Steadier
 from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
 from .realtime import load_style_model
@@ -38,9 +46,12 @@ from .transfer import run
 #: Stability by default: how much of the previous painted frame, moved by the flow, each frame keeps where
 #: the flow is reliable (chosen by benchmarks/video.py; see docs/performance.md).
 STABILITY = 0.85
+#: A video's progress: frames done of the frames the container announces.
+VideoProgress = Count
 #: Frames read ahead of the painting, and painted frames waiting to be encoded.
 QUEUE = 16
-#: The optimiser's temporal weight at stability 1 (a mean squared difference in [0, 1] pixel units).
+#: The optimiser's temporal loss weight at stability 1 (the term is a mean squared difference in [0, 1] pixel
+#: units); stability s gives the weight s times this.
 TEMPORAL_WEIGHT = 200.0
 #: Iterations of each frame after the first, which starts from the previous result (optimiser).
 FRAME_ITERATIONS = 100
@@ -57,13 +68,22 @@ def _as_array(frame: Frame) -> np.ndarray:
     return frame
 
 
+def check_stability(stability: float) -> None:
+    """ConfigError unless ``stability`` is from 0 to 1: the one check of it, for both ways of painting."""
+    if not 0 <= stability <= 1:
+        raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
+
+
 def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames: Iterable[Frame], *,
                  stability: float = STABILITY, batch_size: int = 4, preserve_color: bool = False,
                  tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
-                 flow: str = PRESET) -> Generator[np.ndarray, None, None]:
+                 flow: str = PRESET, stop: Stop | None = None) -> Generator[np.ndarray, None, None]:
     """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network,
     ``batch_size`` at a time, and yield the painted frames in order as uint8 arrays, steadied by
-    ``stability`` (0: each frame painted on its own; up to 1) along the optical flow of DIS preset ``flow``."""
+    ``stability`` (the blend weight of the previous painted frame; 0: each frame painted on its own; up to 1)
+    along the optical flow of DIS preset ``flow``. ``stop`` (a ``threading.Event`` or anything with
+    ``is_set()``), when set, ends it after the frames already painted."""
+    check_stability(stability)
     if batch_size < 1:
         raise ConfigError("`batch_size` must be at least 1")
     loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
@@ -71,6 +91,8 @@ def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames:
     steady = Steadier(stability, flow)
     batch: list[np.ndarray] = []
     for frame in frames:
+        if requested(stop):
+            return
         batch.append(_as_array(frame))
         if len(batch) == batch_size:
             yield from _paint(loaded, batch, steady, preserve_color, tile)
@@ -94,7 +116,8 @@ def _paint(model: feedforward.StyleModel, batch: list[np.ndarray], steady: Stead
 @dataclass
 class VideoResult:
     """What :func:`paint_video` did: ``frames`` written to ``output`` in ``seconds``; ``stopped`` says why
-    it ended early ("interrupted"), None when it painted every frame."""
+    it ended early ("interrupted" by Ctrl-C, "cancelled" by the stop signal), None when it painted every
+    frame."""
 
     output: Path
     info: VideoInfo
@@ -109,53 +132,78 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                 start: float = 0.0, duration: float | None = None, fps: float | None = None, batch_size: int = 4,
                 preserve_color: bool = False, tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
                 frame_iterations: int = FRAME_ITERATIONS, flow: str = PRESET,
+                callbacks: Sequence[Callable[[VideoProgress], None]] = (), stop: Stop | None = None,
                 progress: Callable[[int, VideoInfo], None] | None = None, **options: object) -> VideoResult:
     """Paint the video ``source`` into ``output`` (.mp4, .mov or .mkv: H.264, the source's sound kept) with a
     real-time network (``model``) or by optimisation towards ``styles`` (``options`` as for :func:`run`;
-    ``iterations`` for the first frame, ``frame_iterations`` for each later one), steadied along the optical
-    flow of DIS preset ``flow`` (``video.flow.PRESETS``). Ctrl-C stops it with a
-    playable video of the frames painted so far; any other failure leaves ``output`` as it was. ``progress``
-    is called with the frames done after each one."""
+    ``iterations`` for the first frame, ``frame_iterations`` for each later one), steadied by ``stability``
+    (see the module's notes: a blend weight with a network, a loss weight's scale with the optimiser) along
+    the optical flow of DIS preset ``flow`` (``video.flow.PRESETS``). ``callbacks`` receive a
+    :data:`VideoProgress` after each frame. ``stop`` (a ``threading.Event`` or anything with ``is_set()``)
+    and Ctrl-C end it with a playable video of the frames painted so far; any other failure leaves ``output``
+    as it was. ``progress(frames_done, info)`` is the older form of ``callbacks`` (deprecated)."""
     if (model is None) == (not styles):
         raise ConfigError("give one of a real-time `model` and `styles` to optimise towards")
     output = check_video_output(output, (source, *styles))
-    if not 0 <= stability <= 1:
-        raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
+    check_stability(stability)
     reader = VideoReader(source, start=start, duration=duration, fps=fps, size=size)
+    if progress is not None:
+        warnings.warn("paint_video's `progress` is deprecated: give `callbacks`, which receive VideoProgress "
+                      "events (step, total, elapsed)", DeprecationWarning, stacklevel=2)
+        callbacks = [*callbacks, lambda event: progress(event.step, reader.info)]
     with reader:
         if model is None:
             return _optimise(reader, output, list(styles), stability, frame_iterations, flow, preserve_color,
-                             device, progress, options)
+                             device, _Watch(callbacks, reader.info), stop, options)
         if options:
             raise ConfigError(f"unknown option {next(iter(options))!r} for a real-time model")
         loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
             model, backend=backend, device=device)
-        began, stopped = time.perf_counter(), None
+        watch, stopped = _Watch(callbacks, reader.info), None
         with open_writer(output, reader.info, reader.path, reader.start) as writer, \
                 _Encoder(writer.write) as encoder:
             frames = _read_ahead(reader)
             painted = paint_frames(loaded, frames, stability=stability, batch_size=batch_size,
-                                   preserve_color=preserve_color, tile=tile, flow=flow)
+                                   preserve_color=preserve_color, tile=tile, flow=flow, stop=stop)
             try:
                 for picture in painted:
                     encoder.put(picture)
-                    if progress is not None:
-                        progress(encoder.count, reader.info)
+                    watch(encoder.count)
+                    if requested(stop):
+                        stopped = CANCELLED
+                        break
             except KeyboardInterrupt:
                 stopped = "interrupted"
             finally:
                 painted.close()
                 frames.close()
-    return VideoResult(output, reader.info, writer.frames, time.perf_counter() - began, stopped)
+    return VideoResult(output, reader.info, writer.frames, watch.elapsed(), stopped)
+
+
+class _Watch:
+    """A video's listeners: each is told the frames done after every frame, as a :data:`VideoProgress`."""
+
+    def __init__(self, callbacks: Sequence[Callable[[VideoProgress], None]], info: VideoInfo) -> None:
+        self.callbacks, self.total, self.began = callbacks, info.frames or None, time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the video began."""
+        return time.perf_counter() - self.began
+
+    def __call__(self, done: int) -> None:
+        event = VideoProgress(done, self.total, self.elapsed())
+        for callback in self.callbacks:
+            callback(event)
 
 
 def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stability: float,
-              frame_iterations: int, preset: str, preserve_color: bool, device: str,
-              progress: Callable[[int, VideoInfo], None] | None, options: dict[str, object]) -> VideoResult:
+              frame_iterations: int, preset: str, preserve_color: bool, device: str, watch: _Watch,
+              stop: Stop | None, options: dict[str, object]) -> VideoResult:
     """The optimiser's video: each frame a transfer, tied to the one before; frames kept in OUTPUT.frames/
-    until the video is written, so that a rerun of the same command resumes."""
+    until the video is written, so that a rerun of the same command resumes. A frame stopped half-way is
+    not kept."""
     checks.at_least("frame_iterations", frame_iterations, 1)
-    info, began, stopped = reader.info, time.perf_counter(), None
+    info, stopped = reader.info, None
     folder = output.with_name(output.name + ".frames")
     settings = {"source": str(reader.path.resolve()), "bytes": reader.path.stat().st_size, "info": str(info),
                 "start": reader.start, "styles": [str(s) for s in styles], "stability": stability,
@@ -173,23 +221,28 @@ def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stabi
             if index < done:
                 previous = (frame, np.asarray(Image.open(path).convert("RGB"))) if flow else None
                 continue
+            if requested(stop):
+                stopped = CANCELLED
+                break
             picture = Image.fromarray(frame)
             if previous is None or flow is None:
-                result = run("transfer", picture, styles, **common)
+                result = run("transfer", picture, styles, stop=stop, **common)
             else:
                 motion = flow.motion(previous[0], frame)
                 moved = motion.warp(previous[1], sharp=True)
                 temporal = Temporal(images.to_tensor(Image.fromarray(moved)),
                                     torch.from_numpy(motion.reliable)[None, None], TEMPORAL_WEIGHT * stability)
                 result = run("transfer", picture, styles, init_image=Image.fromarray(moved), temporal=temporal,
-                             **{"single_scale": True, "iterations": frame_iterations, **common})
+                             stop=stop, **{"single_scale": True, "iterations": frame_iterations, **common})
             if result.stopped == "interrupted":
                 raise KeyboardInterrupt
+            if result.stopped == CANCELLED:
+                stopped = CANCELLED
+                break
             painted = images.to_pil(result.image)
             images.save_image(painted, path)
             previous = (frame, np.asarray(painted)) if flow else None
-            if progress is not None:
-                progress(index + 1, info)
+            watch(index + 1)
     except KeyboardInterrupt:
         stopped = "interrupted"
     kept = sorted(folder.glob("[0-9]*.png"))
@@ -199,7 +252,7 @@ def _optimise(reader: VideoReader, output: Path, styles: list[ImageInput], stabi
                 writer.write(np.asarray(Image.open(path).convert("RGB")))
         if stopped is None:
             shutil.rmtree(folder, ignore_errors=True)
-    return VideoResult(output, info, len(kept), time.perf_counter() - began, stopped)
+    return VideoResult(output, info, len(kept), watch.elapsed(), stopped)
 
 
 def _frames_done(folder: Path, settings: dict[str, object]) -> int:

@@ -18,11 +18,11 @@ from .. import api, checks, files, images, report
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
-from ..feedforward import TrainConfig, TrainProgress, find_photos
+from ..feedforward import TrainConfig, find_photos
 from ..optimize import INITS, Progress, Result, TransferConfig
+from ..progress import Count, Event
 from ..quality import Quality
 from ..studio.config import StudioConfig
-from ..video.io import VideoInfo
 from .parser import Parser, add_run_options
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -66,20 +66,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
     samples = files.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
-    callbacks: list[Callable[[TrainProgress], None]] = [report.TrainSamples(samples, config.sample_every)]
-    bar = None
-    if not args.quiet:
-        bar = _Bar("train", "step")
-        callbacks.append(lambda event: bar.update(event.steps, {
-            "loss": f"{event.losses['total']:.3g}", "img/s": f"{event.images_per_second:.1f}",
-            "skipped": event.skipped}))
-    try:
+    with _ProgressBar("train", "step", args) as bar:
         result = api.train_network(args.style, args.data, output, config=config, network=network,
                                    device=args.device, precision=args.precision, sample=args.sample,
-                                   resume=args.resume, callbacks=callbacks)
-    finally:
-        if bar is not None:
-            bar.close()
+                                   resume=args.resume,
+                                   callbacks=[report.TrainSamples(samples, config.sample_every), bar])
     where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
     return _finish(args, result.stopped, where, "network")
 
@@ -110,19 +101,18 @@ def run_apply(args: argparse.Namespace) -> int:
     destination = dict(zip(sources, targets, strict=True))
     painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
                              preserve_color=args.preserve_color, tile=args.tile)
-    if not args.quiet and len(sources) > 1:
-        from tqdm import tqdm
-
-        painted = tqdm(painted, total=len(sources), desc="apply", unit="image", leave=False)
     failed: list[str] = []
-    for source, picture in painted:
-        if isinstance(picture, ImageError):
-            if single:
-                raise picture
-            failed.append(str(picture))
-            continue
-        images.save_image(picture, destination[source], metadata={
-            "model": str(args.model), "source": str(source), "style": model.metadata.get("style")})
+    began = time.perf_counter()
+    with _ProgressBar("apply", "image", args, shown=len(sources) > 1) as bar:
+        for done, (source, picture) in enumerate(painted, start=1):
+            bar(Count(done, len(sources), time.perf_counter() - began))
+            if isinstance(picture, ImageError):
+                if single:
+                    raise picture
+                failed.append(str(picture))
+                continue
+            images.save_image(picture, destination[source], metadata={
+                "model": str(args.model), "source": str(source), "style": model.metadata.get("style")})
     done = len(targets) - len(failed)
     if failed:
         print(f"stylecraft: error: wrote {done} image(s) to {output}; {len(failed)} unreadable skipped "
@@ -141,79 +131,75 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     return chosen
 
 
-class _Bar:
-    """A tqdm bar opened at its first update, so that a run refused while loading (a bad weight file, say)
-    prints its error alone."""
+class _ProgressBar:
+    """The one progress bar of every long command: a callback for any progress event
+    (:class:`stylecraft.progress.Event`) that shows the count, the main loss terms and the operation's notes.
 
-    def __init__(self, description: str, unit: str) -> None:
-        self.description, self.unit = description, unit
-        self.bar: Any = None  # a tqdm bar (tqdm is imported at the first update)
+    The bar opens at the first event, so that a run refused while loading (a bad weight file, say) prints its
+    error alone. Its figures are refreshed every 10 steps, at the last one, at least every second (reading an
+    optimiser's losses waits for the device, so not every step) and whenever the notes change, drawn at once
+    then (an optimiser's new scale must show: a print's largest scales take minutes an iteration).
+    ``--quiet`` (or ``shown`` False) shows nothing.
+    """
 
-    def update(self, total: int, postfix: dict[str, object] | None = None) -> None:
+    LOSSES = ("total", "content", "style", "tv")
+
+    def __init__(self, description: str, unit: str, args: argparse.Namespace, shown: bool = True) -> None:
+        self.description, self.unit, self.shown = description, unit, shown and not args.quiet
+        self.bar: Any = None  # a tqdm bar (tqdm is imported at the first event)
+        self._notes: dict[str, str] | None = None
+        self._when = -math.inf
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, event: Event) -> None:
+        if not self.shown:
+            return
         if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(desc=self.description, unit=self.unit, dynamic_ncols=True, leave=False)
-        self.bar.total = total
-        if postfix is not None:
-            self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
+        self.bar.total = event.total
+        notes, now = event.notes(), time.monotonic()
+        changed = notes != self._notes
+        if event.step % 10 == 0 or event.step == event.total or changed or now - self._when >= 1.0:
+            self._notes, self._when = notes, now
+            losses = event.losses
+            self.bar.set_postfix({**{k: f"{losses[k]:.3g}" for k in self.LOSSES if k in losses}, **notes},
+                                 refresh=False)
+        self.bar.update(event.step - self.bar.n)
+        if changed:  # drawn now, not when tqdm's rate limit next allows
+            self.bar.refresh()
+
+    def restart(self, description: str) -> None:
+        """Close the bar; the next event opens a new one under ``description`` (a grid's next cell)."""
+        self.close()
+        self.description, self._notes = description, None
 
     def close(self) -> None:
+        """Take the bar off the terminal."""
         if self.bar is not None:
             self.bar.close()
-
-
-class _ProgressBar(_Bar):
-    """The optimiser's bar, showing the current losses and scale: every 10 iterations, at each new scale,
-    and at least every second (a print's largest scales take minutes an iteration)."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description, "it")
-        self._shown = (0, -math.inf)  # the scale last shown, and when
-
-    def __call__(self, event: Progress) -> None:
-        shown: dict[str, object] | None = None
-        scale, when = self._shown
-        if event.iteration % 10 == 0 or event.iteration == event.iterations or event.scale != scale \
-                or time.monotonic() - when >= 1.0:
-            self._shown = (event.scale, time.monotonic())
-            losses = event.losses
-            shown = {k: f"{losses[k]:.3g}" for k in ("total", "content", "style", "tv") if k in losses}
-            shown["scale"] = f"{event.scale}/{event.scales} {event.size[0]}x{event.size[1]}"
-            if event.tiles > 1:
-                shown["tiles"] = str(event.tiles)
-        self.update(event.iterations, shown)
+            self.bar = None
 
 
 def run_video(args: argparse.Namespace) -> int:
-    bar: Any = None
-
-    def progress(done: int, info: VideoInfo) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:  # made at the first frame, so that errors before it come without a bar
-            from tqdm import tqdm
-
-            bar = tqdm(desc="video", unit="frame", total=info.frames or None, leave=False)
-        bar.update(done - bar.n)
-
     optimiser = {name: getattr(args, name) for name in ("iterations", "style_weight", "seed")
                  if getattr(args, name) is not None}
     if args.styles:
         optimiser["frame_iterations"] = args.frame_iterations
     elif optimiser:
         raise UsageError(f"--{next(iter(optimiser)).replace('_', '-')} goes with --style, not --model")
-    try:
+    with _ProgressBar("video", "frame", args) as bar:
         result = api.paint_video(args.input, args.output, model=args.model, styles=args.styles or (),
                                  stability=args.stability, size=args.size, start=args.start, duration=args.duration,
                                  fps=args.fps, batch_size=args.batch_size, preserve_color=args.preserve_color,
-                                 tile=args.tile, device=args.device, backend=args.backend, progress=progress,
+                                 tile=args.tile, device=args.device, backend=args.backend, callbacks=[bar],
                                  **optimiser)
-    finally:
-        if bar is not None:
-            bar.close()
     rate = result.frames / result.seconds if result.seconds else 0.0
     where = f"{result.output} ({result.frames} frames, {result.seconds:.1f} s, {rate:.1f} frames/s)"
     return _finish(args, result.stopped, where, "video")
@@ -247,16 +233,9 @@ def run_single(args: argparse.Namespace) -> int:
     if gif_path:
         animation = report.Animation()
         callbacks.append(animation)
-    bar = None
-    if not args.quiet:
-        bar = _ProgressBar(mode)
-        callbacks.append(bar)
-    try:
-        result = api.run(mode, content, styles, callbacks=callbacks,
+    with _ProgressBar(mode, "it", args) as bar:
+        result = api.run(mode, content, styles, callbacks=[*callbacks, bar],
                          on_plan=lambda line: _say(args, f"plan: {line}"), **options)
-    finally:
-        if bar is not None:
-            bar.close()
     _write(result, output, history_path, plot_path, gif_path, animation, args.bit_depth)
     return _report_end(args, result, output)
 
@@ -333,11 +312,17 @@ def run_grid(args: argparse.Namespace) -> int:
     output = images.check_output_path(args.output, [*args.content, *args.style, args.init])
     options = run_options(args)
     axes = _axes(args)
-    sheet = api.grid(args.mode, axes, cell_side=args.cell_size,
-                     on_cell=lambda index, total, label: _say(args, f"[{index + 1}/{total}] {label}"), **options)
+    with _ProgressBar(args.mode, "it", args) as bar:
+
+        def on_cell(index: int, total: int, label: str) -> None:
+            bar.restart(f"[{index + 1}/{total}] {label}")
+            _say(args, f"[{index + 1}/{total}] {label}")
+
+        sheet = api.grid(args.mode, axes, cell_side=args.cell_size, on_cell=on_cell, callbacks=[bar], **options)
     images.save_image(sheet, output, metadata={"grid": vars(args)})
-    _say(args, f"wrote {output} ({math.prod(len(axis.cells) for axis in axes)} pictures)")
-    return 0
+    stopped = sheet.info.get("stopped")
+    pictures = "" if stopped else f" ({math.prod(len(axis.cells) for axis in axes)} pictures)"
+    return _finish(args, stopped, f"{output}{pictures}", "grid")
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import NoReturn
 from .. import api
 from ..api.video import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
 from ..api.video import STABILITY as VIDEO_STABILITY
+from ..api.video import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
 from ..errors import UsageError, shorten
 from ..features import POOLINGS, FeatureNetwork
 from ..features.weights import BLOCKS, FORMATS
@@ -29,6 +30,9 @@ NETWORK = FeatureNetwork()
 STUDIO = StudioConfig()
 #: Parameters a command takes under another name.
 ALIASES = {"init_image": "--init", "backend": "--backend"}
+#: What ``--tile N`` means for every command that takes it (the optimiser's and the real-time networks').
+TILE_RULE = ("a picture (for the optimiser: each scale) with a side over N px runs in tiles of N px, exactly: the "
+             "same result in the memory of one tile")
 
 
 class Parser(argparse.ArgumentParser):
@@ -110,8 +114,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--max-memory", type=number, metavar="GIB",
                      help="memory budget; a size that would not fit runs tile by tile, exactly (default: what "
                      "the device has free)")
-    opt.add_argument("--tile", type=integer, help="run the objective tile by tile with tiles of N pixels even "
-                     "when the picture fits (default: only at scales that do not fit)")
+    opt.add_argument("--tile", type=integer, help=f"{TILE_RULE}, even where it would fit (default: only a scale "
+                     "that does not fit, in the largest tiles that do)")
     opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: palette, the content "
                      "recoloured to the style's colours, for a transfer; content with --preserve-color; noise "
                      "otherwise)")
@@ -267,8 +271,7 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
     apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
-    apply.add_argument("--tile", type=integer, default=REALTIME_TILE, help="largest side run at once; bigger "
-                       f"images go through exact tiles (default {REALTIME_TILE})")
+    apply.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
@@ -299,14 +302,17 @@ def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                      "each frame towards")
     video.add_argument("--stability", type=number, default=VIDEO_STABILITY,
                        help="0 to 1: how strongly each frame keeps the previous one's painting where the motion "
-                       f"is reliable; 0 paints each frame on its own (default {VIDEO_STABILITY:g})")
+                       "is reliable; 0 paints each frame on its own. With --model it is a blend weight: the "
+                       "share of the previous painted frame, moved along the motion, in each new one (1 keeps it "
+                       "wherever it can be followed). With --style it scales a loss weight: the temporal term "
+                       f"weighs {VIDEO_TEMPORAL_WEIGHT:g} x stability, a pull towards the previous frame that "
+                       f"the style still balances, never a freeze (default {VIDEO_STABILITY:g})")
     video.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     video.add_argument("--start", type=number, default=0.0, help="seconds into the input to begin (default 0)")
     video.add_argument("--duration", type=number, help="seconds to paint (default: to the end)")
     video.add_argument("--fps", type=number, help="frames a second (default: the input's)")
     video.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
-    video.add_argument("--tile", type=integer, default=REALTIME_TILE,
-                       help=f"largest side run at once (default {REALTIME_TILE})")
+    video.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
     video.add_argument("--batch-size", type=integer, default=4, help="frames painted together (default 4)")
     video.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     video.add_argument("--backend", choices=api.BACKENDS, default="auto",

@@ -19,9 +19,9 @@ from .exact import Stages, stylise_exactly, torch_stages
 from .loaded import Network
 from .net import TransformerNet
 
-#: The largest side run at once unless asked: large enough that 1080p video frames run whole, small enough to
-#: bound the memory; a larger picture goes through exact tiles, which cost several whole runs (one pass per
-#: normalisation layer). The measurements behind it are in docs/performance.md.
+#: The largest side run whole unless asked, and the tiles' side beyond it: large enough that 1080p video frames
+#: run whole, small enough to bound the memory; a larger picture goes through exact tiles, which cost several
+#: whole runs (one pass per normalisation layer). The measurements behind it are in docs/performance.md.
 TILE = 2048
 
 
@@ -45,8 +45,9 @@ def _padded(net: Network | Callable[[torch.Tensor], torch.Tensor], image: torch.
 
 
 def stylise(net: Network, image: torch.Tensor, tile: int = TILE) -> torch.Tensor:
-    """Stylise a (N, 3, H, W) batch in [0, 1]; images larger than ``tile`` go through exact tiles. A network
-    on CUDA computes in IEEE fp32 (:meth:`.Runtime.work`)."""
+    """Stylise a (N, 3, H, W) batch in [0, 1]; an image with a side over ``tile`` pixels runs in exact tiles of
+    ``tile`` pixels (the rule of the optimiser's ``tile`` too: ``TransferConfig``). A network on CUDA computes
+    in IEEE fp32 (:meth:`.Runtime.work`)."""
     with torch.no_grad(), Runtime(_device(net)).work():
         if image.shape[-2] <= tile and image.shape[-1] <= tile:
             return _padded(net, image.to(_device(net))).float().cpu().clamp(0, 1)

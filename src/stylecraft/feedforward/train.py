@@ -3,7 +3,8 @@
 Random square crops of a photo folder (``data``), batches, Adam; the loss is the same weighted
 content/style/TV objective as an optimisation run (:class:`~stylecraft.objective.Objective`), with the content
 target taken from each batch photo and the style target from the one style image. Progress goes to callbacks
-as :class:`TrainProgress` events; checkpoints keep the optimiser's state so that a run can resume.
+as :class:`TrainProgress` events; a stop signal (:class:`stylecraft.progress.Stop`) ends it after the step
+under way; checkpoints keep the optimiser's state so that a run can resume.
 
 Several styles train one network (Dumoulin et al. 2017): shared convolutions, a scale and shift per style in
 each normalisation, the styles taking turns step by step, each with its own style targets (computed once).
@@ -29,6 +30,7 @@ from ..errors import ConfigError, ImageError
 from ..features import VGG
 from ..losses import StyleTarget
 from ..objective import Objective, Targets
+from ..progress import CANCELLED, Stop, requested
 from ..runtime import Runtime
 from .apply import stylise
 from .data import PhotoFolder, collate
@@ -97,7 +99,8 @@ class TrainConfig:
 
 @dataclass
 class TrainProgress:
-    """What a callback receives after every training step. ``sample()`` stylises the validation photo."""
+    """What a callback receives after every training step. ``sample()`` stylises the validation photo;
+    ``total`` is ``steps`` by the name every progress event shares (:class:`stylecraft.progress.Event`)."""
 
     step: int
     steps: int
@@ -106,6 +109,15 @@ class TrainProgress:
     images_per_second: float
     skipped: int
     sample: Callable[[], torch.Tensor]
+
+    @property
+    def total(self) -> int:
+        """The steps of the whole run (``steps``)."""
+        return self.steps
+
+    def notes(self) -> dict[str, str]:
+        """The unreadable photos skipped so far (the rate, which changes every step, is not a note)."""
+        return {"skipped": str(self.skipped)}
 
 
 @dataclass
@@ -226,7 +238,7 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
           runtime: Runtime, resume: dict[str, Any] | None = None,
           callbacks: Sequence[Callable[[TrainProgress], None]] = (),
           on_checkpoint: Callable[[dict[str, Any]], None] | None = None, processes: Processes = SINGLE,
-          base: TransformerNet | None = None) -> TrainResult:
+          stop: Stop | None = None, base: TransformerNet | None = None) -> TrainResult:
     """Train a TransformerNet to paint in ``styles`` ((1, 3, H, W) tensors at their working size; one network
     of several styles when there are several); ``config`` is validated by the caller.
 
@@ -234,8 +246,9 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
     trained by their scales and shifts alone (the convolutions and the base's styles are kept as they are).
 
     ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from;
-    ``on_checkpoint`` receives such a dict every ``checkpoint_every`` steps. Ctrl-C stops the run and
-    returns the network as it is. With several ``processes`` (see ``distributed``) each trains on its shard
+    ``on_checkpoint`` receives such a dict every ``checkpoint_every`` steps. ``stop`` (when set, in any
+    process) and Ctrl-C end the run after the step under way and return the network as it is, ``stopped``
+    "cancelled" or "interrupted". With several ``processes`` (see ``distributed``) each trains on its shard
     of ``data`` and only the main one calls ``callbacks`` and ``on_checkpoint``.
     """
     session = _session(config, vgg, styles, data, runtime, resume, processes, base)
@@ -277,6 +290,9 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
                     if on_checkpoint and session.step % config.checkpoint_every == 0:
                         on_checkpoint(checkpoint(net, session.optimizer, session.step))
                 if session.step >= session.steps:
+                    break
+                if not all_agree(processes, not requested(stop), device):
+                    stopped = CANCELLED
                     break
             if stopped or not all_agree(processes, seen > 0, device):
                 break

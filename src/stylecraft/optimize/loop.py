@@ -6,13 +6,13 @@ fine, one scale after another (:func:`synthesise`), each scale a run of the opti
 watched by a guard against non-finite losses (:class:`_Guard`). It takes tensors and an
 :class:`~stylecraft.objective.Objective`, never paths; it never prints and never picks a device. Progress goes
 to callbacks as :class:`Progress` events (the CLI's progress bar, snapshots and the web page's live view are
-all callbacks). A ``threading.Event`` stops it between iterations.
+all callbacks; their fields are those of every long operation's events, :class:`stylecraft.progress.Event`). A
+stop signal (:class:`stylecraft.progress.Stop`) ends it between iterations.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import colour, images
-from ..errors import ConfigError
 from ..features import VGG
 from ..objective import Objective, Targets, check_size, normalised
+from ..progress import CANCELLED, Stop, requested
 from ..tiling import Tiling
 from .memory import HISTORY, MemoryPlan
 from .schedule import schedule, style_canvas
-from .settings import INITS, Mode, TransferConfig
+from .settings import Mode, TransferConfig
 
 Callback = Callable[["Progress"], None]
 
@@ -56,9 +56,26 @@ class Progress:
     tiles: int = 1
 
     @property
+    def step(self) -> int:
+        """The iterations done (``iteration``)."""
+        return self.iteration
+
+    @property
+    def total(self) -> int:
+        """The iterations of the whole run (``iterations``)."""
+        return self.iterations
+
+    @property
     def losses(self) -> dict[str, float]:
         """The loss terms of this iteration as floats."""
         return {k: float(v) for k, v in self.terms.items()}
+
+    def notes(self) -> dict[str, str]:
+        """The scale (which of how many, and its size) and, when it runs tile by tile, its tiles."""
+        notes = {"scale": f"{self.scale}/{self.scales} {self.size[0]}x{self.size[1]}"}
+        if self.tiles > 1:
+            notes["tiles"] = str(self.tiles)
+        return notes
 
     def record(self) -> dict[str, float]:
         """The iteration as a row of the loss history."""
@@ -114,19 +131,20 @@ def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
 def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, content: torch.Tensor | None,
                    styles: Sequence[torch.Tensor], blend: Sequence[float], init: torch.Tensor | None,
                    generator: torch.Generator) -> torch.Tensor:
+    """The start picture: ``init``, or ``config.start(mode)``'s by name (a choice that
+    :meth:`TransferConfig.validate` found good for ``mode``'s inputs)."""
     size = (shape[-1], shape[-2])
     if init is not None:
         return images.resize(init.cpu(), size)
     choice = config.start(mode)
     if choice == "noise":
         return _noise(shape, generator)
-    if choice == "content" and content is not None:
-        return content.detach().cpu().clone()
-    if choice == "palette" and content is not None and styles:
-        return colour.match_colour(content.detach(), styles, blend).cpu()
-    if choice == "style" and styles:
+    if choice == "style":
         return images.resize(styles[0].detach().cpu(), size)
-    raise ConfigError(f"`init` {choice!r}: give {', '.join(INITS)} or an image of your own (`init_image`)")
+    assert content is not None  # "content" and "palette" are refused for a mode without one
+    if choice == "content":
+        return content.detach().cpu().clone()
+    return colour.match_colour(content.detach(), styles, blend).cpu()
 
 
 def _make_optimizer(config: TransferConfig, pixels: torch.Tensor, previous: torch.optim.Optimizer | None,
@@ -215,7 +233,7 @@ class _Run:
     init: torch.Tensor | None
     generator: torch.Generator
     callbacks: Sequence[Callback]
-    stop: threading.Event | None
+    stop: Stop | None
     memory: MemoryPlan | None
     total: int
     scales: int
@@ -274,9 +292,9 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
             return f"the loss became {float(bad.terms['total'])} at iteration {bad.iteration}"
         for callback in run.callbacks:
             callback(event)
-        if run.stop is not None and run.stop.is_set():
+        if requested(run.stop):
             guard.flush()
-            return "cancelled"
+            return CANCELLED
     guard.flush()
     return None
 
@@ -284,7 +302,7 @@ def _run_scale(run: _Run, scale: int, size: tuple[int, int], count: int, pixels:
 def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mode.TRANSFER,
                content: torch.Tensor | None = None, styles: Sequence[torch.Tensor] = (),
                init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
-               callbacks: Sequence[Callback] = (), seed: int = 0, stop: threading.Event | None = None,
+               callbacks: Sequence[Callback] = (), seed: int = 0, stop: Stop | None = None,
                memory: MemoryPlan | None = None, temporal: Temporal | None = None) -> Result:
     """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
 
@@ -294,12 +312,9 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     texture's size. ``memory`` says which scales run tile by tile and how long L-BFGS's history is (None:
     every scale whole, 100 pairs); ``temporal`` ties a video frame to the previous one (the objective must
     carry its weight). A non-finite loss stops the run with the last good image; ``stop`` (when set) and
-    Ctrl-C stop it with the current one.
+    Ctrl-C stop it with the current one. The inputs ``mode`` needs are there: :meth:`TransferConfig.validate`
+    checked them with the settings.
     """
-    if mode.uses_content and content is None:
-        raise ConfigError(f"{mode.value} needs a content image")
-    if mode.uses_style and not styles:
-        raise ConfigError(f"{mode.value} needs at least one style image")
     if content is not None and mode.uses_content:
         full = (content.shape[-1], content.shape[-2])
     else:

@@ -54,8 +54,9 @@ class TransferConfig:
     Weights of layers and styles are relative: they are divided by their sum. ``init=None`` means the
     content recoloured to the style's palette for a transfer (the content itself with ``preserve_color``) and
     noise for a reconstruction or a texture (:meth:`start`); ``lr=None`` means the
-    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile`` forces the objective to
-    run tile by tile with tiles of that many pixels (None: only when a scale would not fit in memory).
+    optimiser's own default (L-BFGS 1.0, Adam 0.02 in [0, 1] pixel units). ``tile``: a scale with a side over
+    that many pixels runs tile by tile, exactly, in tiles of that many pixels, even where it would fit whole
+    (None: only a scale that would not fit in memory); the rule of a real-time network's ``tile`` too.
     ``color_weight`` weighs the colour term (the picture's pixel colours against the styles', see
     :class:`~stylecraft.objective.Objective`), off with ``preserve_color``; ``style_loss`` is how style is
     compared (``losses.STYLE_LOSSES``). Why the palette start and the colour term are the defaults:
@@ -110,15 +111,23 @@ class TransferConfig:
         """The step size in use: ``lr`` or the optimiser's default."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
-    def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19") -> None:
-        """Raise ConfigError, naming the parameter and the valid choices, for any value that cannot work
-        (layer names are checked against ``model``'s)."""
+    def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19",
+                 content: bool = True) -> None:
+        """Raise ConfigError, naming the parameter and the valid choices, for any value that cannot work,
+        and for a missing input ``mode`` needs (``content``: whether a content image is given; ``styles``:
+        how many style images). Layer names are checked against ``model``'s. The one check of these settings:
+        the API calls it before any work, and the loop trusts it."""
         checks.choice("mode", mode, MODES)
         mode = Mode(mode)
+        if mode.uses_content and not content:
+            raise ConfigError(f"a {mode.value} needs a content image (`content`)")
+        if mode.uses_style and not styles:
+            raise ConfigError(f"a {mode.value} needs at least one style image (`styles`)")
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
         checks.choice("style_loss", self.style_loss, STYLE_LOSSES)
-        if self.init is not None:
-            checks.choice("init", self.init, INITS)
+        if self.init is not None and self.init not in INITS:
+            raise ConfigError(f"`init`: {self.init!r} is not one of {', '.join(INITS)}; give a picture of your own "
+                              "as `init_image`")
         self._check_numbers()
         for kind, used in (("content", mode.uses_content), ("style", mode.uses_style)):
             layers = getattr(self, f"{kind}_layers")

@@ -18,9 +18,10 @@ from pathlib import Path
 from PIL import Image
 
 from .. import api, images
+from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
 from ..optimize import Progress
-from ..video.io import VideoInfo, VideoReader
+from ..video.io import VideoReader
 from .models import model_path
 from .store import Job, JobStore, NotFound, private_file, private_folder, thumbnail_bytes
 
@@ -188,19 +189,17 @@ class Worker:
         job_id, options = job.id, job.options
         last = [0.0]
 
-        def progress(done: int, info: VideoInfo) -> None:
+        def progress(event: VideoProgress) -> None:
             now = time.monotonic()
-            if now - last[0] >= 0.25 or done == info.frames:
+            if now - last[0] >= 0.25 or event.step == event.total:
                 last[0] = now
-                self.store.update(job_id, iterations=info.frames, iteration=done,
-                                  elapsed=time.perf_counter() - began)
-            if self.store.stop_requested(job_id) or self._stop.is_set():
-                raise KeyboardInterrupt  # paint_video's own way to stop with a playable video
+                self.store.update(job_id, iterations=event.total or 0, iteration=event.step,
+                                  elapsed=event.elapsed)
 
-        began = time.perf_counter()
         result = api.paint_video(self.store.upload_path(job.content, "video"), self.store.job_file(job_id, "video"),
                                  model=model_path(self.models, options["model"]), size=options["size"],
-                                 preserve_color=options["preserve_color"], device=self.device, progress=progress)
+                                 preserve_color=options["preserve_color"], device=self.device, callbacks=[progress],
+                                 stop=self.store.stop_signal(job_id))
         private_file(result.output)
         with VideoReader(result.output) as painted:
             first = Image.fromarray(next(iter(painted)))

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from .. import checks
-from ..errors import ConfigError
 
 #: DIS presets by name: faster, or finer.
 PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
@@ -98,14 +97,13 @@ def _float(frame: np.ndarray) -> np.ndarray:
 
 class Steadier:
     """Blends each painted frame with the previous painted frame moved by the input's motion, where that
-    motion is reliable: ``stability`` 0 leaves frames as painted, 1 keeps what was painted before wherever
+    motion is reliable: ``blend``, the previous frame's weight from 0 to 1 (a video's ``stability``, checked
+    by ``api.video.check_stability``), 0 leaves frames as painted, 1 keeps what was painted before wherever
     it can be followed. New content (occlusions, the frame's edges) is always painted afresh."""
 
-    def __init__(self, stability: float, preset: str = PRESET) -> None:
-        if not 0 <= stability <= 1:
-            raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
-        self.stability = stability
-        self._flow = FlowEstimator(preset) if stability else None
+    def __init__(self, blend: float, preset: str = PRESET) -> None:
+        self.blend = blend
+        self._flow = FlowEstimator(preset) if blend else None
         self._input: np.ndarray | None = None
         self._output: np.ndarray | None = None
 
@@ -117,7 +115,7 @@ class Steadier:
         if self._input is not None and self._output is not None:
             motion = self._flow.motion(self._input, frame)
             moved = motion.warp(self._output, sharp=True)
-            weight = (self.stability * motion.reliable)[..., None]
+            weight = (self.blend * motion.reliable)[..., None]
             result = np.clip(_float(painted) * (1 - weight) + moved * weight, 0, 1)  # bicubic overshoots
         self._input, self._output = frame, _float(result)
         return np.clip(_float(result) * 255 + 0.5, 0, 255).astype(np.uint8)
