@@ -7,13 +7,22 @@ with them.
 """
 
 from ..runtime import resolve_device
-from .realtime import BACKENDS, apply_many, apply_model, export_model, load_style_model, train_network
+from .realtime import (
+    BACKENDS,
+    apply_many,
+    apply_model,
+    export_model,
+    list_styles,
+    load_style_model,
+    style_sheet,
+    train_network,
+)
 from .score import score
 from .sweep import Axis, grid
 from .transfer import reconstruct, run, settle, texture, transfer
 from .version import version
 from .video import paint_frames, paint_video
 
-__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "grid", "load_style_model",
-           "paint_frames", "paint_video", "reconstruct", "resolve_device", "run", "score", "settle", "texture",
-           "train_network", "transfer", "version"]
+__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "grid", "list_styles",
+           "load_style_model", "paint_frames", "paint_video", "reconstruct", "resolve_device", "run", "score", "settle",
+           "style_sheet", "texture", "train_network", "transfer", "version"]

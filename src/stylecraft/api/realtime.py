@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import torch
 from PIL import Image
 
-from .. import checks, feedforward, files, images
+from .. import checks, feedforward, files, images, report
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..images import ImageInput
@@ -200,7 +200,7 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], 
 
 def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
                 preserve_color: bool = False, device: str = "auto", tile: int = feedforward.TILE,
-                backend: str = "auto", precision: str = "fp32") -> Image.Image:
+                backend: str = "auto", precision: str = "fp32", style: str | None = None) -> Image.Image:
     """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
     StyleModel from :func:`load_style_model` (load once to paint many pictures). A picture with a side over
     ``tile`` pixels runs in exact tiles of that size (the rule of the optimiser's ``tile`` too)."""
@@ -241,3 +241,26 @@ def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batc
             for row, index in enumerate(indices):
                 results[index] = images.to_pil(painted[row:row + 1])
         yield from zip(chunk, results, strict=True)
+
+
+def list_styles(model: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The record (model card) of each style of the built-in network, or of a network file: at least ``name``,
+    and for the built-in styles ``title``, ``artist``, ``year``, provenance and how each was trained."""
+    loaded = feedforward.styles.load_builtin() if model is None else feedforward.load_model(model)
+    return feedforward.styles.records(loaded)
+
+
+def style_sheet(photo: ImageInput, model: str | os.PathLike[str] | None = None, *, size: int = 384,
+                device: str = "auto", cell_side: int = 256) -> Image.Image:
+    """``photo`` painted in every style of the built-in network (or of a network file), one pass each, on a
+    contact sheet labelled with each painting's title, artist and year, the photo first."""
+    loaded = feedforward.styles.load_builtin() if model is None else feedforward.load_model(model)
+    runtime = Runtime.resolve(device, "fp32")
+    tensor = images.resize_long_side(images.to_tensor(images.load_image(photo)), size)
+    cells = [report.Cell(images.to_pil(tensor), "the photo")]
+    for record in feedforward.styles.records(loaded):
+        one = feedforward.styles.painting(loaded, str(record["name"]))
+        net = cast(feedforward.TransformerNet, one.net).to(runtime.device)
+        caption = ", ".join(str(record[k]) for k in ("title", "artist", "year") if record.get(k)) or record["name"]
+        cells.append(report.Cell(images.to_pil(feedforward.apply(net, tensor)), caption))
+    return report.contact_sheet([cells], title=f"{len(cells) - 1} styles", cell_side=cell_side)

@@ -61,7 +61,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..feedforward.distributed import from_environment
 
     args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
-    output = files.check_writable(args.output, [args.style, args.sample, args.resume])
+    output = files.check_writable(args.output, [*args.style, args.sample, args.resume, args.add_to])
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
@@ -69,14 +69,14 @@ def run_train(args: argparse.Namespace) -> int:
     with _ProgressBar("train", "step", args) as bar:
         result = api.train_network(args.style, args.data, output, config=config, network=network,
                                    device=args.device, precision=args.precision, sample=args.sample,
-                                   resume=args.resume,
+                                   resume=args.resume, names=args.names, add_to=args.add_to,
                                    callbacks=[report.TrainSamples(samples, config.sample_every), bar])
     where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
     return _finish(args, result.stopped, where, "network")
 
 
 def run_export(args: argparse.Namespace) -> int:
-    api.export_model(args.model, args.output)
+    api.export_model(args.model, args.output, style=args.style)
     _say(args, f"wrote {args.output}")
     return 0
 
@@ -97,7 +97,8 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         output.mkdir(parents=True, exist_ok=True)
         targets = [images.check_output_path(output / (s.stem + ".png"), sources) for s in sources]
-    model = api.load_style_model(args.model, backend=args.backend, device=args.device, precision=args.precision)
+    model = api.load_style_model(args.model, backend=args.backend, device=args.device, precision=args.precision,
+                                 style=args.style)
     destination = dict(zip(sources, targets, strict=True))
     painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
                              preserve_color=args.preserve_color, tile=args.tile)
@@ -323,6 +324,26 @@ def run_grid(args: argparse.Namespace) -> int:
     stopped = sheet.info.get("stopped")
     pictures = "" if stopped else f" ({math.prod(len(axis.cells) for axis in axes)} pictures)"
     return _finish(args, stopped, f"{output}{pictures}", "grid")
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    if bool(args.sheet) != bool(args.output):
+        raise UsageError("--sheet PHOTO and -o SHEET go together")
+    if args.sheet:
+        output = images.check_output_path(args.output, [args.sheet, args.model])
+        sheet = api.style_sheet(args.sheet, args.model, size=args.size, device=args.device)
+        images.save_image(sheet, output, metadata={"styles": args.model or "built-in", "photo": args.sheet})
+        _say(args, f"wrote {output}")
+        return 0
+    found = api.list_styles(args.model)
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    width = max(len(record["name"]) for record in found)
+    for record in found:
+        made = ", ".join(str(record[k]) for k in ("title", "artist", "year") if record.get(k))
+        print(f"{record['name']:<{width}}  {made}".rstrip())
+    return 0
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -220,15 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.add_argument("--device", default="cpu", help="cpu (default: the same numbers on any machine), auto, "
                        "cuda or mps")
+    styles = sub.add_parser("styles", parents=[common], help="list the built-in styles, or paint a photo in each",
+                            description="List the built-in styles (names for `apply`, `video --model`, `export` "
+                            "and the studio) with each painting's record, or paint PHOTO in every style on one "
+                            "labelled sheet.")
+    styles.add_argument("--model", help="a network file of several styles instead of the built-in one")
+    styles.add_argument("--json", action="store_true", help="print each style's record (model card) as JSON")
+    styles.add_argument("--sheet", metavar="PHOTO", help="paint PHOTO in every style on a contact sheet (-o)")
+    styles.add_argument("-o", "--output", help="the sheet's file (with --sheet)")
+    styles.add_argument("--size", type=integer, default=384, help="the sheet's pictures' long side (default 384)")
+    styles.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     return parser
 
 
 def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     t = TrainConfig()
-    train = sub.add_parser("train", parents=[common], help="train a real-time network for one style",
+    train = sub.add_parser("train", parents=[common], help="train a real-time network for one style or several",
                            description="Train a feed-forward network (Johnson et al. 2016) on a folder of photos "
-                           "to paint in one style; `stylecraft apply` then stylises any photo in one pass.")
-    train.add_argument("--style", required=True, help="the style image")
+                           "to paint in one style, or in several (one network, a scale and shift per style: "
+                           "Dumoulin et al. 2017); `stylecraft apply` then stylises any photo in one pass.")
+    train.add_argument("--style", required=True, nargs="+", help="the style image, or several for one network "
+                       "of several styles")
+    train.add_argument("--names", type=names, help="the styles' names, comma-separated (default: the files' names)")
+    train.add_argument("--add-to", help="a trained network of several styles (a file) to add the styles to, "
+                       "training only their scales and shifts")
     train.add_argument("--data", required=True, help="folder of training photos (e.g. COCO 2014 train)")
     train.add_argument("-o", "--output", required=True, help="the model file to write")
     train.add_argument("--steps", type=integer, help=f"training steps (default: --epochs {t.epochs:g})")
@@ -266,7 +281,10 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
 def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply = sub.add_parser("apply", parents=[common], help="stylise photos with a trained network",
                            description="Stylise image files or folders with a model from `stylecraft train`.")
-    apply.add_argument("model", help="the model file, or an ONNX file from `stylecraft export`")
+    apply.add_argument("model", help="the model file, an ONNX file from `stylecraft export`, or a built-in "
+                       "style's name or blend such as great-wave or great-wave:0.7,udnie:0.3 (`stylecraft styles`)")
+    apply.add_argument("--style", help="for a network file of several styles: the style's name or a blend "
+                       "(default: its first)")
     apply.add_argument("inputs", nargs="+", metavar="input", help="images or folders of images")
     apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
     apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
@@ -285,7 +303,8 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",
                             description="Write a model from `stylecraft train` as an ONNX file with dynamic "
                             "height and width, for `stylecraft apply --backend onnx` or any ONNX runtime.")
-    export.add_argument("model", help="the model file")
+    export.add_argument("model", help="the model file, or a built-in style's name or blend")
+    export.add_argument("--style", help="for a network file of several styles: the style's name or a blend")
     export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
 
 

@@ -28,6 +28,15 @@ def builtin_file() -> Path:
     return Path(str(resources.files(__package__) / "builtin" / "styles.pt"))
 
 
+def painting_file(name: str) -> Path:
+    """The painting of the built-in style ``name`` (512 px, shipped beside the network), for the studio to show
+    and the optimiser to paint with; a ConfigError naming the known styles for another name."""
+    known = names(load_builtin())
+    if name not in known:
+        raise ConfigError(f"unknown style {name!r}; known styles: {', '.join(known)}")
+    return builtin_file().with_name(f"{name}.jpg")
+
+
 def load_builtin() -> StyleModel:
     """The built-in styles' network, all its styles (a WeightsError if this installation has none)."""
     path = builtin_file()

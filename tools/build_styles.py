@@ -1,0 +1,173 @@
+"""Train and package stylecraft's built-in styles: one network for the six public-domain paintings of
+../shared/paintings, trained by stylecraft's own `train` command on ../shared/train.
+
+    python tools/build_styles.py train [--steps 6000] [--size 256] [--device auto] [--precision auto]
+    python tools/build_styles.py package [--checkpoint-only]
+
+`train` runs `stylecraft train` with every painting (resuming from the checkpoint when one is there, so a
+run stopped by the end of a session goes on in the next); `package` writes the trained network in float16
+to src/stylecraft/feedforward/builtin/styles.pt with a model card per style (the painting's record from
+MANIFEST.csv, the training photos, steps, batch, size, loss weights, the machine, and the command) and
+docs/styles.md, the cards for people to read. The network and its checkpoint are kept under
+benchmarks/results/models/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from stylecraft import feedforward
+from stylecraft.feedforward.styles import builtin_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PAINTINGS = SHARED / "paintings"
+PHOTOS = SHARED / "train"
+WORK = ROOT / "benchmarks" / "results" / "models" / "builtin.pt"
+COMMAND = WORK.with_suffix(".command")
+#: The long side of the paintings shipped beside the network.
+PAINTING_SIDE = 512
+CARDS = ROOT / "docs" / "styles.md"
+
+
+#: Shorter names where a painting's file name is long.
+SHORT = {"shipwreck-of-the-minotaur": "shipwreck"}
+
+
+def style_name(file: str) -> str:
+    """A painting's style name from its file: starry_night.jpg -> starry-night."""
+    return Path(file).stem.replace("_", "-")
+
+
+def manifest() -> list[dict[str, str]]:
+    with (PAINTINGS / "MANIFEST.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def machine() -> str:
+    """The CPU (or GPU) the network was trained on, for the cards."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return platform.processor() or platform.machine()
+
+
+def train_command(args: argparse.Namespace) -> list[str]:
+    records = manifest()
+    command = ["stylecraft", "train", "--style", *[str(PAINTINGS / r["file"]) for r in records],
+               "--names", ",".join(style_name(r["file"]) for r in records), "--data", str(PHOTOS), "-o", str(WORK),
+               "--steps", str(args.steps), "--size", str(args.size), "--batch-size", str(args.batch_size),
+               "--width", args.width, "--device", args.device, "--precision", args.precision,
+               "--checkpoint-every", "100", "--sample-every", "500"]
+    checkpoint = WORK.with_name(WORK.name + ".ckpt")
+    if checkpoint.exists():
+        command += ["--resume", str(checkpoint)]
+    return command
+
+
+def train(args: argparse.Namespace) -> int:
+    if not PAINTINGS.is_dir() or not PHOTOS.is_dir():
+        print(f"build_styles: {SHARED} with paintings/ and train/ is needed", file=sys.stderr)
+        return 2
+    WORK.parent.mkdir(parents=True, exist_ok=True)
+    command = train_command(args)
+    print(shlex.join(command), flush=True)
+    COMMAND.write_text(shlex.join(command).replace(f"{ROOT}/", "").replace(str(ROOT.parent), "..") + "\n")
+    return subprocess.call([sys.executable, "-m", "stylecraft", *command[1:]])
+
+
+def _card(record: dict[str, str], training: dict[str, object], steps: int, command: str,
+          device: str) -> dict[str, object]:
+    name = style_name(record["file"])
+    return {
+        "name": SHORT.get(name, name), "title": record["title"], "artist": record["artist"],
+        "year": int(record["year"]), "artist_died": int(record["artist_died"]),
+        "public_domain": record["public_domain_basis"],
+        "source": f"{record['source_repo']}@{record['commit']}:{record['source_path']}",
+        "training_photos": "shared/train: 1,724 natural photos (BSDS500, COCO, ImageNet samples); their sources "
+                           "are in its MANIFEST.csv",
+        "steps": steps, "steps_of_this_style": steps // 6, "batch_size": training["batch_size"],
+        "size": training["size"], "style_size": training["style_size"] or training["size"],
+        "content_weight": training["content_weight"], "style_weight": training["style_weight"],
+        "tv_weight": training["tv_weight"], "lr": training["lr"], "trained_on": device, "command": command,
+    }
+
+
+def package(args: argparse.Namespace) -> int:
+    trained = feedforward.load_model(WORK)
+    metadata = trained.metadata
+    records = {style_name(r["file"]): r for r in manifest()}
+    command = COMMAND.read_text().strip() if COMMAND.exists() else "unknown"
+    cards = [_card(records[name], metadata["training"], int(metadata["steps"]), command, args.trained_on)
+             for name in feedforward.styles.names(trained)]
+    out = builtin_file()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    thumbnails = []
+    for thumbnail in trained.thumbnails:
+        path = out.parent / "thumb.png"
+        thumbnail.save(path)
+        thumbnails.append(path.read_bytes())
+        path.unlink()
+    assert isinstance(trained.net, feedforward.TransformerNet)  # a model file loads as the torch network
+    feedforward.save_model(trained.net, out, {**metadata, "styles": cards}, thumbnails, half=True)
+    ship_paintings(out.parent)
+    CARDS.write_text(cards_markdown(cards))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {CARDS}")
+    return 0
+
+
+def ship_paintings(folder: Path) -> None:
+    """Each painting at PAINTING_SIDE px (long side) beside the network: the studio shows it and the optimiser
+    paints with it (they are public domain: MANIFEST.csv says why for each)."""
+    for record in manifest():
+        name = style_name(record["file"])
+        with Image.open(PAINTINGS / record["file"]) as painting:
+            picture = painting.convert("RGB")
+        picture.thumbnail((PAINTING_SIDE, PAINTING_SIDE), Image.Resampling.LANCZOS)
+        picture.save(folder / f"{SHORT.get(name, name)}.jpg", quality=90)
+
+
+def cards_markdown(cards: list[dict[str, object]]) -> str:
+    lines = ["# Built-in styles", "",
+             "One network paints all six (`stylecraft styles` lists them; `stylecraft apply NAME photo.jpg -o",
+             "out.png`). Each card below is also in the network file's metadata (`stylecraft styles --json`).",
+             "Made by `python tools/build_styles.py train` then `package`.", ""]
+    for card in cards:
+        lines += [f"## {card['name']}: {card['title']}, {card['artist']}, {card['year']}", "", "| field | value |",
+                  "| --- | --- |"]
+        lines += [f"| {key} | {json.dumps(value) if not isinstance(value, str) else value} |"
+                  for key, value in card.items() if key not in ("name", "title", "artist", "year")]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    run = sub.add_parser("train")
+    run.add_argument("--steps", type=int, default=6000)
+    run.add_argument("--size", type=int, default=256)
+    run.add_argument("--batch-size", type=int, default=4)
+    run.add_argument("--width", default="full")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--precision", default="auto", help="auto: bf16 on CUDA; pass bf16 on CPUs with AVX-512 BF16")
+    pack = sub.add_parser("package")
+    pack.add_argument("--trained-on", default=machine(), help="the machine it was trained on, for the cards")
+    args = parser.parse_args()
+    return train(args) if args.step == "train" else package(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
