@@ -159,3 +159,24 @@ def test_the_command_line_paints_with_a_built_in_name_or_blend(tmp_path: Path, c
     assert main(["styles", "--sheet", str(tmp_path / "photo.png"), "-o", str(tmp_path / "sheet.png"), "--size",
                  "64", "--quiet"]) == 0
     assert (tmp_path / "sheet.png").stat().st_size > 0
+
+
+def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        make_content(72, 64).rotate(45 * index).save(photos / f"p{index}.jpg")
+    for index, name in enumerate(("a", "b")):
+        make_style(seed=index).save(tmp_path / f"{name}.png")
+    styles = [tmp_path / "a.png", tmp_path / "b.png"]
+    api.train_network(styles, photos, tmp_path / "first.pt", steps=3, **TINY)
+    api.train_network(styles, photos, tmp_path / "again.pt", steps=2, lr=0.0, init=tmp_path / "first.pt", **TINY)
+    first, again = feedforward.load_model(tmp_path / "first.pt"), feedforward.load_model(tmp_path / "again.pt")
+    assert again.metadata["steps"] == 5 and again.metadata["initialised_from"] == str(tmp_path / "first.pt")
+    for key, value in first.net.state_dict().items():
+        assert torch.equal(again.net.state_dict()[key], value)  # lr 0: exactly the weights it started from
+    with pytest.raises(ConfigError, match="width 8 painting a, b; this run trains width 4"):
+        api.train_network(styles, photos, tmp_path / "x.pt", steps=1, init=tmp_path / "first.pt",
+                          **{**TINY, "network_width": "4"})
+    with pytest.raises(ConfigError, match="painting a, b; this run trains width 8 on b, a"):
+        api.train_network(styles[::-1], photos, tmp_path / "x.pt", steps=1, init=tmp_path / "first.pt", **TINY)

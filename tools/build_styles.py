@@ -4,8 +4,9 @@
     python tools/build_styles.py train [--steps 6000] [--size 256] [--device auto] [--precision auto]
     python tools/build_styles.py package [--checkpoint-only]
 
-`train` runs `stylecraft train` with every painting (resuming from the checkpoint when one is there, so a
-run stopped by the end of a session goes on in the next); `package` writes the trained network in float16
+`train` runs `stylecraft train` with every painting, resuming from its checkpoint when one is there, else
+going on from the shipped network (`--init`, a fresh optimiser) unless `--fresh`: a run stopped by the end
+of a session goes on in the next, on any machine; `package` writes the trained network in float16
 to src/stylecraft/feedforward/builtin/styles.pt with a model card per style (the painting's record from
 MANIFEST.csv, the training photos, steps, batch, size, loss weights, the machine, and the command) and
 docs/styles.md, the cards for people to read. The network and its checkpoint are kept under
@@ -45,8 +46,9 @@ SHORT = {"shipwreck-of-the-minotaur": "shipwreck"}
 
 
 def style_name(file: str) -> str:
-    """A painting's style name from its file: starry_night.jpg -> starry-night."""
-    return Path(file).stem.replace("_", "-")
+    """A painting's style name from its file: starry_night.jpg -> starry-night (shortened where long)."""
+    name = Path(file).stem.replace("_", "-")
+    return SHORT.get(name, name)
 
 
 def manifest() -> list[dict[str, str]]:
@@ -74,6 +76,11 @@ def train_command(args: argparse.Namespace) -> list[str]:
     checkpoint = WORK.with_name(WORK.name + ".ckpt")
     if checkpoint.exists():
         command += ["--resume", str(checkpoint)]
+    elif builtin_file().exists() and not args.fresh:
+        packaged = feedforward.load_model(builtin_file())
+        if packaged.metadata["width"] == feedforward.TrainConfig(network_width=args.width).channels() \
+                and feedforward.styles.names(packaged) == [style_name(r["file"]) for r in records]:
+            command += ["--init", str(builtin_file())]  # go on from the shipped network
     return command
 
 
@@ -90,9 +97,8 @@ def train(args: argparse.Namespace) -> int:
 
 def _card(record: dict[str, str], training: dict[str, object], steps: int, command: str,
           device: str) -> dict[str, object]:
-    name = style_name(record["file"])
     return {
-        "name": SHORT.get(name, name), "title": record["title"], "artist": record["artist"],
+        "name": style_name(record["file"]), "title": record["title"], "artist": record["artist"],
         "year": int(record["year"]), "artist_died": int(record["artist_died"]),
         "public_domain": record["public_domain_basis"],
         "source": f"{record['source_repo']}@{record['commit']}:{record['source_path']}",
@@ -108,7 +114,7 @@ def _card(record: dict[str, str], training: dict[str, object], steps: int, comma
 def package(args: argparse.Namespace) -> int:
     trained = feedforward.load_model(WORK)
     metadata = trained.metadata
-    records = {style_name(r["file"]): r for r in manifest()}
+    records = {key: r for r in manifest() for key in (style_name(r["file"]), Path(r["file"]).stem.replace("_", "-"))}
     command = COMMAND.read_text().strip() if COMMAND.exists() else "unknown"
     cards = [_card(records[name], metadata["training"], int(metadata["steps"]), command, args.trained_on)
              for name in feedforward.styles.names(trained)]
@@ -132,11 +138,10 @@ def ship_paintings(folder: Path) -> None:
     """Each painting at PAINTING_SIDE px (long side) beside the network: the studio shows it and the optimiser
     paints with it (they are public domain: MANIFEST.csv says why for each)."""
     for record in manifest():
-        name = style_name(record["file"])
         with Image.open(PAINTINGS / record["file"]) as painting:
             picture = painting.convert("RGB")
         picture.thumbnail((PAINTING_SIDE, PAINTING_SIDE), Image.Resampling.LANCZOS)
-        picture.save(folder / f"{SHORT.get(name, name)}.jpg", quality=90)
+        picture.save(folder / f"{style_name(record['file'])}.jpg", quality=90)
 
 
 def cards_markdown(cards: list[dict[str, object]]) -> str:
@@ -163,6 +168,7 @@ def main() -> int:
     run.add_argument("--width", default="full")
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", default="auto", help="auto: bf16 on CUDA; pass bf16 on CPUs with AVX-512 BF16")
+    run.add_argument("--fresh", action="store_true", help="start from scratch, not from the shipped network")
     pack = sub.add_parser("package")
     pack.add_argument("--trained-on", default=machine(), help="the machine it was trained on, for the cards")
     args = parser.parse_args()

@@ -33,14 +33,17 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
                   network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
                   sample: ImageInput | None = None, resume: str | os.PathLike[str] | None = None,
                   names: Sequence[str] | None = None, add_to: str | os.PathLike[str] | None = None,
+                  init: str | os.PathLike[str] | None = None,
                   callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (), stop: Stop | None = None,
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
 
     Several styles train one network of several (each by its name in ``names``, default the files' names);
     ``add_to`` names a trained network of several styles to which the styles are added by training their
-    scales and shifts alone. ``options`` override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`)
-    or of ``network`` (the loss network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is
+    scales and shifts alone. ``init`` names a trained network (of the same width and styles) to start from,
+    with a fresh optimiser: training goes on where another run (or another machine) left off. ``options``
+    override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`) or of ``network`` (the loss
+    network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is
     written every ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the
     validation photo that progress events stylise (default: the first readable photo of ``data``). ``stop`` (a
     ``threading.Event`` or anything with ``is_set()``), when set, ends the training after the step under way;
@@ -54,7 +57,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
     styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageInput, style)]
     base = _base(add_to) if add_to is not None else None
     style_names = _style_names(styles, names, feedforward.styles.names(base) if base else [])
-    output = files.check_writable(output, [*styles, sample, resume, add_to])
+    start = _start(init, config, style_names, resume, add_to) if init is not None else None
+    output = files.check_writable(output, [*styles, sample, resume, add_to, init])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision)
     processes, own_device = feedforward.distributed.start(runtime.device)
@@ -67,6 +71,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         data_set = feedforward.PhotoFolder(data, config.size)
         sample_tensor = _first_sample(sample, data_set, config.size)
         state = _load_checkpoint(resume) if resume is not None else None
+        if start is not None:
+            state = {"state_dict": cast(feedforward.TransformerNet, start.net).state_dict()}
         result = feedforward.train(config, vgg, style_tensors, data_set, sample=sample_tensor, runtime=runtime,
                                    resume=state, callbacks=callbacks,
                                    on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
@@ -77,13 +83,16 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         save_atomically(result.checkpoint, checkpoint_path)
         fingerprints = [feedforward.model.style_fingerprint(one) for one in style_images]
         metadata: dict[str, Any] = {
-            "stylecraft": version(), "steps": result.steps, "photos_seen": result.seen,
+            "stylecraft": version(), "steps": result.steps + (int(start.metadata.get("steps", 0)) if start else 0),
+            "photos_seen": result.seen,
             "processes": processes.world_size, "skipped_photos": result.skipped, "data": str(data),
             "training": asdict(config), "model": network.model, "stopped": result.stopped}
         records = [{"name": name, "style": _name(one), "style_sha256": digest, "steps": result.steps,
                     "training": asdict(config)} for name, one, (digest, _) in zip(style_names, styles, fingerprints,
                                                                                  strict=True)]
         thumbnails = [thumbnail for _, thumbnail in fingerprints]
+        if start is not None:
+            metadata["initialised_from"] = str(init)
         if base is not None:
             metadata["added_to"] = str(add_to)
             records = feedforward.styles.records(base) + records
@@ -105,6 +114,20 @@ def _base(add_to: str | os.PathLike[str]) -> feedforward.StyleModel:
         raise ConfigError(f"`add_to` {add_to}: styles are added to a network of several styles (train one with "
                           "two styles or more first)")
     return base
+
+
+def _start(init: str | os.PathLike[str], config: feedforward.TrainConfig, names: Sequence[str],
+           resume: object, add_to: object) -> feedforward.StyleModel:
+    """The trained network a run starts from: the same width and the same styles, in the same order."""
+    if resume is not None or add_to is not None:
+        raise ConfigError("`init` starts a new run from a trained network: it goes without `resume` and `add_to`")
+    start = feedforward.load_model(init)
+    net = cast(feedforward.TransformerNet, start.net)
+    found = feedforward.styles.names(start) if net.styles > 1 else list(names)
+    if net.width != config.channels() or found != list(names):
+        raise ConfigError(f"`init` {init}: a network of width {net.width} painting {', '.join(found)}; this run "
+                          f"trains width {config.channels()} on {', '.join(names)}")
+    return start
 
 
 def _style_names(styles: Sequence[ImageInput], names: Sequence[str] | None, taken: Sequence[str]) -> list[str]:

@@ -270,6 +270,8 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     train.add_argument("--samples", help="folder for samples (default: OUTPUT's name + _samples)")
     train.add_argument("--checkpoint-every", type=integer, help=f"default {t.checkpoint_every}")
     train.add_argument("--resume", help="continue from a checkpoint (OUTPUT.ckpt)")
+    train.add_argument("--init", help="start from a trained network's weights (same width and styles), with a "
+                       "fresh optimiser")
     train.add_argument("--seed", type=integer, help=f"default {t.seed}")
     train.add_argument("--workers", type=integer, help="data-loading processes (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

