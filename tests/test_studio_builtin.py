@@ -111,3 +111,29 @@ def test_a_painting_becomes_a_style_upload_for_the_optimiser(tmp_path: Path) -> 
         done = wait_for(client, job.json()["id"], finished)
         assert done["state"] == "done" and done["styles"][0]["name"] == title, done
         assert client.post("/api/styles/nope/upload").status_code == 404
+
+
+def test_a_video_previews_its_first_frame_and_is_painted_in_a_built_in_style(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from test_video import HEIGHT, WIDTH, make_clip  # noqa: PLC0415 - needs PyAV, checked above
+
+    clip = make_clip(tmp_path / "pan.mp4").read_bytes()
+    with studio(tmp_path) as client:
+        response = client.post("/api/uploads", files={"file": ("clip.mp4", clip, "video/mp4")})
+        assert response.status_code == 201 and response.json()["kind"] == "video", response.text
+        video = response.json()["id"]
+        preview = client.get(f"/api/uploads/{video}/styles/{NAMES[0]}")
+        assert preview.status_code == 200
+        assert Image.open(io.BytesIO(preview.content)).size == (WIDTH, HEIGHT)  # its first frame, at its size
+        job = client.post("/api/jobs", json={"content": video, "method": "model", "model": NAMES[0], "size": 64})
+        assert job.status_code == 201, job.text
+        done = wait_for(client, job.json()["id"], finished)
+        assert done["state"] == "done" and client.get(done["result"]).headers["content-type"] == "video/mp4", done
+
+
+def test_previews_count_against_the_storage_quota(tmp_path: Path) -> None:
+    with studio(tmp_path, max_storage_mb=0.05) as client:
+        photo = upload(client, make_content(), "photo.png")
+        (tmp_path / "data" / "jobs" / "filler").write_bytes(bytes(60_000))
+        full = client.get(f"/api/uploads/{photo}/styles/{NAMES[0]}")
+        assert full.status_code == 507 and "storage is full" in full.json()["error"]

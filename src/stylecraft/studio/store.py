@@ -391,9 +391,10 @@ class JobStore:
 
     def add_style_preview(self, upload_id: str, name: str, data: bytes) -> None:
         """Keep the file ``name`` among the upload's previews; NotFound if the upload was removed meanwhile (no
-        preview outlives its upload)."""
-        with self._lock:
+        preview outlives its upload), StorageFull past the quota."""
+        with self._space_lock, self._lock:
             self.upload(upload_id)
+            self._check_space(len(data))
             self.write_file(private_folder(self.style_previews(upload_id)) / name, data)
 
     def _remove_upload_if_unused(self, upload_id: str) -> None:
