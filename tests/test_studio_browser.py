@@ -16,6 +16,7 @@ from PIL import Image
 from test_studio import config, live_server
 
 from stylecraft import TransferConfig
+from stylecraft.feedforward import styles
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -196,5 +197,60 @@ def test_a_video_is_painted_and_plays_in_the_page(tmp_path: Path) -> None:
             assert page.evaluate("document.querySelector('#live-video').videoWidth") == 64
             page.screenshot(path=tmp_path / "studio-video.png")
             _keep(tmp_path / "studio-video.png")
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not styles.builtin_file().is_file(), reason="no built-in styles in this tree")
+def test_a_built_in_style_previews_and_paints_the_photo(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    make_content(320, 240).save(photo, quality=95)
+    known = styles.records(styles.load_builtin())
+    first, title = known[0]["name"], known[0]["title"]
+    with live_server(config(tmp_path)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            refused = _refusals(page)
+            page.goto(url)
+            expect = sync_api.expect
+            cards = page.locator("#style-row .style-card")
+            expect(cards).to_have_count(len(known))  # the paintings, before any photo
+            expect(page.locator("#style-row .preview")).to_have_count(0)
+            page.fill("#iterations", "4")  # for "Paint finely" below
+            page.set_input_files("#content-input", str(photo))
+            expect(page.locator("#style-row .preview.ready img")).to_have_count(len(known), timeout=60_000)
+            assert page.evaluate("document.querySelector('#style-row .preview img').naturalWidth") == 320
+            expect(page.locator("#fine")).to_be_hidden()
+
+            page.click(f"#style-row .style-card[data-style='{first}']")
+            expect(page.locator(f".style-card[data-style='{first}']")).to_have_attribute("aria-pressed", "true")
+            assert page.input_value("#model") == first
+            page.fill("#size", "64")
+            page.click("#start")
+            expect(page.locator("#live-image.result")).to_be_visible(timeout=60_000)
+            expect(page.locator("#live .job-title")).to_contain_text(title)
+            assert page.evaluate("document.querySelector('#live-image').naturalWidth") == 64
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=tmp_path / "studio-styles-desktop.png", full_page=True)
+            _keep(tmp_path / "studio-styles-desktop.png")
+
+            page.click("#fine")  # the painting, to the optimiser
+            expect(page.locator("#gallery article")).to_have_count(2)
+            expect(page.locator("#live .job-title")).to_contain_text(f"photo.jpg × {title}")
+            expect(page.locator("#live-image.result")).to_be_visible(timeout=120_000)
+            expect(page.locator("#live .badge")).to_have_text("done")
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                     has_touch=True)
+            refused_on_phone = _refusals(phone)
+            phone.goto(url)
+            phone.set_input_files("#content-input", str(photo))
+            expect(phone.locator("#style-row .preview.ready img")).to_have_count(len(known), timeout=60_000)
+            phone.click(f"#style-row .style-card[data-style='{known[-1]['name']}']")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
+            phone.screenshot(path=tmp_path / "studio-styles-phone.png", full_page=True)
+            _keep(tmp_path / "studio-styles-phone.png")
+            assert refused == refused_on_phone == []
         finally:
             browser.close()

@@ -1,8 +1,8 @@
 """The studio's ASGI application: one page, a JSON API (schema at ``/openapi.json``) and an event stream.
 
 ``create_app`` puts the pieces together: the guard every request passes (:mod:`.security`), the routers
-(:mod:`.routes`: info, uploads, jobs; :mod:`.events`), the error handlers, and the store and worker that
-live as long as the app. Every error is JSON ``{"error": "one line"}`` that the page shows.
+(:mod:`.routes`: info, uploads, styles, jobs; :mod:`.events`), the error handlers, and the store, worker
+and previews that live as long as the app. Every error is JSON ``{"error": "one line"}`` that the page shows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from ..errors import UsageError, one_line
 from . import events
 from .config import StudioConfig
 from .events import Hub
-from .routes import info, jobs, uploads
+from .previews import Previews
+from .routes import info, jobs, styles, uploads
 from .schemas import Error
 from .security import RedactToken, error, install_guard
 from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable, private_folder
@@ -57,6 +58,7 @@ def create_app(config: StudioConfig) -> FastAPI:
         worker = Worker(store, config.models_folder, config.device, config.preview_every,
                         upload_ttl=config.keep_uploads_hours * 3600)
         app.state.store, app.state.worker = store, worker
+        app.state.previews = previews = Previews(store, config.device)
         app.state.decoding = asyncio.Semaphore(config.max_decoding)
         worker.start()
         redact_token = RedactToken()
@@ -66,6 +68,7 @@ def create_app(config: StudioConfig) -> FastAPI:
             yield
         finally:
             access_log.removeFilter(redact_token)
+            previews.close()
             await run_in_threadpool(worker.stop)
             store.close()
 
@@ -84,7 +87,7 @@ def create_app(config: StudioConfig) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (info.router, uploads.router, jobs.router, events.router):
+    for router in (info.router, uploads.router, styles.router, jobs.router, events.router):
         app.include_router(router)
     return app
 

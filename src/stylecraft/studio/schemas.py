@@ -20,7 +20,8 @@ class JobRequest(BaseModel):
     content: str = Field(pattern=ID_PATTERN.pattern, description="id of the uploaded content photo")
     styles: list[str] = Field(default_factory=list, description="ids of uploaded style pictures (optimisation)")
     method: Literal["optimise", "model"] = Field("optimise", description="optimisation or a real-time model")
-    model: str | None = Field(None, description="a model file's name from /api/models (method 'model')")
+    model: str | None = Field(None, description="a model's name from /api/models, a built-in style or a file "
+                              "(method 'model')")
     size: int = Field(DEFAULTS.size, ge=16, le=65536, description="long side of the result in pixels")
     iterations: int = Field(DEFAULTS.iterations, ge=1, description="optimiser steps (optimisation)")
     style_weight: float = Field(DEFAULTS.style_weight, ge=0, le=1e6, allow_inf_nan=False,

@@ -7,6 +7,7 @@ Layout of the data folder::
     incoming/                 uploads as they arrive, streamed to disk before anything holds them whole
     uploads/ID.png            every accepted picture, decoded, checked and re-encoded as RGB PNG
     uploads/ID.thumb.jpg      its thumbnail for the page
+    uploads/ID.styles/        its previews in the built-in styles: NAME.jpg, and source.png, the picture they paint
     jobs/ID/preview.jpg       the picture so far, rewritten every few iterations
     jobs/ID/result.png        the finished picture, with its settings in a PNG text chunk
     jobs/ID/thumb.jpg         the result's thumbnail for the gallery
@@ -384,6 +385,18 @@ class JobStore:
             raise NotFound(f"no uploaded picture {shorten(upload_id)!r}")
         return self.uploads / f"{upload_id}.{UPLOAD_FILES[kind]}"
 
+    def style_previews(self, upload_id: str) -> Path:
+        """The folder of an upload's previews in the built-in styles; ``upload_id`` must be a well-formed id."""
+        return self.upload_path(upload_id).with_suffix(".styles")
+
+    def add_style_preview(self, upload_id: str, name: str, data: bytes) -> None:
+        """Keep the file ``name`` among the upload's previews; NotFound if the upload was removed meanwhile (no
+        preview outlives its upload), StorageFull past the quota."""
+        with self._space_lock, self._lock:
+            self.upload(upload_id)
+            self._check_space(len(data))
+            self.write_file(private_folder(self.style_previews(upload_id)) / name, data)
+
     def _remove_upload_if_unused(self, upload_id: str) -> None:
         with self._lock:
             used = self._db.execute("SELECT 1 FROM jobs WHERE content=? OR styles LIKE ?",
@@ -393,6 +406,7 @@ class JobStore:
             self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
             for kind in UPLOAD_FILES:
                 self.upload_path(upload_id, kind).unlink(missing_ok=True)
+            shutil.rmtree(self.style_previews(upload_id), ignore_errors=True)
 
     def remove_unused_uploads(self, older_than: float) -> int:
         """Remove the uploads no job uses that are older than ``older_than`` seconds; return how many."""

@@ -1,5 +1,5 @@
-"""What the routes share: the store, worker and settings of the running studio (FastAPI dependencies, from
-``app.state``), a job as the page sees it, and picture routes that answer HEAD too."""
+"""What the routes share: the store, worker, previews and settings of the running studio (FastAPI dependencies,
+from ``app.state``), an upload and a job as the page sees them, and picture routes that answer HEAD too."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from .config import StudioConfig
+from .previews import Previews
 from .store import Job, JobFields, JobStore, NotFound
 from .worker import Worker
 
@@ -24,6 +25,11 @@ def _worker(request: Request) -> Worker:
     return worker
 
 
+def _previews(request: Request) -> Previews:
+    previews: Previews = request.app.state.previews
+    return previews
+
+
 def _config(request: Request) -> StudioConfig:
     config: StudioConfig = request.app.state.config
     return config
@@ -32,6 +38,7 @@ def _config(request: Request) -> StudioConfig:
 Store = Annotated[JobStore, Depends(_store)]
 Runner = Annotated[Worker, Depends(_worker)]
 Settings = Annotated[StudioConfig, Depends(_config)]
+Painter = Annotated[Previews, Depends(_previews)]
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 #: Headers of the user's pictures: private, never kept in a cache.
 PRIVATE = {"Cache-Control": "no-store"}
@@ -52,6 +59,12 @@ def picture(store: JobStore, upload_id: str) -> dict[str, str]:
     except NotFound:
         name, kind = "(deleted)", "picture"
     return {"id": upload_id, "name": name, "kind": kind, "thumbnail": f"/api/uploads/{upload_id}/thumbnail"}
+
+
+def public_upload(record: dict[str, Any]) -> dict[str, Any]:
+    """An upload as the page sees it (the ``Upload`` schema): its record and its pictures' addresses."""
+    return {**record, "image": f"/api/uploads/{record['id']}/image",
+            "thumbnail": f"/api/uploads/{record['id']}/thumbnail"}
 
 
 def public_job(store: JobStore, job: Job) -> dict[str, Any]:

@@ -20,12 +20,15 @@ from PIL import Image
 from .. import api, images
 from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
+from ..feedforward import StyleModel, styles
 from ..optimize import Progress
 from ..video.io import VideoReader
-from .models import model_path
+from .models import model_source
 from .store import Job, JobStore, NotFound, private_file, private_folder, thumbnail_bytes
 
 log = logging.getLogger("stylecraft.studio")
+#: The folder of the built-in styles, which no error shown on the page names.
+BUILTIN = styles.builtin_file().parent
 
 
 class Worker:
@@ -145,7 +148,7 @@ class Worker:
 
     def _public(self, message: str) -> str:
         """``message`` without the server's folders: a page shows names, never the server's paths."""
-        for folder in (self.store.uploads, self.store.jobs_dir, self.models, self.store.data):
+        for folder in (self.store.uploads, self.store.jobs_dir, self.models, self.store.data, BUILTIN):
             message = message.replace(f"{folder}/", "")
         return message
 
@@ -161,8 +164,8 @@ class Worker:
         content = images.load_image(self.store.upload_path(job.content))
         if options["method"] == "model":
             self.store.update(job_id, iterations=1)
-            picture = api.apply_model(model_path(self.models, options["model"]), content, size=options["size"],
-                                      preserve_color=options["preserve_color"], device=self.device)
+            picture = api.apply_model(self._model(options["model"]), content, size=options["size"],
+                                      preserve_color=options["preserve_color"])
             settings, stopped, done = dict(options), None, 1
         else:
             styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
@@ -197,8 +200,8 @@ class Worker:
                                   elapsed=event.elapsed)
 
         result = api.paint_video(self.store.upload_path(job.content, "video"), self.store.job_file(job_id, "video"),
-                                 model=model_path(self.models, options["model"]), size=options["size"],
-                                 preserve_color=options["preserve_color"], device=self.device, callbacks=[progress],
+                                 model=self._model(options["model"]), size=options["size"],
+                                 preserve_color=options["preserve_color"], callbacks=[progress],
                                  stop=self.store.stop_signal(job_id))
         private_file(result.output)
         with VideoReader(result.output) as painted:
@@ -208,6 +211,12 @@ class Worker:
         if result.stopped:
             return self._stopped_state(), None
         return "done", None
+
+    def _model(self, name: str) -> StyleModel:
+        """The real-time model called ``name`` (a built-in style or a file in the models folder), loaded on the
+        worker's device."""
+        path, style = model_source(self.models, name)
+        return api.load_style_model(path, device=self.device, style=style)
 
     def _name(self, upload_id: str) -> str:
         try:

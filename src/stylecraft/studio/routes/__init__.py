@@ -1,1 +1,2 @@
-"""The studio's API, one router per area: ``info`` (version, limits, models), ``uploads`` and ``jobs``."""
+"""The studio's API, one router per area: ``info`` (version, limits, models), ``uploads``, ``styles`` (the
+built-in styles and previews in them) and ``jobs``."""

@@ -1,4 +1,5 @@
-"""What the page needs to know first: version, device, defaults, presets, limits, the models and the queue."""
+"""What the page needs to know first: version, device, defaults, presets, limits, the models (the built-in styles
+and the models folder's files) and the queue."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter
 
 from ... import api
 from ...optimize import PRESETS
-from ..models import list_models
+from ..models import offered
 from ..schemas import DEFAULTS
 from ..views import Runner, Settings, Store
 
@@ -26,9 +27,10 @@ async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]
                        "max_queue": config.max_queue, "max_styles": config.max_styles,
                        "max_iterations": config.max_iterations, "max_video_bytes": config.max_video_bytes,
                        "max_video_seconds": config.max_video_seconds, "max_video_pixels": config.max_video_pixels},
-            "models": list_models(config.models_folder), "pending": store.pending(), "running": worker.current}
+            "models": offered(config.models_folder), "pending": store.pending(), "running": worker.current}
 
 
-@router.get("/api/models", summary="Real-time model files in the models folder")
+@router.get("/api/models", summary="Real-time models: the built-in styles (builtin: true), then the models folder's "
+            "files")
 async def models(config: Settings) -> list[dict[str, Any]]:
-    return list_models(config.models_folder)
+    return offered(config.models_folder)

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from ... import images
 from ...errors import ConfigError
 from ...features import downsampling
-from ..models import model_path
+from ..models import model_source
 from ..schemas import DEFAULTS, Error, Job, JobRequest
 from ..store import JobFile, JobStore, Unrunnable
 from ..views import PRIVATE, Runner, Settings, Store, picture_route, public_job
@@ -45,7 +45,7 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
     if request.method == "model":
         if not request.model:
             raise ConfigError("choose a real-time model")
-        model_path(config.models_folder, request.model)
+        model_source(config.models_folder, request.model)
         return [], pixels
     if not styles:
         raise ConfigError("add at least one style picture")

@@ -22,7 +22,7 @@ from ..config import StudioConfig
 from ..schemas import Error, Upload
 from ..security import error
 from ..store import JobStore
-from ..views import PRIVATE, Settings, Store, display_name, picture_route
+from ..views import PRIVATE, Settings, Store, display_name, picture_route, public_upload
 
 router = APIRouter()
 
@@ -53,8 +53,7 @@ async def upload(file: UploadFile, request: Request, config: Settings, store: St
                 if problem is None:
                     return error(413, f"{name}: larger than the limit of {config.max_upload_mb:g} MB for a picture")
                 raise ImageError(problem)
-    return {**record, "image": f"/api/uploads/{record['id']}/image",
-            "thumbnail": f"/api/uploads/{record['id']}/thumbnail"}
+    return public_upload(record)
 
 
 async def _receive(file: UploadFile, stream: IO[bytes], limit: int) -> int:

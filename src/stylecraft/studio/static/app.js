@@ -76,7 +76,7 @@ function when(timestamp) {
 function strengthFromSlider(value) { return Number((10 ** Number(value)).toPrecision(2)); }
 
 function names(job) {
-  if (job.options.method === "model") return `${job.content.name} · ${job.options.model}`;
+  if (job.options.method === "model") return `${job.content.name} · ${modelLabel(job.options.model)}`;
   return `${job.content.name} × ${job.styles.map((s) => s.name).join(", ")}`;
 }
 
@@ -117,6 +117,62 @@ function stateText(job) {
 
 function method() { return document.querySelector("input[name=method]:checked").value; }
 
+// ---- the built-in styles: a painting, and the photo painted in it in one pass, per style ------------------------
+
+function builtins() { return state.info ? state.info.models.filter((m) => m.builtin) : []; }
+
+function modelLabel(name) {
+  const style = builtins().find((m) => m.name === name);
+  return style ? style.title : name.replace(/\.pt$/, "").replace(/\.onnx$/, " (ONNX)");
+}
+
+function chosenStyle() {
+  return method() === "model" ? builtins().find((m) => m.name === $("#model").value) || null : null;
+}
+
+function chooseStyle(name) {
+  document.querySelector("input[name=method][value=model]").checked = true;
+  $("#model").value = name;
+  updateMethod();
+}
+
+let stylesKey = null;  // the photo whose previews the row shows ("" for none)
+function renderStyles() {
+  const styles = builtins();
+  const content = state.content && !state.content.loading ? state.content : null;
+  $("#builtin").hidden = !styles.length;
+  if (!styles.length || stylesKey === (content ? content.id : "")) return;
+  stylesKey = content ? content.id : "";
+  $("#builtin-hint").textContent = content ? "Your photo in each built-in style, painted in one pass: pick one."
+    : "Built-in styles: add a photo to see it painted in each.";
+  $("#style-row").replaceChildren(...styles.map((style) => {
+    const credit = [style.artist, style.year].filter(Boolean).join(", ");
+    return el("button", {type: "button", class: "style-card", "data-style": style.name, "aria-pressed": "false",
+      title: credit ? `${style.title} (${credit})` : style.title, onclick: () => chooseStyle(style.name)},
+    el("img", {class: "painting", src: `/api/styles/${encodeURIComponent(style.name)}/painting`,
+      alt: style.artist ? `${style.title} by ${style.artist}` : style.title}),
+    content ? stylePreview(content, style) : null,
+    el("span", {class: "caption"}, el("b", {text: style.title}), credit ? el("small", {text: credit}) : null));
+  }));
+  markChosen();
+}
+
+function stylePreview(content, style) {
+  const box = el("span", {class: "preview loading"});
+  box.append(el("img", {src: `/api/uploads/${content.id}/styles/${encodeURIComponent(style.name)}`,
+    alt: `Your photo in the style of ${style.title}`,
+    onload: () => { box.className = "preview ready"; },
+    onerror: () => { box.className = "preview failed"; box.title = "No preview"; }}));
+  return box;
+}
+
+function markChosen() {
+  const chosen = chosenStyle();
+  for (const card of document.querySelectorAll(".style-card")) {
+    card.setAttribute("aria-pressed", String(Boolean(chosen) && card.dataset.style === chosen.name));
+  }
+}
+
 function renderThumbs(kind) {
   const box = $(kind === "content" ? "#content-thumbs" : "#style-thumbs");
   const entries = kind === "content" ? (state.content ? [state.content] : []) : state.styles;
@@ -129,6 +185,7 @@ function renderThumbs(kind) {
       renderThumbs(kind);
       updateStart();
     }}, "×"))));
+  if (kind === "content") renderStyles();
 }
 
 async function addFiles(kind, files) {
@@ -207,6 +264,10 @@ function updateStart() {
   else if (method() === "optimise" && !state.styles.length) reason = "Add at least one style picture.";
   else if (method() === "model" && !$("#model").value) reason = "No real-time model to use yet.";
   button.disabled = Boolean(reason);
+  markChosen();
+  const chosen = chosenStyle();
+  $("#fine").hidden = !chosen;
+  $("#fine").disabled = Boolean(reason) || !chosen || state.content.kind === "video";
   if (reason) { hint.textContent = reason; return; }
   const waiting = [...state.jobs.values()].filter((j) => j.state === "queued" || j.state === "running").length;
   hint.textContent = waiting ? `${waiting} job${waiting > 1 ? "s" : ""} ahead in the queue.`
@@ -232,27 +293,41 @@ function fillForm(info) {
   $("#preserve-color").checked = d.preserve_color;
   $("#content-limits").textContent = `JPEG, PNG, WebP… up to ${Math.round(info.limits.max_upload_bytes / 1048576)} MB; or a video of up to ${info.limits.max_video_seconds} s`;
   const select = $("#model");
-  select.replaceChildren(...info.models.map((m) => el("option", {value: m.name, text: m.name.replace(/\.pt$/, "").replace(/\.onnx$/, " (ONNX)")})));
+  const group = (label, models) => models.length
+    ? el("optgroup", {label}, models.map((m) => el("option", {value: m.name, text: modelLabel(m.name)}))) : null;
+  select.replaceChildren(...[group("Built-in styles", builtins()), group("Your models", info.models.filter((m) => !m.builtin))]
+    .filter(Boolean));
   $("#model-hint").textContent = info.models.length ? "A trained network paints in one pass: seconds, not minutes."
     : `No models yet. Train one with \`stylecraft train\` and put the .pt file in the studio's models folder (\`stylecraft serve\` prints where it is).`;
   select.disabled = !info.models.length;
+  renderStyles();
 }
 
-async function start() {
-  const body = {
-    content: state.content.id, method: method(), size: Number($("#size").value),
-    preserve_color: $("#preserve-color").checked,
-  };
-  if (body.method === "model") body.model = $("#model").value;
-  else {
-    body.styles = state.styles.map((s) => s.id);
-    body.iterations = Number($("#iterations").value);
-    body.style_weight = strengthFromSlider($("#strength").value);
-  }
-  $("#start").disabled = true;
+// The job's settings for the optimiser towards the uploaded pictures ``styles``, or for the chosen model.
+function settings(styles) {
+  const body = {content: state.content.id, size: Number($("#size").value), preserve_color: $("#preserve-color").checked};
+  if (!styles) return {...body, method: "model", model: $("#model").value};
+  return {...body, method: "optimise", styles, iterations: Number($("#iterations").value),
+          style_weight: strengthFromSlider($("#strength").value)};
+}
+
+function start() { return queue($("#start"), () => settings(method() === "model" ? null : state.styles.map((s) => s.id))); }
+
+// "Paint finely": the chosen built-in style's painting becomes a style upload, and the optimiser paints with it.
+function paintFinely() {
+  const style = chosenStyle();
+  return queue($("#fine"), async () => {
+    const painting = await api(`/api/styles/${encodeURIComponent(style.name)}/upload`, {method: "POST"});
+    return settings([painting.id]);
+  });
+}
+
+// Queue the job that ``body`` (async) gives, pressed from ``button``, and show it in the live panel.
+async function queue(button, body) {
+  button.disabled = true;
   try {
     const job = await api("/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify(body)});
+      body: JSON.stringify(await body())});
     upsert(job);
     state.focus = job.id;
     renderLive();
@@ -492,6 +567,7 @@ async function init() {
   $("#strength").addEventListener("input", () => { $("#strength-value").textContent = strengthFromSlider($("#strength").value); });
   $("#model").addEventListener("change", updateStart);
   $("#start").addEventListener("click", start);
+  $("#fine").addEventListener("click", paintFinely);
   render();
   try {
     state.info = await api("/api/info");
