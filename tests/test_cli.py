@@ -462,8 +462,8 @@ def test_one_progress_bar_shows_every_kind_of_event(capsys):
     events = [Progress(10, 40, 1.0, lambda: torch.zeros(1), 2, 3, (64, 48), {"total": torch.tensor(2.5)}, 4),
               TrainProgress(10, 20, {"total": 0.125, "style": 0.5}, 1.0, 12.0, 1, lambda: torch.zeros(1)),
               Count(10, 24, 1.0)]
-    for event, shown in zip(events, ["total=2.5, scale=2/3 64x48, tiles=4",
-                                     "total=0.125, style=0.5, skipped=1", ""], strict=True):
+    for event, shown in zip(events, ["loss=2.5, scale=2/3 64x48, tiles=4",
+                                     "loss=0.125, style loss=0.5, skipped=1", ""], strict=True):
         with _ProgressBar("run", "it", argparse.Namespace(quiet=False)) as bar:
             bar(event)
             assert (bar.bar.n, bar.bar.total, bar.bar.postfix or "") == (10, event.total, shown)

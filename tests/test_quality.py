@@ -79,6 +79,7 @@ def test_cli_score_prints_a_table_or_json(tmp_path, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["picture", "content", "style", "colour", "structure"]
     assert table[1].split()[1:] == ["0.000", table[1].split()[2], "1.00", "1.00"]
+    assert "lower is closer" in table[-1] and "higher keeps more" in table[-1]  # which way each is better
     assert main(["score", str(painting), "--content", str(photo), "--style", str(painting), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found[0]["picture"] == str(painting) and found[0]["colour_distance"] < 0.05
@@ -98,3 +99,9 @@ def test_a_smaller_picture_is_compared_on_the_photo_canvas():
     photo, painting = make_content(128, 96), make_style()
     small = Image.fromarray(np.asarray(photo)).resize((64, 48))
     assert api.score(small, photo, painting).content_distance < 0.5
+
+
+def test_the_last_line_names_quality_numbers_apart_from_losses_and_says_which_way_is_better():
+    line = quality.Quality(0.5, 0.25, 0.3, 0.6).describe()
+    assert line == ("content distance 0.500, style distance 0.250, colour distance 0.30 (lower is closer), "
+                    "structure kept 0.60 (higher keeps more of the photo)")

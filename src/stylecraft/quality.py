@@ -41,6 +41,10 @@ STRUCTURE_SIZE = 128
 DIRECTIONS, QUANTILES = 64, 256
 
 
+#: Which way each kind of number is better, as the command line says it.
+DISTANCES, STRUCTURE = "(lower is closer)", "(higher keeps more of the photo)"
+
+
 @dataclass(frozen=True)
 class Quality:
     """The four numbers of one picture (see the module's description)."""
@@ -55,9 +59,12 @@ class Quality:
         return {name: round(value, 4) for name, value in vars(self).items()}
 
     def describe(self) -> str:
-        """One line: ``content 0.812, style 0.231, colour 0.32, structure 0.61``."""
-        return (f"content {self.content_distance:.3f}, style {self.style_distance:.3f}, "
-                f"colour {self.colour_distance:.2f}, structure {self.structure_kept:.2f}")
+        """One line, each number named apart from the optimiser's losses and with the way it is better:
+        ``content distance 0.812, style distance 0.231, colour distance 0.32 (lower is closer), structure kept
+        0.61 (higher keeps more of the photo)``."""
+        return (f"content distance {self.content_distance:.3f}, style distance {self.style_distance:.3f}, "
+                f"colour distance {self.colour_distance:.2f} {DISTANCES}, structure kept {self.structure_kept:.2f} "
+                f"{STRUCTURE}")
 
 
 def _lab(picture: torch.Tensor) -> np.ndarray:

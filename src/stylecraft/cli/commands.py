@@ -21,7 +21,7 @@ from ..features import FeatureNetwork, layer_names
 from ..feedforward import TrainConfig, find_photos
 from ..optimize import INITS, Progress, Result, TransferConfig
 from ..progress import Count, Event
-from ..quality import Quality
+from ..quality import DISTANCES, STRUCTURE, Quality
 from ..studio.config import StudioConfig
 from .parser import Parser, add_run_options
 
@@ -143,7 +143,8 @@ class _ProgressBar:
     ``--quiet`` (or ``shown`` False) shows nothing.
     """
 
-    LOSSES = ("total", "content", "style", "tv")
+    #: The loss terms shown, by the names the bar gives them: losses, not the quality numbers printed at the end.
+    LOSSES = {"total": "loss", "content": "content loss", "style": "style loss", "tv": "tv loss"}
 
     def __init__(self, description: str, unit: str, args: argparse.Namespace, shown: bool = True) -> None:
         self.description, self.unit, self.shown = description, unit, shown and not args.quiet
@@ -170,8 +171,8 @@ class _ProgressBar:
         if event.step % 10 == 0 or event.step == event.total or changed or now - self._when >= 1.0:
             self._notes, self._when = notes, now
             losses = event.losses
-            self.bar.set_postfix({**{k: f"{losses[k]:.3g}" for k in self.LOSSES if k in losses}, **notes},
-                                 refresh=False)
+            self.bar.set_postfix({**{shown: f"{losses[k]:.3g}" for k, shown in self.LOSSES.items() if k in losses},
+                                  **notes}, refresh=False)
         self.bar.update(event.step - self.bar.n)
         if changed:  # drawn now, not when tqdm's rate limit next allows
             self.bar.refresh()
@@ -356,6 +357,7 @@ def run_score(args: argparse.Namespace) -> int:
     for picture, quality in found.items():
         print(f"{picture:<{width}}  {quality.content_distance:>7.3f}  {quality.style_distance:>6.3f}  "
               f"{quality.colour_distance:>6.2f}  {quality.structure_kept:>9.2f}")
+    print(f"content, style, colour: distances {DISTANCES}; structure: kept {STRUCTURE} (docs/quality.md)")
     return 0
 
 

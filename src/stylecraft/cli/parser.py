@@ -211,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--model", choices=sorted(BLOCKS), default=NETWORK.model)
 
     score = sub.add_parser("score", parents=[common], help="score pictures from any tool against a photo and a "
-                           "painting", description="Print the content, style and colour distances and the "
-                           "structure kept of each PICTURE (from any tool), computed the same way for all: see "
-                           "docs/quality.md for what each number means.")
+                           "painting", description="Print the content, style and colour distances (lower is "
+                           "closer to the photo's content, the painting's style and its colours) and the structure "
+                           "kept (higher keeps more of the photo) of each PICTURE (from any tool), computed the "
+                           "same way for all: see docs/quality.md for what each number means.")
     score.add_argument("pictures", nargs="+", metavar="picture", help="the pictures to score")
     score.add_argument("--content", required=True, help="the photo they were painted from")
     score.add_argument("--style", required=True, help="the painting whose style they take")
