@@ -502,3 +502,12 @@ def test_tile_means_one_thing_and_its_help_says_so(capsys, command):
     assert f"--tile TILE {TILE_RULE}" in text
     if command == "video":  # one knob, two meanings, each named
         assert "With --model it is a blend weight" in text and "With --style it scales a loss weight" in text
+
+
+def test_help_offers_only_what_a_command_takes_and_says_what_presets_do(capsys):
+    for command, has_canvas in (("transfer", False), ("reconstruct", False), ("texture", True)):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = capsys.readouterr().out
+        assert ("--width" in shown) == has_canvas and ("--height" in shown) == has_canvas
+        assert "draft 384 px, 160 iterations" in " ".join(shown.split())

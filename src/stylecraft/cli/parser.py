@@ -88,19 +88,23 @@ def port(text: str) -> int:
     return value
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig."""
+def add_run_options(parser: argparse.ArgumentParser, canvas: bool = True) -> None:
+    """The options shared by transfer, reconstruct, texture and grid; defaults come from TransferConfig.
+    ``canvas``: the texture canvas's --width and --height too (texture and grid, which may run textures)."""
     d, n = DEFAULTS, NETWORK
+    presets = "; ".join(f"{name} {values.get('size', d.size)} px, {values.get('iterations', d.iterations)} "
+                        "iterations" for name, values in PRESETS.items())
     parser.add_argument("--preset", "--quality", choices=tuple(PRESETS),
-                        help="a set of defaults (size, iterations) from a quick look to a final picture: draft, "
-                        "standard (the plain defaults) or fine; options given with it override it")
+                        help=f"a set of defaults from a quick look to a final picture ({presets}); options given "
+                        "with it override it")
     size = parser.add_argument_group("sizes")
     size.add_argument("--size", type=integer, help=f"long side of the output in pixels (default {d.size})")
     size.add_argument("--style-size", type=integer, help="long side of the style image(s) in pixels")
     size.add_argument("--style-scale", type=number,
                       help=f"style image size relative to the output (default {d.style_scale})")
-    size.add_argument("--width", type=integer, help="texture canvas width (texture only)")
-    size.add_argument("--height", type=integer, help="texture canvas height (texture only)")
+    if canvas:
+        size.add_argument("--width", type=integer, help="texture canvas width (texture only)")
+        size.add_argument("--height", type=integer, help="texture canvas height (texture only)")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--iterations", type=integer, help=f"optimiser steps over all scales (default {d.iterations})")
     opt.add_argument("--single-scale", action="store_true", default=None,
@@ -174,14 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("content", help="the photo")
     run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
     add_outputs(run)
-    add_run_options(run)
+    add_run_options(run, canvas=False)
 
     run = sub.add_parser("reconstruct", parents=[common], help="rebuild CONTENT from its VGG features alone",
                          description="Content reconstruction: optimise noise until its features at the content "
                          "layer(s) match CONTENT's.")
     run.add_argument("content", help="the photo")
     add_outputs(run)
-    add_run_options(run)
+    add_run_options(run, canvas=False)
 
     run = sub.add_parser("texture", parents=[common], help="synthesise a texture in the style of STYLE",
                          description="Texture synthesis: optimise noise until its Gram matrices match STYLE's.")
