@@ -27,6 +27,7 @@ from ..optimize import (
     TransferConfig,
     build_objective,
     schedule,
+    soft_warning,
     synthesise,
 )
 from ..optimize.memory import plan_memory
@@ -138,6 +139,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     config = config.replace(optimizer=memory.optimizer)
     if on_plan is not None:
         on_plan(memory.describe(net, scales))
+        warning = soft_warning(scales)
+        if warning:
+            on_plan(warning)
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
     runtime.reset_peak_memory()

@@ -23,7 +23,7 @@ from ..optimize import INITS, Progress, Result, TransferConfig
 from ..progress import Count, Event
 from ..quality import DISTANCES, STRUCTURE, Quality
 from ..studio.config import StudioConfig
-from .parser import Parser, add_run_options
+from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 RUN_FIELDS = {f.name for f in fields(TransferConfig)} | {f.name for f in fields(FeatureNetwork)} | {
@@ -214,6 +214,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def run_single(args: argparse.Namespace) -> int:
     mode = args.command
+    words = command_parser(build_parser(), [mode])  # the plan names options by their flags
     options = run_options(args)
     content = getattr(args, "content", None)
     styles = getattr(args, "styles", None)
@@ -237,7 +238,7 @@ def run_single(args: argparse.Namespace) -> int:
         callbacks.append(animation)
     with _ProgressBar(mode, "it", args) as bar:
         result = api.run(mode, content, styles, callbacks=[*callbacks, bar],
-                         on_plan=lambda line: _say(args, f"plan: {line}"), **options)
+                         on_plan=lambda line: _say(args, f"plan: {in_cli_words(line, words)}"), **options)
     _write(result, output, history_path, plot_path, gif_path, animation, args.bit_depth)
     return _report_end(args, result, output)
 

@@ -2,8 +2,9 @@
 (``loop``)."""
 
 from .loop import Callback, Progress, Result, Temporal, build_objective, synthesise
-from .schedule import schedule, style_canvas
+from .schedule import schedule, soft_warning, style_canvas
 from .settings import DEFAULT_LR, INITS, MODES, OPTIMIZERS, PRESETS, Mode, TransferConfig
 
 __all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "PRESETS", "Callback", "Mode", "Progress", "Result",
-           "Temporal", "TransferConfig", "build_objective", "schedule", "style_canvas", "synthesise"]
+           "Temporal", "TransferConfig", "build_objective", "schedule", "soft_warning", "style_canvas",
+           "synthesise"]

@@ -8,6 +8,9 @@ from .. import images
 from ..errors import ConfigError
 from .settings import TransferConfig
 
+#: Fewer iterations than this at the full size leave a picture soft (its fine detail barely starts).
+FINEST_MINIMUM = 5
+
 
 def style_canvas(config: TransferConfig, content_size: tuple[int, int] | None,
                  style_size: tuple[int, int]) -> tuple[int, int]:
@@ -51,3 +54,15 @@ def schedule(config: TransferConfig, full: tuple[int, int]) -> list[tuple[tuple[
         shares = list(range(count, 0, -1))
         counts = [max(1, round(config.iterations * share / sum(shares))) for share in shares]
     return list(zip(sizes, counts, strict=True))
+
+
+def soft_warning(plan: list[tuple[tuple[int, int], int]]) -> str | None:
+    """A line for a person when the full size gets too few of a coarse-to-fine run's iterations to be sharp
+    (a print's long run of scales leaves the finest one little): how many would give it enough."""
+    (width, height), finest = plan[-1]
+    if len(plan) == 1 or finest >= FINEST_MINIMUM:
+        return None
+    total = sum(count for _, count in plan)
+    needed = math.ceil(FINEST_MINIMUM * sum(range(1, len(plan) + 1)))
+    return (f"warning: the full size ({width}x{height}) gets {finest} of {total} iterations and will come out "
+            f"soft; `iterations` {needed} or more gives it {FINEST_MINIMUM} (or set `scale_iterations`)")
