@@ -11,8 +11,8 @@ already loaded (the median of ``--repeats``).
 Drafts take about half a minute each on a 2-core CPU, so their pictures are kept in
 benchmarks/results/models/drafts/ (ignored by git) and reused by later runs with the same settings.
 
-    python benchmarks/builtin_styles.py [--size 512] [--styles a,b] [--photos x.jpg,y.jpg] [--no-peer]
-                                        [--json PATH] [--sheet PATH] [--repeats 3]
+    python benchmarks/builtin_styles.py [--size 512] [--styles a,b] [--photos x.jpg,y.jpg] [--one-photo-each]
+                                        [--no-peer] [--json PATH] [--sheet PATH] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512, help="the long side painted and scored")
     parser.add_argument("--styles", help="comma-separated built-in styles (default: all)")
     parser.add_argument("--photos", help="comma-separated photos of ../shared/images/content (default: all)")
+    parser.add_argument("--one-photo-each", action="store_true",
+                        help="pair each style with one photo in turn (6 pairs) instead of every photo (30)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
@@ -98,10 +100,10 @@ def main() -> int:
     use_peer = not args.no_peer and PEER.exists()
     rows, cells = [], []
     work = Path(tempfile.mkdtemp())
-    for name in styles:
+    for index, name in enumerate(styles):
         model = feedforward.styles.painting(builtin, name)
         painting = painting_path(name)
-        for photo in photos:
+        for photo in [photos[index % len(photos)]] if args.one_photo_each else photos:
             source = at_size(photo, args.size, work)
             row: dict[str, object] = {"style": name, "photo": photo.name}
             pictures = {"built-in": api.apply_model(model, source, device="cpu")}

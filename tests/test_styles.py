@@ -180,3 +180,17 @@ def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> No
                           **{**TINY, "network_width": "4"})
     with pytest.raises(ConfigError, match="painting a, b; this run trains width 8 on b, a"):
         api.train_network(styles[::-1], photos, tmp_path / "x.pt", steps=1, init=tmp_path / "first.pt", **TINY)
+
+
+@builtin
+def test_a_video_is_painted_with_a_built_in_style_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from test_video import describe, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, audio=None)
+    assert main(["video", str(clip), "--model", "starry-night", "-o", str(tmp_path / "painted.mp4"), "--quiet"]) == 0
+    painted = describe(tmp_path / "painted.mp4")
+    original = describe(clip)
+    assert painted["frames"] == 6
+    assert abs(painted["pictures"][0].astype(float) - original["pictures"][0]).mean() > 3  # it was painted
