@@ -10,7 +10,7 @@ with the device.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -70,6 +70,10 @@ class Regions:
     masks: torch.Tensor
     sources: tuple[torch.Tensor | None, ...]
 
+    def to(self, device: torch.device) -> Regions:
+        """The same regions on ``device``."""
+        return Regions(self.masks.to(device), tuple(None if m is None else m.to(device) for m in self.sources))
+
 
 def inner(pictures: torch.Tensor, margin: int) -> torch.Tensor:
     """``pictures`` without ``margin`` pixels at each side."""
@@ -113,7 +117,7 @@ class Objective(nn.Module):
                  style_weight: float = 1.0, tv_weight: float = 0.0, temporal_weight: float = 0.0,
                  style_loss: str = "gram", color_weight: float = 0.0,
                  autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
-                 layer_blend: dict[str, Sequence[float]] | None = None) -> None:
+                 layer_blend: Mapping[str, Sequence[float]] | None = None) -> None:
         super().__init__()
         self.net, self.autocast, self.tv_weight, self.temporal_weight = net, autocast, tv_weight, temporal_weight
         self.content_weight, self.style_weight, self.style_loss = content_weight, style_weight, style_loss
