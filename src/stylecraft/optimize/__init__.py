@@ -3,7 +3,7 @@
 
 from .loop import Callback, Progress, Result, Temporal, build_objective, synthesise
 from .schedule import schedule, style_canvas
-from .settings import DEFAULT_LR, INITS, MODES, OPTIMIZERS, PRESETS, Mode, TransferConfig
+from .settings import DEFAULT_LR, INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, Mode, TransferConfig
 
-__all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "PRESETS", "Callback", "Mode", "Progress", "Result",
-           "Temporal", "TransferConfig", "build_objective", "schedule", "style_canvas", "synthesise"]
+__all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "PRESETS", "SCALE_SPLIT", "Callback", "Mode", "Progress",
+           "Result", "Temporal", "TransferConfig", "build_objective", "schedule", "style_canvas", "synthesise"]
