@@ -225,9 +225,15 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def masked_difference(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference from ``target`` over the pixels of ``mask`` (a (N, 1, H, W) mask of 0..1), a
+    mean so that the weight does not depend on image size or on the mask's area."""
+    weight = mask.expand_as(image)
+    return (weight * (image - target).pow(2)).sum() / weight.sum().clamp_min(1.0)
+
+
 def temporal_loss(image: torch.Tensor, previous: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
     """Mean squared difference from ``previous`` (the last frame's result moved by the motion) over the
     pixels where ``reliable`` (a (N, 1, H, W) mask of 0..1) says the motion can be trusted: Ruder et al.'s
-    short-term temporal loss, a mean so that the weight does not depend on image size."""
-    weight = reliable.expand_as(image)
-    return (weight * (image - previous).pow(2)).sum() / weight.sum().clamp_min(1.0)
+    short-term temporal loss."""
+    return masked_difference(image, previous, reliable)

@@ -42,6 +42,10 @@ def check_size(image: torch.Tensor, net: VGG, what: str) -> None:
                          "use a larger `size` or shallower layers")
 
 
+#: The weight of the term that holds the picture to the photo where no region's mask covers it (a mean squared
+#: difference of pixels in [0, 1]): without it, the style terms of nearby regions reach in through the deep
+#: layers' receptive fields (hundreds of pixels) and repaint it.
+KEEP_WEIGHT = 1000.0
 #: The Gaussian blur of the regions' edges, as a share of the picture's long side (its standard deviation).
 FEATHER = 0.02
 
@@ -86,7 +90,8 @@ class Targets:
     their pixels' colours for the colour term); for a video frame, the last frame's result moved by the motion
     (``previous``) and where that motion is ``reliable``; with regions, each style layer's region ``weights``
     ((R, h, w) over its whole map, one region a style) and the ``pixel_weights`` (R, H, W) of the colour
-    term, the style targets then holding one batch item a region."""
+    term, the style targets then holding one batch item a region; where the regions leave some of the picture
+    ``uncovered`` ((1, 1, H, W), 0..1), the ``photo`` it keeps there."""
 
     content: dict[str, torch.Tensor] = field(default_factory=dict)
     style: dict[str, StyleTarget] = field(default_factory=dict)
@@ -95,6 +100,8 @@ class Targets:
     reliable: torch.Tensor | None = None
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     pixel_weights: torch.Tensor | None = None
+    photo: torch.Tensor | None = None
+    uncovered: torch.Tensor | None = None
 
 
 class Objective(nn.Module):
@@ -198,6 +205,9 @@ class Objective(nn.Module):
                         self.style_targets(styles, blend, tiling, sources), self.colour_target(styles, blend, sources))
         if regions is not None:
             found.weights, found.pixel_weights = self.region_weights(regions.masks)
+            uncovered = (1 - found.pixel_weights.sum(0)).clamp_min(0)[None, None]
+            if content is not None and bool(uncovered.any()):
+                found.photo, found.uncovered = content, uncovered
         return found
 
     def colour_target(self, styles: Sequence[torch.Tensor], blend: Sequence[float],
@@ -264,13 +274,15 @@ class Objective(nn.Module):
 
     def pixel_terms(self, pixels: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
         """The weighted terms computed on the pixels themselves, not on features: the colours, total
-        variation, and the temporal term of a video frame."""
+        variation, the temporal term of a video frame, and the photo kept where no region covers it."""
         terms = {}
         if self.color_weight and targets.colours is not None:
             terms["colour"] = self.color_weight * losses.style_loss(pixels, targets.colours,
                                                                                 targets.pixel_weights)
         if self.tv_weight:
             terms["tv"] = self.tv_weight * losses.total_variation(pixels)
+        if targets.photo is not None and targets.uncovered is not None:
+            terms["keep"] = KEEP_WEIGHT * losses.masked_difference(pixels, targets.photo, targets.uncovered)
         if self.temporal_weight and targets.previous is not None and targets.reliable is not None:
             terms["temporal"] = self.temporal_weight * losses.temporal_loss(pixels, targets.previous,
                                                                            targets.reliable)

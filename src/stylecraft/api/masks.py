@@ -19,8 +19,9 @@ from ..objective import Regions
 
 #: A flat colour of a region picture covers at least this share of it; rarer colours are edges or noise.
 MIN_SHARE = 0.005
-#: Colours of a region picture closer than this (RGB, 0-255) are one region (JPEG noise, anti-aliasing).
-MERGE_DISTANCE = 48.0
+#: Colours of a region picture closer than this (RGB, 0-255) to a flat colour, or to a mix of two (the edges
+#: between regions, blurred or anti-aliased), are no region of their own.
+MERGE_DISTANCE = 64.0
 #: A region picture is read at most this large (its masks are resized to the photo's size anyway).
 MAX_SIDE = 2048
 #: A named colour must be this close (RGB, 0-255) to one of the picture's flat colours.
@@ -66,6 +67,13 @@ def load_regions(masks: Sequence[ImageInput], style_masks: Sequence[ImageInput |
     return Regions(torch.cat(found), painted)
 
 
+def _to_mix(colour: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """How far ``colour`` is from every mix of colours ``a`` and ``b`` (the segment between them)."""
+    span = b - a
+    share = float(np.clip(np.dot(colour - a, span) / max(float(np.dot(span, span)), 1e-9), 0, 1))
+    return float(np.linalg.norm(colour - a - share * span))
+
+
 def _flat_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The flat colours of (P, 3) ``pixels`` in order of first appearance, and each pixel's nearest one."""
     bins, first, inverse, counts = np.unique(pixels // 16, axis=0, return_index=True, return_inverse=True,
@@ -75,7 +83,7 @@ def _flat_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     colours: list[np.ndarray] = []
     for b in sorted(common, key=lambda b: -counts[b]):  # the largest first, so that merges keep them
         colour = pixels[inverse == b].mean(0)
-        if all(np.linalg.norm(colour - c) >= MERGE_DISTANCE for c in colours):
+        if all(_to_mix(colour, c, d) >= MERGE_DISTANCE for c in colours for d in colours):
             colours.append(colour)
     table = np.array(colours)
     nearest = np.linalg.norm(pixels[:, None, :].astype(np.float32) - table[None], axis=-1).argmin(1)
