@@ -19,6 +19,7 @@ relative errors are also the distances the benchmarks report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -88,6 +89,11 @@ class Moments:
             count = count.clamp_min(EPS)
             return cls(first / count[:, None], second / count[:, None, None])
         return cls(first / count, second / count)
+
+    @classmethod
+    def stack(cls, parts: Sequence[Moments]) -> Moments:
+        """The moments of ``parts`` as one batch, in order (one region's a batch item)."""
+        return cls(torch.cat([m.mean for m in parts]), torch.cat([m.second for m in parts]))
 
     def __add__(self, other: Moments) -> Moments:
         return Moments(self.mean + other.mean, self.second + other.second)

@@ -69,7 +69,7 @@ class Regions:
     """Where each style goes (Gatys et al. 2017's spatial control): ``masks`` (R, 1, H, W) over the picture,
     0..1, one per style in the styles' order; and ``sources``, for each style the part of its painting to take
     the style from ((1, 1, h, w) over the painting, 0..1), or None for all of it. Where no mask covers the
-    picture, only the content term (and total variation) act."""
+    picture, only the content term, total variation and a term that holds it to the photo act."""
 
     masks: torch.Tensor
     sources: tuple[torch.Tensor | None, ...]
@@ -171,7 +171,7 @@ class Objective(nn.Module):
                     share = shares[name]
                     blended[name] = blended[name] + moments * share if name in blended else moments * share
         for name, parts in regions.items():
-            blended[name] = Moments(torch.cat([m.mean for m in parts]), torch.cat([m.second for m in parts]))
+            blended[name] = Moments.stack(parts)
         return {name: StyleTarget.of(moments, self.style_loss) for name, moments in blended.items()}
 
     def _moments(self, style: torch.Tensor, tiling: Tiling | None,
@@ -220,8 +220,7 @@ class Objective(nn.Module):
             parts = [Moments.of(style.float()) if source is None else
                      Moments.guided(style.float(), self.region_weights(source)[1])
                      for style, source in zip(styles, sources, strict=True)]
-            return StyleTarget.of(Moments(torch.cat([m.mean for m in parts]), torch.cat([m.second for m in parts])),
-                                  "wasserstein")
+            return StyleTarget.of(Moments.stack(parts), "wasserstein")
         pixels = [Moments.of(style.float()) * share for style, share in zip(styles, blend, strict=True)]
         return StyleTarget.of(sum(pixels[1:], pixels[0]), "wasserstein")
 
