@@ -62,17 +62,24 @@ def load(name: str, folder: str) -> torch.Tensor:
     return images.to_tensor(images.load_image(SHARED / folder / name))
 
 
+def paint(args: argparse.Namespace, out: Path, photo_name: str, paintings: list[str],
+          masks: list[Image.Image], name: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The photo painted with ``masks``, saved as ``name``; the picture, the photo at its size, the seconds."""
+    photo = images.load_image(SHARED / "content" / photo_name)
+    began = time.perf_counter()
+    result = api.run("transfer", photo, [SHARED / "style" / p for p in paintings], masks=masks, size=args.size,
+                     iterations=args.iterations, seed=0)
+    seconds = time.perf_counter() - began
+    images.save_image(result.image, out / f"{name}-{Path(photo_name).stem}.png")
+    return result.image, images.resize(images.to_tensor(photo), (result.image.shape[-1], result.image.shape[-2])), \
+        seconds
+
+
 def two_regions(args: argparse.Namespace, out: Path) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for photo_name, left_name, right_name in TRIPLES[: args.pairs]:
-        photo = images.load_image(SHARED / "content" / photo_name)
-        began = time.perf_counter()
-        result = api.run("transfer", photo, [SHARED / "style" / left_name, SHARED / "style" / right_name],
-                         masks=list(halves(photo.size)), size=args.size, iterations=args.iterations, seed=0)
-        seconds = time.perf_counter() - began
-        picture = result.image
-        images.save_image(picture, out / f"two-{Path(photo_name).stem}.png")
-        target = images.resize(images.to_tensor(photo), (picture.shape[-1], picture.shape[-2]))
+        size = images.load_image(SHARED / "content" / photo_name).size
+        picture, target, seconds = paint(args, out, photo_name, [left_name, right_name], list(halves(size)), "two")
         row: dict[str, object] = {"photo": photo_name, "left": left_name, "right": right_name,
                                   "seconds": round(seconds, 1)}
         for which, own, other in (("left", left_name, right_name), ("right", right_name, left_name)):
@@ -86,19 +93,16 @@ def two_regions(args: argparse.Namespace, out: Path) -> list[dict[str, object]]:
 
 
 def unstyled(args: argparse.Namespace, out: Path) -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for photo_name, painting, _ in TRIPLES[: args.other_pairs]:
-        photo = images.load_image(SHARED / "content" / photo_name)
-        result = api.run("transfer", photo, [SHARED / "style" / painting], masks=[halves(photo.size)[0]],
-                         size=args.size, iterations=args.iterations, seed=0)
-        images.save_image(result.image, out / f"unstyled-{Path(photo_name).stem}.png")
-        target = images.resize(images.to_tensor(photo), (result.image.shape[-1], result.image.shape[-2]))
-        kept = {which: score_tensors(side(result.image, which), side(target, which),
-                                               load(painting, "style")).structure_kept for which in ("left", "right")}
-        row = {"photo": photo_name, "painting (left)": painting, "structure left (painted)": round(kept["left"], 3),
-               "structure right (no mask)": round(kept["right"], 3)}
-        rows.append(row)
-        print(row, flush=True)
+        size = images.load_image(SHARED / "content" / photo_name).size
+        picture, target, _ = paint(args, out, photo_name, [painting], [halves(size)[0]], "unstyled")
+        kept = {which: score_tensors(side(picture, which), side(target, which), load(painting, "style"))
+                for which in ("left", "right")}
+        rows.append({"photo": photo_name, "painting (left)": painting,
+                     "structure left (painted)": round(kept["left"].structure_kept, 3),
+                     "structure right (no mask)": round(kept["right"].structure_kept, 3)})
+        print(rows[-1], flush=True)
     return rows
 
 

@@ -18,7 +18,7 @@ from stylecraft.api import region_masks
 from stylecraft.api.score import score_tensors
 from stylecraft.cli import main
 from stylecraft.losses import Moments, StyleTarget
-from stylecraft.objective import Objective, Regions, feather
+from stylecraft.objective import Objective, Regions
 from stylecraft.tiling import Sums, Tiling
 
 CONTENT = ("relu4_2",)
@@ -89,14 +89,13 @@ def test_each_region_is_compared_with_its_own_style():
         assert float(losses.style_loss(picture, swapped, weights)) > 0.1, kind
 
 
-def test_feathered_masks_keep_flat_parts_and_soften_edges():
-    step = torch.zeros(1, 1, 40, 100)
-    step[..., 50:] = 1
-    soft = feather(step)
-    assert torch.allclose(feather(torch.ones(1, 1, 40, 100)), torch.ones(1, 1, 40, 100))
-    row = soft[0, 0, 20]
-    assert float(row[0]) < 1e-3 and float(row[-1]) > 1 - 1e-3 and 0.3 < float(row[49:51].mean()) < 0.7
-    assert bool((row[1:] >= row[:-1] - 1e-6).all())  # still a step, only softer
+def test_region_weights_are_each_layers_share_of_the_mask(net):
+    masks = torch.zeros(1, 1, 48, 64)
+    masks[..., :40] = 1  # an edge inside relu5_1's third column (16 px a position)
+    layers, pixels = Objective(net, style_layers=STYLE).region_weights(masks)
+    assert torch.equal(pixels, masks[:, 0]) and torch.equal(layers["relu1_1"], masks[:, 0])
+    assert layers["relu5_1"].shape == (1, 3, 4) and torch.allclose(layers["relu5_1"][0, 0], torch.tensor(
+        [1.0, 1.0, 0.5, 0.0]))
 
 
 # ---- the objective with regions: exact tile by tile, scale control ---------------------------------------

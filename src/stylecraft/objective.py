@@ -46,23 +46,6 @@ def check_size(image: torch.Tensor, net: VGG, what: str) -> None:
 #: difference of pixels in [0, 1]): without it, the style terms of nearby regions reach in through the deep
 #: layers' receptive fields (hundreds of pixels) and repaint it.
 KEEP_WEIGHT = 1000.0
-#: The Gaussian blur of the regions' edges, as a share of the picture's long side (its standard deviation).
-FEATHER = 0.02
-
-
-def feather(masks: torch.Tensor, share: float = FEATHER) -> torch.Tensor:
-    """(R, 1, H, W) ``masks`` with their edges blurred by a Gaussian of ``share`` of the long side, so that
-    neighbouring regions blend over a band instead of meeting at a seam."""
-    sigma = share * max(masks.shape[-2:])
-    radius = int(3 * sigma)
-    if radius < 1:
-        return masks
-    steps = torch.arange(-radius, radius + 1, dtype=masks.dtype, device=masks.device)
-    kernel = torch.exp(-steps.pow(2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    across = F.conv2d(F.pad(masks, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(across, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-
 
 @dataclass(frozen=True)
 class Regions:
@@ -186,9 +169,15 @@ class Objective(nn.Module):
                 for k, v in found.items()}
 
     def region_weights(self, masks: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(R, 1, H, W) masks over a picture, feathered (:func:`feather`), as weights over each style layer's
-        map (R, h, w: each map position's share of the mask, an area average) and over the pixels (R, H, W)."""
-        soft = feather(masks.float())
+        """(R, 1, H, W) masks over a picture as weights over each style layer's map (R, h, w: each map
+        position's share of the mask, an area average) and over the pixels (R, H, W).
+
+        The area average softens a mask's edge at each layer over one map position: 16 px at relu5_1, whose
+        wide band blends the regions' large shapes into each other without a seam, and 1 px at relu1_1. A band
+        that wide at the shallow layers (a blurred mask) makes both regions' strokes and colours compete for the
+        same pixels, and the optimiser answers with stripes along the edge; grey in a mask is still a partial
+        weight."""
+        soft = masks.float()
         height, width = masks.shape[-2:]
         layers = {}
         for name in self.style_layers:

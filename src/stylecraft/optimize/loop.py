@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .. import colour, images
 from ..errors import ConfigError
 from ..features import VGG
-from ..objective import Objective, Regions, Targets, check_size, feather
+from ..objective import Objective, Regions, Targets, check_size
 from ..tiling import Tiling
 from .memory import HISTORY, MemoryPlan
 from .schedule import schedule, style_canvas
@@ -115,11 +115,10 @@ def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
 def _palette(content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float],
              regions: Regions | None) -> torch.Tensor:
     """The content recoloured to the styles' palette; with ``regions``, each region to its own style's, and
-    the content kept where no mask covers it (masks that overlap share their pixels), the masks feathered as
-    the objective feathers them: a hard edge in the start image would stay in the picture as a seam."""
+    the content kept where no mask covers it (masks that overlap share their pixels)."""
     if regions is None:
         return colour.match_colour(content.detach(), styles, blend).cpu()
-    masks = feather(regions.masks.to(content.device).float())
+    masks = regions.masks.to(content.device)
     cover = masks.sum(0, keepdim=True)
     start = content.detach() * (1 - cover).clamp_min(0)
     for mask, style in zip(masks, styles, strict=True):
