@@ -40,7 +40,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "style", "palette")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 #: The split of scale control where none is given: the first style layer taken from the coarse style
-#: (benchmarks/regions.py --parts scale sweeps it; docs/regions.md).
+#: (the most balanced in the sweep of benchmarks/regions.py --parts scale; docs/regions.md).
 SCALE_SPLIT = "relu3_1"
 #: Named sets of defaults, from a quick look to a final picture ("standard" is the plain defaults); what each
 #: costs and scores on one CPU is measured in docs/quality.md. Options given with a preset override it.
