@@ -202,6 +202,12 @@ def test_cli_train_and_apply(capsys, tmp_path, photos):
                  "--quiet", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "m_samples").iterdir()) == ["step_000001.png", "step_000002.png"]
+    # --resume goes on into the samples' folder the first run made (it was refused as "a folder").
+    code = main(["train", "--style", str(photos.parent / "style.png"), "--data", str(photos), "-o", str(model),
+                 "--size", "64", "--batch-size", "2", "--steps", "3", "--width", "compact", "--sample-every", "1",
+                 "--quiet", "--device", "cpu", "--resume", str(model) + ".ckpt"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "m_samples" / "step_000003.png").is_file()
     code = main(["apply", str(model), str(photos), "-o", str(tmp_path / "out"), "--quiet", "--size", "48"])
     # The folder holds one unreadable file: it is skipped and reported, the six photos are stylised.
     assert code == 1 and "1 unreadable" in capsys.readouterr().err

@@ -19,6 +19,7 @@ relative errors are also the distances the benchmarks report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -74,9 +75,25 @@ class Moments:
         return cls(features.mean((-2, -1)), gram_matrix(features))
 
     @classmethod
-    def from_sums(cls, first: torch.Tensor, second: torch.Tensor, count: int) -> Moments:
-        """The moments from sums over ``count`` positions (of the feature vectors and of their outer products)."""
+    def guided(cls, features: torch.Tensor, weights: torch.Tensor) -> Moments:
+        """The moments of (1, C, H, W) activations within each of R regions, (R, H, W) ``weights`` over the
+        positions (0..1): one batch item per region (Gatys et al. 2017's guided Gram matrices). Each region's
+        moments are averages over its own weight, so a small region's statistics count as a large one's."""
+        return cls.from_sums(*guided_sums(features, weights))
+
+    @classmethod
+    def from_sums(cls, first: torch.Tensor, second: torch.Tensor, count: int | torch.Tensor) -> Moments:
+        """The moments from sums over ``count`` positions (of the feature vectors and of their outer products);
+        a tensor ``count`` holds each batch item's total weight."""
+        if isinstance(count, torch.Tensor):
+            count = count.clamp_min(EPS)
+            return cls(first / count[:, None], second / count[:, None, None])
         return cls(first / count, second / count)
+
+    @classmethod
+    def stack(cls, parts: Sequence[Moments]) -> Moments:
+        """The moments of ``parts`` as one batch, in order (one region's a batch item)."""
+        return cls(torch.cat([m.mean for m in parts]), torch.cat([m.second for m in parts]))
 
     def __add__(self, other: Moments) -> Moments:
         return Moments(self.mean + other.mean, self.second + other.second)
@@ -94,6 +111,17 @@ class Moments:
         """(N, C): each channel's standard deviation over positions."""
         variance = torch.diagonal(self.second, dim1=-2, dim2=-1) - self.mean.pow(2)
         return (variance.clamp_min(0) + EPS).sqrt()
+
+
+def guided_sums(features: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums over the positions of (1, C, H, W) activations weighted by each of the (R, H, W) ``weights``: of
+    the feature vectors (R, C), of their outer products (R, C, C), and of the weights (R,). Sums, so that
+    tiles add up to the whole picture's."""
+    flat = features.reshape(features.shape[1], -1)
+    spread = weights.reshape(weights.shape[0], -1).to(flat.dtype)
+    first = spread @ flat.T
+    second = (flat.unsqueeze(0) * spread.unsqueeze(1)) @ flat.T
+    return first, second, spread.sum(-1)
 
 
 @dataclass(frozen=True)
@@ -140,9 +168,11 @@ def style_distance(found: Moments, target: StyleTarget) -> torch.Tensor:
     return ((_wide(mean_error) + trace) / norm.clamp_min(EPS)).mean().float().to(found.mean.device)
 
 
-def style_loss(features: torch.Tensor, target: StyleTarget) -> torch.Tensor:
-    """The style term of (N, C, H, W) activations against ``target`` (see :func:`style_distance`)."""
-    return style_distance(Moments.of(features), target)
+def style_loss(features: torch.Tensor, target: StyleTarget, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The style term of (N, C, H, W) activations against ``target`` (see :func:`style_distance`); with (R, H, W)
+    ``weights``, of each region's guided moments against the target's batch item of that region, averaged over
+    the regions (each region counts alike, whatever its size)."""
+    return style_distance(Moments.of(features) if weights is None else Moments.guided(features, weights), target)
 
 
 def _wide(values: torch.Tensor) -> torch.Tensor:
@@ -201,9 +231,15 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 
+def masked_difference(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference from ``target`` over the pixels of ``mask`` (a (N, 1, H, W) mask of 0..1), a
+    mean so that the weight does not depend on image size or on the mask's area."""
+    weight = mask.expand_as(image)
+    return (weight * (image - target).pow(2)).sum() / weight.sum().clamp_min(1.0)
+
+
 def temporal_loss(image: torch.Tensor, previous: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
     """Mean squared difference from ``previous`` (the last frame's result moved by the motion) over the
     pixels where ``reliable`` (a (N, 1, H, W) mask of 0..1) says the motion can be trusted: Ruder et al.'s
-    short-term temporal loss, a mean so that the weight does not depend on image size."""
-    weight = reliable.expand_as(image)
-    return (weight * (image - previous).pow(2)).sum() / weight.sum().clamp_min(1.0)
+    short-term temporal loss."""
+    return masked_difference(image, previous, reliable)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .features import VGG
-from .losses import Moments
+from .losses import Moments, guided_sums
 
 
 def receptive_radius(net: VGG) -> int:
@@ -103,7 +103,8 @@ def _strides(net: VGG, layers: list[str]) -> dict[str, int]:
     return {layer: strides[layer] for layer in layers}
 
 
-def _map_size(net: VGG, layer: str, width: int, height: int) -> tuple[int, int]:
+def map_size(net: VGG, layer: str, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) of ``layer``'s map for a ``width`` x ``height`` picture (pooling floors odd sides)."""
     for name in net.names:
         if name.startswith("pool"):
             width, height = width // 2, height // 2
@@ -120,7 +121,7 @@ def tiles(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
     and columns in the whole map."""
     height, width = image.shape[-2:]
     strides = _strides(net, list(layers))
-    sizes = {layer: _map_size(net, layer, width, height) for layer in layers}
+    sizes = {layer: map_size(net, layer, width, height) for layer in layers}
     for box in tiling.boxes(width, height):
         left, top, right, bottom = box.crop
         crop = image[..., top:bottom, left:right]
@@ -144,20 +145,22 @@ def features(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
         for _, _, inner in tiles(net, image, layers, tiling, autocast):
             for layer, (feats, (rows, cols)) in inner.items():
                 if layer not in out:
-                    w, h = _map_size(net, layer, width, height)
+                    w, h = map_size(net, layer, width, height)
                     out[layer] = feats.new_zeros((*feats.shape[:2], h, w))
                 out[layer][..., rows, cols] = feats
     return out
 
 
 def moments(net: VGG, image: torch.Tensor, layers: list[str], tiling: Tiling,
-            autocast: Callable[[], AbstractContextManager[None]] = nullcontext) -> dict[str, Moments]:
-    """The whole picture's feature moments of ``layers`` (as :meth:`.losses.Moments.of`), summed tile by tile
-    without gradients."""
+            autocast: Callable[[], AbstractContextManager[None]] = nullcontext,
+            weights: dict[str, torch.Tensor] | None = None) -> dict[str, Moments]:
+    """The whole picture's feature moments of ``layers`` (as :meth:`.losses.Moments.of`, or
+    :meth:`.losses.Moments.guided` by each layer's whole-map ``weights``), summed tile by tile without
+    gradients."""
     totals: dict[str, Sums] = {}
     with torch.no_grad():
         for _, _, inner in tiles(net, image, layers, tiling, autocast):
-            add_sums(totals, inner, layers)
+            add_sums(totals, inner, layers, weights)
     return {layer: found.moments() for layer, found in totals.items()}
 
 
@@ -168,11 +171,14 @@ class Sums:
 
     first: torch.Tensor
     second: torch.Tensor
-    count: int
+    count: int | torch.Tensor
 
     @classmethod
-    def of(cls, features: torch.Tensor) -> Sums:
-        """The sums of (N, C, H, W) activations."""
+    def of(cls, features: torch.Tensor, weights: torch.Tensor | None = None) -> Sums:
+        """The sums of (N, C, H, W) activations, or of (1, C, H, W) ones weighted by each region of (R, H, W)
+        ``weights`` (the count is then each region's weight)."""
+        if weights is not None:
+            return cls(*guided_sums(features, weights))
         flat = features.reshape(*features.shape[:2], -1)
         return cls(flat.sum(-1), torch.bmm(flat, flat.transpose(1, 2)), flat.shape[-1])
 
@@ -185,8 +191,10 @@ class Sums:
 
 
 def add_sums(totals: dict[str, Sums], inner: dict[str, tuple[torch.Tensor, tuple[slice, slice]]],
-             layers: Iterable[str]) -> None:
-    """Add one tile's sums of ``layers`` (its interior features, as :func:`tiles` yields them) to ``totals``."""
+             layers: Iterable[str], weights: dict[str, torch.Tensor] | None = None) -> None:
+    """Add one tile's sums of ``layers`` (its interior features, as :func:`tiles` yields them) to ``totals``;
+    with ``weights`` (each layer's (R, H, W) over the whole map), the regions' weighted sums."""
     for layer in layers:
-        found = Sums.of(inner[layer][0])
+        feats, (rows, cols) = inner[layer]
+        found = Sums.of(feats, weights[layer][..., rows, cols] if weights else None)
         totals[layer] = totals[layer] + found if layer in totals else found

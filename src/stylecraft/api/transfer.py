@@ -33,6 +33,7 @@ from ..optimize import (
 from ..optimize.memory import plan_memory
 from ..progress import Stop
 from ..runtime import Runtime
+from .masks import load_regions
 from .score import score_tensors
 from .version import version
 
@@ -93,6 +94,20 @@ def _texture_canvas(config: TransferConfig, style: torch.Tensor) -> tuple[int, i
     return images.fit_long_side(width, height, config.size)
 
 
+def _check_masks(mode: Mode, config: TransferConfig, masks: Sequence[ImageInput] | None,
+                 style_masks: Sequence[ImageInput | None] | None, styles: int) -> None:
+    if masks is None and style_masks is None:
+        return
+    if mode is not Mode.TRANSFER:
+        raise ConfigError(f"`masks` and `style_masks` go with a transfer, not a {mode.value}")
+    if config.scale_split is not None:
+        raise ConfigError("`masks` and `scale_split` do not go together: give one or the other")
+    if config.style_blend is not None:
+        raise ConfigError("`style_blend` does not go with `masks`: each mask says where its style goes")
+    if masks is None and styles != 1:
+        raise ConfigError("`style_masks` for several styles need `masks` too, to say where each style goes")
+
+
 def run(mode: Mode | str, content: ImageInput | None = None,
         styles: ImageInput | Sequence[ImageInput] | None = None,
         config: TransferConfig | None = None, callbacks: Sequence[Callback] = (), *,
@@ -100,6 +115,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         init_image: ImageInput | None = None, stop: Stop | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
         temporal: Temporal | None = None, score: bool = True, preset: str | None = None,
+        masks: Sequence[ImageInput] | None = None, style_masks: Sequence[ImageInput | None] | None = None,
         **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
@@ -113,13 +129,17 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     saying how, before any work. ``temporal`` ties a video frame to the previous one (``api.video``). The
     Result's ``settings`` hold everything needed to reproduce the picture, the seed included, and for a
     transfer with one style that ran to its end its ``quality`` (:mod:`stylecraft.quality`'s numbers, scored
-    on the CPU; ``score`` False leaves them out, as a video's frames do).
+    on the CPU; ``score`` False leaves them out, as a video's frames do). ``masks`` (a transfer's, one per
+    style, over the photo: white is that style, black not, grey a partial weight) say where each style goes,
+    the photo kept where none does; ``style_masks`` (one per style, None for all of it) which part of each
+    painting to take the style from (:mod:`.masks`; ``on_plan`` hears of masks resized to fit).
     """
     config, network = settle(config, network, options, preset)
     style_list = _as_list(styles)
     network.validate()
     config.validate(mode, len(style_list), network.model, content=content is not None)
     mode = Mode(mode)
+    _check_masks(mode, config, masks, style_masks, len(style_list))
     runtime = Runtime.resolve(device, precision)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     layers = list(config.content_layers) if mode.uses_content else []
@@ -143,6 +163,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         if warning:
             on_plan(warning)
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
+    regions = None
+    if content_image is not None and (masks is not None or style_masks is not None):
+        regions = load_regions(masks if masks is not None else [Image.new("L", content_image.size, 255)],
+                               style_masks, content_image, style_tensors, full, on_plan).to(runtime.device)
     init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
     runtime.reset_peak_memory()
     if temporal is not None:
@@ -154,11 +178,13 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                             content=None if content_tensor is None else content_tensor.to(runtime.device),
                             styles=[s.to(runtime.device) for s in style_tensors], init=init,
                             canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed,
-                            stop=stop, memory=memory, temporal=temporal)
+                            stop=stop, memory=memory, temporal=temporal, regions=regions)
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],
                        "preset": preset, **asdict(config), **asdict(network), "init_image": _name(init_image),
+                       **({"masks": [_name(m) for m in masks or []],
+                           "style_masks": [_name(m) for m in style_masks or []]} if regions is not None else {}),
                        "seed": seed,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],

@@ -19,11 +19,11 @@ from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
 from ..feedforward import TrainConfig, find_photos
-from ..optimize import INITS, Progress, Result, TransferConfig
+from ..optimize import INITS, SCALE_SPLIT, Progress, Result, TransferConfig
 from ..progress import Count, Event
 from ..quality import DISTANCES, STRUCTURE, Quality
 from ..studio.config import StudioConfig
-from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words
+from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words, names
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 RUN_FIELDS = {f.name for f in fields(TransferConfig)} | {f.name for f in fields(FeatureNetwork)} | {
@@ -65,7 +65,9 @@ def run_train(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
-    samples = files.check_writable(Path(args.samples) if args.samples else output.with_name(output.stem + "_samples"))
+    samples = Path(args.samples) if args.samples else output.with_name(output.stem + "_samples")
+    # The samples' folder may be there from the run a --resume continues: then its files must be writable.
+    files.check_writable(samples / "step_000000.png" if samples.is_dir() else samples)
     with _ProgressBar("train", "step", args) as bar:
         result = api.train_network(args.style, args.data, output, config=config, network=network,
                                    device=args.device, precision=args.precision, sample=args.sample,
@@ -212,13 +214,49 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def scale_styles(args: argparse.Namespace, styles: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The styles and options of ``--coarse-style`` and ``--fine-style`` (both or neither; no other style)."""
+    coarse, fine = getattr(args, "coarse_style", None), getattr(args, "fine_style", None)
+    if coarse is None and fine is None:
+        return styles, {}
+    if coarse is None or fine is None or styles:
+        raise UsageError("scale control takes --coarse-style and --fine-style, and no other style")
+    return [coarse, fine], {"scale_split": args.scale_split or SCALE_SPLIT}
+
+
+def region_options(args: argparse.Namespace, styles: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The styles and the ``masks`` and ``style_masks`` of a transfer's region options (--mask, --style-mask,
+    --mask-from, --regions)."""
+    masks: list[Any] | None = args.masks
+    if args.regions and not args.mask_from:
+        raise UsageError("--regions names the colours of a --mask-from picture: give one")
+    if args.mask_from:
+        if masks:
+            raise UsageError("--mask and --mask-from do not go together: give one or the other")
+        if args.regions:
+            pairs = [part.partition("=") for part in names(args.regions)]
+            if styles or any(not colour or not path for colour, _, path in pairs):
+                raise UsageError("--regions takes COLOUR=STYLE,... and the styles then come from it alone")
+            styles = [path.strip() for _, _, path in pairs]
+            masks = api.region_masks(args.mask_from, colours=[colour.strip() for colour, _, _ in pairs])
+        else:
+            masks = api.region_masks(args.mask_from, count=len(styles))
+    sources = [None if m == "all" else m for m in args.style_masks] if args.style_masks else None
+    return styles, {k: v for k, v in (("masks", masks), ("style_masks", sources)) if v is not None}
+
+
 def run_single(args: argparse.Namespace) -> int:
     mode = args.command
     words = command_parser(build_parser(), [mode])  # the plan names options by their flags
     options = run_options(args)
     content = getattr(args, "content", None)
     styles = getattr(args, "styles", None)
-    inputs = [content, *(styles or []), args.init]
+    if mode == "transfer":
+        styles, scale = scale_styles(args, styles or [])
+        styles, regions = region_options(args, styles)
+        options.update(scale, **regions)
+    inputs = [content, *(styles or []), args.init, getattr(args, "mask_from", None),
+              *options.get("masks", []), *(options.get("style_masks") or [])]
     output = images.check_output_path(args.output, inputs, args.bit_depth)
     history_path = report.check_suffix(args.history, report.HISTORY_TYPES, "--history", inputs) if args.history \
         else None
@@ -282,8 +320,12 @@ def _axes(args: argparse.Namespace) -> list[Axis]:
     axes = []
     if args.content:
         axes.append(Axis.inputs("content", args.content))
-    if args.style:
-        axes.append(Axis.inputs("style", args.style))
+    styles, scale = scale_styles(args, args.style)
+    if scale:
+        axes.append(Axis("style", ((f"{Path(styles[0]).name} + {Path(styles[1]).name}", {"style": styles}),)))
+        axes.append(Axis("scale", (("", scale),)))
+    elif styles:
+        axes.append(Axis.inputs("style", styles))
     for spec in args.vary:
         name, _, values = spec.partition("=")
         name = name.strip()

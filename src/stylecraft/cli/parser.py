@@ -21,7 +21,7 @@ from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.train import TrainConfig
 from ..images import BIT_DEPTHS
 from ..losses import STYLE_LOSSES
-from ..optimize import INITS, MODES, OPTIMIZERS, PRESETS, TransferConfig
+from ..optimize import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
 from ..runtime import PRECISIONS
 from ..studio.config import StudioConfig
 
@@ -149,6 +149,29 @@ def add_run_options(parser: argparse.ArgumentParser, canvas: bool = True) -> Non
     loss.add_argument("--style-blend", type=floats, help="one weight per style image")
     loss.add_argument("--preserve-color", action="store_true", default=None,
                       help="keep the content's colours (luminance-only transfer)")
+    loss.add_argument("--scale-split", help="with --coarse-style and --fine-style: the first style layer taken "
+                      f"from the coarse style (default {SCALE_SPLIT}); the layers before it take the fine one")
+
+
+def add_scale_styles(parser: argparse.ArgumentParser) -> None:
+    """Scale control's inputs (Gatys et al. 2017): one painting's large shapes and colours, another's strokes."""
+    scale = parser.add_argument_group("scale control")
+    scale.add_argument("--coarse-style", help="the painting whose large shapes and colours to take")
+    scale.add_argument("--fine-style", help="the painting whose brush strokes to take")
+
+
+def add_regions(parser: argparse.ArgumentParser) -> None:
+    """Where each style goes (Gatys et al. 2017's spatial control): masks, or a picture of flat colours."""
+    regions = parser.add_argument_group("regions")
+    regions.add_argument("--mask", action="append", dest="masks", metavar="MASK",
+                         help="where a style goes, one per style in the styles' order: white is this style, "
+                         "black not, grey a partial weight; the photo is kept where no mask covers it")
+    regions.add_argument("--style-mask", action="append", dest="style_masks", metavar="MASK",
+                         help="which part of a painting to take its style from, one per style ('all': all of it)")
+    regions.add_argument("--mask-from", metavar="PICTURE", help="a picture whose flat colours name the regions, "
+                         "given to the styles in order of appearance (row by row)")
+    regions.add_argument("--regions", metavar="COLOUR=STYLE,...", help="with --mask-from: which colour is which "
+                         "painting, e.g. red=a.jpg,blue=b.jpg (the styles then come from here)")
 
 
 def add_outputs(parser: argparse.ArgumentParser) -> None:
@@ -176,9 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("transfer", parents=[common], help="paint CONTENT in the style of STYLE",
                          description="Paint CONTENT in the style of one or more STYLE images.")
     run.add_argument("content", help="the photo")
-    run.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    run.add_argument("styles", nargs="*", metavar="style", help="style image(s)")
     add_outputs(run)
     add_run_options(run, canvas=False)
+    add_scale_styles(run)
+    add_regions(run)
 
     run = sub.add_parser("reconstruct", parents=[common], help="rebuild CONTENT from its VGG features alone",
                          description="Content reconstruction: optimise noise until its features at the content "
@@ -205,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("-o", "--output", required=True, help="the contact sheet (.png)")
     grid.add_argument("--cell-size", type=integer, default=256, help="cell side in the sheet (default 256)")
     add_run_options(grid)
+    add_scale_styles(grid)
 
     add_train(sub, common)
     add_apply(sub, common)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .. import colour, images
 from ..features import VGG
-from ..objective import Objective, Targets, check_size, normalised
+from ..objective import Objective, Regions, Targets, check_size
 from ..progress import CANCELLED, Stop, requested
 from ..tiling import Tiling
 from .memory import HISTORY, MemoryPlan
@@ -121,18 +121,34 @@ def build_objective(config: TransferConfig, mode: Mode, net: VGG,
         style_weight=config.style_weight if mode.uses_style else 0.0, tv_weight=config.tv_weight,
         style_loss=config.style_loss,
         color_weight=config.color_weight if mode.uses_style and not config.preserve_color else 0.0,
-        temporal_weight=temporal.weight if temporal is not None else 0.0, autocast=autocast)
+        temporal_weight=temporal.weight if temporal is not None else 0.0, autocast=autocast,
+        layer_blend=config.layer_blend(net.model))
 
 
 def _noise(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
     return (0.5 + 0.15 * torch.randn(shape, generator=generator)).clamp(0, 1)
 
 
+def _palette(content: torch.Tensor, styles: Sequence[torch.Tensor], blend: Sequence[float],
+             regions: Regions | None) -> torch.Tensor:
+    """The content recoloured to the styles' palette; with ``regions``, each region to its own style's, and
+    the content kept where no mask covers it (masks that overlap share their pixels)."""
+    if regions is None:
+        return colour.match_colour(content.detach(), styles, blend).cpu()
+    masks = regions.masks.to(content.device)
+    cover = masks.sum(0, keepdim=True)
+    start = content.detach() * (1 - cover).clamp_min(0)
+    for mask, style in zip(masks, styles, strict=True):
+        start = start + mask / cover.clamp_min(1) * colour.match_colour(content.detach(), style)
+    return start.cpu()
+
+
 def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, content: torch.Tensor | None,
                    styles: Sequence[torch.Tensor], blend: Sequence[float], init: torch.Tensor | None,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, regions: Regions | None = None) -> torch.Tensor:
     """The start picture: ``init``, or ``config.start(mode)``'s by name (a choice that
-    :meth:`TransferConfig.validate` found good for ``mode``'s inputs)."""
+    :meth:`TransferConfig.validate` found good for ``mode``'s inputs); with ``regions``, each region's own
+    palette."""
     size = (shape[-1], shape[-2])
     if init is not None:
         return images.resize(init.cpu(), size)
@@ -144,7 +160,7 @@ def _initial_image(config: TransferConfig, mode: Mode, shape: torch.Size, conten
     assert content is not None  # "content" and "palette" are refused for a mode without one
     if choice == "content":
         return content.detach().cpu().clone()
-    return colour.match_colour(content.detach(), styles, blend).cpu()
+    return _palette(content, styles, blend, regions)
 
 
 def _make_optimizer(config: TransferConfig, pixels: torch.Tensor, previous: torch.optim.Optimizer | None,
@@ -238,6 +254,7 @@ class _Run:
     total: int
     scales: int
     temporal: Temporal | None = None
+    regions: Regions | None = None
     began: float = field(default_factory=time.perf_counter)
     done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -252,14 +269,20 @@ class _Run:
         config, net = self.config, self.objective.net
         content = images.resize(self.content, size) if self.content is not None else None
         styles = [images.resize(s, style_canvas(config, size, _size_of(s))) for s in self.styles]
-        blend = normalised(config.style_blend, len(styles)) if styles else []
-        targets = self.objective.targets(content, styles, blend, self.tiling(size))
+        blend = config.blend(len(styles)) if styles else []
+        regions = None
+        if self.regions is not None:  # the masks at this scale, each source mask at its painting's size
+            regions = Regions(images.resize(self.regions.masks, size), tuple(
+                None if m is None else images.resize(m, _size_of(s)) for m, s in zip(self.regions.sources, styles,
+                                                                                      strict=True)))
+        targets = self.objective.targets(content, styles, blend, self.tiling(size), regions)
         if self.temporal is not None:
             targets.previous = images.resize(self.temporal.previous, size)
             targets.reliable = images.resize(self.temporal.reliable, size)
         if previous is None:
             shape = torch.Size((1, 3, size[1], size[0]))
-            start = _initial_image(config, self.mode, shape, content, styles, blend, self.init, self.generator)
+            start = _initial_image(config, self.mode, shape, content, styles, blend, self.init, self.generator,
+                                   regions)
             start = start.to(next(net.parameters()).device)
         else:
             start = images.resize(previous.detach(), size)
@@ -303,7 +326,8 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
                content: torch.Tensor | None = None, styles: Sequence[torch.Tensor] = (),
                init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
                callbacks: Sequence[Callback] = (), seed: int = 0, stop: Stop | None = None,
-               memory: MemoryPlan | None = None, temporal: Temporal | None = None) -> Result:
+               memory: MemoryPlan | None = None, temporal: Temporal | None = None,
+               regions: Regions | None = None) -> Result:
     """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
 
     ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
@@ -311,9 +335,10 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     None for ``config.init``'s (see :meth:`TransferConfig.start`). ``canvas`` (width, height) sets a
     texture's size. ``memory`` says which scales run tile by tile and how long L-BFGS's history is (None:
     every scale whole, 100 pairs); ``temporal`` ties a video frame to the previous one (the objective must
-    carry its weight). A non-finite loss stops the run with the last good image; ``stop`` (when set) and
-    Ctrl-C stop it with the current one. The inputs ``mode`` needs are there: :meth:`TransferConfig.validate`
-    checked them with the settings.
+    carry its weight); ``regions`` say where each style goes, at any size (each scale resizes them). A
+    non-finite loss stops the run with the last good image; ``stop`` (when set) and Ctrl-C stop it with the
+    current one. The inputs ``mode`` needs are there: :meth:`TransferConfig.validate` checked them with the
+    settings.
     """
     if content is not None and mode.uses_content:
         full = (content.shape[-1], content.shape[-2])
@@ -326,7 +351,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         styles = [colour.match_luminance(colour.luminance(s), luminance) for s in styles]
         content = luminance
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
-               stop, memory, sum(count for _, count in plan), len(plan), temporal)
+               stop, memory, sum(count for _, count in plan), len(plan), temporal, regions)
     every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
     guard: _Guard | None = None

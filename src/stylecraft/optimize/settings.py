@@ -12,6 +12,7 @@ from .. import checks
 from ..errors import ConfigError
 from ..features import canonical_layer
 from ..losses import STYLE_LOSSES
+from ..objective import normalised
 
 
 class Mode(str, Enum):
@@ -38,6 +39,9 @@ OPTIMIZERS = ("lbfgs", "adam")
 #: recoloured to the style's colours (their mean and covariance), so the picture starts in the painting's palette.
 INITS = ("noise", "content", "style", "palette")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+#: The split of scale control where none is given: the first style layer taken from the coarse style
+#: (the most balanced in the sweep of benchmarks/regions.py --parts scale; docs/regions.md).
+SCALE_SPLIT = "relu3_1"
 #: Named sets of defaults, from a quick look to a final picture ("standard" is the plain defaults); what each
 #: costs and scores on one CPU is measured in docs/quality.md. Options given with a preset override it.
 PRESETS: dict[str, dict[str, int]] = {
@@ -59,7 +63,10 @@ class TransferConfig:
     (None: only a scale that would not fit in memory); the rule of a real-time network's ``tile`` too.
     ``color_weight`` weighs the colour term (the picture's pixel colours against the styles', see
     :class:`~stylecraft.objective.Objective`), off with ``preserve_color``; ``style_loss`` is how style is
-    compared (``losses.STYLE_LOSSES``). Why the palette start and the colour term are the defaults:
+    compared (``losses.STYLE_LOSSES``). ``scale_split`` turns on scale control (Gatys et al. 2017) for two
+    styles: the style layers from that one on (the large shapes) take the first style, coarse, and the layers
+    before it (the strokes) the second, fine; the colours and the start image come from the coarse one. Why
+    the palette start and the colour term are the defaults:
     docs/quality.md.
     """
 
@@ -88,6 +95,7 @@ class TransferConfig:
     style_loss: str = "gram"
     style_blend: tuple[float, ...] | None = None
     preserve_color: bool = False
+    scale_split: str | None = None
     seed: int | None = None
 
     def with_preset(self, name: str) -> TransferConfig:
@@ -110,6 +118,19 @@ class TransferConfig:
     def learning_rate(self) -> float:
         """The step size in use: ``lr`` or the optimiser's default."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def blend(self, count: int) -> list[float]:
+        """The shares of ``count`` styles in the colour term and the start image (and in every style layer
+        without ``scale_split``)."""
+        return [1.0, 0.0] if self.scale_split is not None else normalised(self.style_blend, count)
+
+    def layer_blend(self, model: str) -> dict[str, tuple[float, float]] | None:
+        """With ``scale_split``, each style layer's blend of the coarse and the fine style (None without)."""
+        if self.scale_split is None:
+            return None
+        layers = [canonical_layer(layer, model) for layer in self.style_layers]
+        split = layers.index(canonical_layer(self.scale_split, model))
+        return {layer: (1.0, 0.0) if index >= split else (0.0, 1.0) for index, layer in enumerate(layers)}
 
     def validate(self, mode: Mode | str = Mode.TRANSFER, styles: int = 1, model: str = "vgg19",
                  content: bool = True) -> None:
@@ -139,6 +160,7 @@ class TransferConfig:
             checks.weights(f"{kind}_layer_weights", getattr(self, f"{kind}_layer_weights"), len(layers))
         if mode.uses_style:
             checks.weights("style_blend", self.style_blend, styles)
+        self._check_split(mode, styles, model)
         self._check_mode(mode)
 
     def _check_numbers(self) -> None:
@@ -158,6 +180,17 @@ class TransferConfig:
             raise ConfigError("`style_scale` and `lr` must be greater than 0")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"`seed` must be between 0 and 2**63 - 1 (got {self.seed})")
+
+    def _check_split(self, mode: Mode, styles: int, model: str) -> None:
+        if self.scale_split is None:
+            return
+        if not mode.uses_style or styles != 2 or self.style_blend is not None:
+            raise ConfigError("`scale_split` takes two styles, coarse then fine, and no `style_blend`")
+        layers = [canonical_layer(layer, model) for layer in self.style_layers]
+        split = canonical_layer(self.scale_split, model)
+        if split not in layers[1:]:
+            raise ConfigError(f"`scale_split` must be one of the style layers after the first "
+                              f"({', '.join(self.style_layers[1:])}), got {self.scale_split!r}")
 
     def _check_mode(self, mode: Mode) -> None:
         if self.preserve_color and not mode.uses_content:
