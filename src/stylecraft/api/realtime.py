@@ -266,18 +266,22 @@ def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batc
         yield from zip(chunk, results, strict=True)
 
 
+def _all_styles(model: str | os.PathLike[str] | None) -> feedforward.StyleModel:
+    """The built-in network (None) or a network file, with all its styles."""
+    return feedforward.styles.load_builtin() if model is None else feedforward.load_model(model)
+
+
 def list_styles(model: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The record (model card) of each style of the built-in network, or of a network file: at least ``name``,
     and for the built-in styles ``title``, ``artist``, ``year``, provenance and how each was trained."""
-    loaded = feedforward.styles.load_builtin() if model is None else feedforward.load_model(model)
-    return feedforward.styles.records(loaded)
+    return feedforward.styles.records(_all_styles(model))
 
 
 def style_sheet(photo: ImageInput, model: str | os.PathLike[str] | None = None, *, size: int = 384,
                 device: str = "auto", cell_side: int = 256) -> Image.Image:
     """``photo`` painted in every style of the built-in network (or of a network file), one pass each, on a
     contact sheet labelled with each painting's title, artist and year, the photo first."""
-    loaded = feedforward.styles.load_builtin() if model is None else feedforward.load_model(model)
+    loaded = _all_styles(model)
     runtime = Runtime.resolve(device, "fp32")
     tensor = images.resize_long_side(images.to_tensor(images.load_image(photo)), size)
     cells = [report.Cell(images.to_pil(tensor), "the photo")]
