@@ -275,7 +275,8 @@ def test_non_finite_loss_keeps_last_good_image(capsys, tmp_path, content_path, s
     assert np.isfinite(np.asarray(Image.open(out), dtype=float)).all()
 
 
-def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path, stop):
     out, snaps = tmp_path / "out.png", tmp_path / "snaps"
     # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler: the child gets the default disposition back, as a terminal's program has it.
@@ -287,7 +288,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
         deadline = time.monotonic() + 120
         while not (snaps.is_dir() and len(list(snaps.glob("iter_*.png"))) >= 2) and time.monotonic() < deadline:
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()  # never left running (100,000 iterations) when the test fails

@@ -2,12 +2,15 @@
 
 ``parser`` holds the options and the translation of parameter names into flags; ``commands`` what each
 subcommand does. Exit codes: 0 done, 1 failure at run time (including a run stopped by a NaN loss), 2 bad
-input or usage, 130 interrupted (the image so far is saved).
+input or usage, 130 interrupted (the image so far is saved). SIGTERM (``kill``, a scheduler's stop) is
+handled like Ctrl-C, so a run stopped that way keeps its work too.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -21,8 +24,22 @@ COMMANDS = {"layers": commands.list_layers, "grid": commands.run_grid, "train": 
             "styles": commands.run_styles}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code. SIGTERM interrupts it as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
