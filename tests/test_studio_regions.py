@@ -11,6 +11,7 @@ from test_regions import STYLE, _checker, _gram_distance, net  # noqa: F401 - ne
 from test_studio import finished, studio, upload, wait_for
 
 from stylecraft import images
+from stylecraft.api.masks import MIN_SHARE
 from stylecraft.studio import regions
 
 pytest.importorskip("fastapi")
@@ -37,7 +38,7 @@ HALVES = [(RED, (0, 0, 50, 100)), (GREEN, (50, 0, 100, 100))]
 def test_the_info_offers_the_brushes(tmp_path) -> None:
     with studio(tmp_path) as client:
         brushes = client.get("/api/info").json()["brushes"]
-    assert brushes == {"colours": regions.BRUSHES, "background": "#000000"}
+    assert brushes == {"colours": regions.BRUSHES, "background": "#000000", "min_share": MIN_SHARE}
 
 
 def test_a_painted_map_becomes_the_masks_of_its_colours(tmp_path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ... import api
+from ...api.masks import MIN_SHARE
 from ...optimize import PRESETS
 from ..models import offered
 from ..regions import BACKGROUND, BRUSHES
@@ -28,7 +29,8 @@ async def info(config: Settings, store: Store, worker: Runner) -> dict[str, Any]
                        "max_queue": config.max_queue, "max_styles": config.max_styles,
                        "max_iterations": config.max_iterations, "max_video_bytes": config.max_video_bytes,
                        "max_video_seconds": config.max_video_seconds, "max_video_pixels": config.max_video_pixels},
-            "models": offered(config.models_folder), "brushes": {"colours": BRUSHES, "background": BACKGROUND},
+            "models": offered(config.models_folder),
+            "brushes": {"colours": BRUSHES, "background": BACKGROUND, "min_share": MIN_SHARE},
             "pending": store.pending(), "running": worker.current}
 
 

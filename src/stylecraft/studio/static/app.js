@@ -186,18 +186,18 @@ const paint = {
   last: null,           // its last point, in canvas pixels
   photo: "",            // the address of the photo under the canvas
   painted: new Set(),   // names of the brushes with paint on the canvas (counted after each stroke)
+  minShare: 0,          // a brush's share of the map below which it is no region (the server's)
   choices: new Map(),   // brush name -> "upload:ID" or "builtin:NAME"
 };
 // The longest side of the painted map: enough for edges, small to send.
 const MAP_SIDE = 1024;
-// A brush's share of the map below which it is no region (api.masks.MIN_SHARE).
-const MIN_SHARE = 0.005;
 
 function capitalised(text) { return text[0].toUpperCase() + text.slice(1); }
 
 function setupBrushes(info) {
   paint.brushes = Object.entries(info.brushes.colours).map(([name, colour]) => ({name, colour}));
   paint.background = info.brushes.background;
+  paint.minShare = info.brushes.min_share;
   paint.brush = paint.brushes[0] || null;
   $("#swatches").replaceChildren(...paint.brushes.map((brush) => {
     const button = el("button", {type: "button", class: "swatch", "data-brush": brush.name, "aria-label": `${capitalised(brush.name)} brush`,
@@ -333,7 +333,7 @@ function countPaint() {
     }
     counts[best] += 1;
   }
-  const least = MIN_SHARE * canvas.width * canvas.height;
+  const least = paint.minShare * canvas.width * canvas.height;
   paint.painted = new Set(paint.brushes.filter((b, i) => counts[i] >= least).map((b) => b.name));
   renderChoices();
   updateStart();
@@ -608,8 +608,11 @@ function tweak(job) {
   if (o.regions) {  // the map back on the canvas, and each colour's painting
     state.content.regionMap = `/api/uploads/${o.regions.map}/image`;
     paint.photo = "";
-    paint.choices = new Map(o.regions.colours.map((colour, i) => [
-      (paint.brushes.find((b) => b.colour === colour.toLowerCase()) || {}).name, `upload:${job.styles[i].id}`]));
+    paint.choices = new Map();
+    o.regions.colours.forEach((colour, i) => {
+      const brush = paint.brushes.find((b) => b.colour === colour.toLowerCase());
+      if (brush) paint.choices.set(brush.name, `upload:${job.styles[i].id}`);
+    });
   }
   if (o.model) $("#model").value = o.model;
   $("#size").value = o.size;
