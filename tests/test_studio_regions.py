@@ -82,22 +82,24 @@ def test_a_region_job_paints_each_half_in_its_own_painting(tmp_path, net) -> Non
         assert distances[own] < distances[1 - own], (own, distances)
 
 
-BAD = [  # (the map's strokes and size, its colours, how many styles, the words of the refusal)
-    ([], PHOTO, [RED], 1, "the map is empty; paint at least one region"),
-    (HALVES, PHOTO, [RED], 1, "the green region has no painting; choose one for it, or erase it"),
-    ([HALVES[0]], PHOTO, [RED, GREEN], 2, "green has a painting but is not painted on the photo"),
-    (HALVES, (100, 100), [RED, GREEN], 2, "the map is 100 x 100 px and the photo 64 x 48: paint the map over"),
-    (HALVES, PHOTO, [RED, GREEN], 1, "2 colour(s) for 1 painting(s)"),
-    (HALVES, PHOTO, [RED, RED.upper()], 2, "a colour is given twice"),
+NOISE = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+BAD = [  # (the map, its colours, how many styles, the words of the refusal)
+    (painted(PHOTO, []), [RED], 1, "the map is empty; paint at least one region"),
+    (painted(PHOTO, HALVES), [RED], 1, "the green region has no painting; choose one for it, or erase it"),
+    (painted(PHOTO, HALVES[:1]), [RED, GREEN], 2, "green has a painting but is not painted on the photo"),
+    (painted((100, 100), HALVES), [RED, GREEN], 2, "the map is 100 x 100 px and the photo 64 x 48: paint the map"),
+    (painted(PHOTO, HALVES), [RED, GREEN], 1, "2 colour(s) for 1 painting(s)"),
+    (painted(PHOTO, HALVES), [RED, RED.upper()], 2, "a colour is given twice"),
+    (NOISE, [RED], 1, "the map: the picture has no flat colours (none covers 0.5% of it)"),
 ]
 
 
-@pytest.mark.parametrize(("strokes", "size", "colours", "count", "words"), BAD)
-def test_bad_region_maps_are_refused_in_one_line(tmp_path, strokes, size, colours, count, words) -> None:
+@pytest.mark.parametrize(("picture", "colours", "count", "words"), BAD)
+def test_bad_region_maps_are_refused_in_one_line(tmp_path, picture, colours, count, words) -> None:
     with studio(tmp_path) as client:
         body = {"content": upload(client, make_content(*PHOTO), "photo.png"),
                 "styles": [upload(client, make_style(seed=seed), f"{seed}.png") for seed in range(count)],
-                "regions": {"map": upload(client, painted(size, strokes), "regions.png"), "colours": colours},
+                "regions": {"map": upload(client, picture, "regions.png"), "colours": colours},
                 "size": 64, "iterations": 2}
         response = client.post("/api/jobs", json=body)
         assert response.status_code == 400, response.text

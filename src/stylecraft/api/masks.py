@@ -105,6 +105,8 @@ def _flat_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         colour = pixels[inverse == b].mean(0)
         if all(_to_mix(colour, c, d) >= MERGE_DISTANCE for c in colours for d in colours):
             colours.append(colour)
+    if not colours:
+        return np.zeros((0, 3), np.float32), np.zeros(len(pixels), np.int64)
     table = np.array(colours)
     nearest = _owners(pixels.astype(np.float32), table)
     order = np.argsort([int(np.argmax(nearest == i)) for i in range(len(table))])
@@ -118,9 +120,13 @@ def _hex(colour: np.ndarray) -> str:
 
 
 def _read_regions(picture: ImageInput) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """A region ``picture`` (at most MAX_SIDE), its flat colours in order of appearance and each pixel's one."""
+    """A region ``picture`` (at most MAX_SIDE), its flat colours in order of appearance and each pixel's one; a
+    ConfigError for a picture without any (noise, or a photo: no colour covers MIN_SHARE of it)."""
     image = images.load_image(picture, max_side=MAX_SIDE)
     table, owner = _flat_colours(np.asarray(image, dtype=np.float32).reshape(-1, 3))
+    if not len(table):
+        raise ConfigError(f"{_name(picture)} has no flat colours (none covers {MIN_SHARE:.1%} of it); paint the "
+                          "regions in a few flat colours")
     return image, table, owner
 
 

@@ -50,8 +50,11 @@ def check(store: JobStore, content: dict[str, Any], regions: RegionMap, styles: 
     if abs(size[0] - expected[0]) > 1 or abs(size[1] - expected[1]) > 1:
         raise ConfigError(f"regions: the map is {size[0]} x {size[1]} px and the photo {photo[0]} x {photo[1]}: "
                           "paint the map over this photo (its shape, at any size)")
-    found = [colour for colour in api.flat_colours(store.upload_path(regions.map))
-             if np.linalg.norm(_rgb(colour) - _rgb(BACKGROUND)) > NAME_DISTANCE]
+    try:  # its bytes, so that no message names the server's folders
+        found = [colour for colour in api.flat_colours(store.upload_path(regions.map).read_bytes())
+                 if np.linalg.norm(_rgb(colour) - _rgb(BACKGROUND)) > NAME_DISTANCE]
+    except ConfigError as exc:
+        raise ConfigError(f"regions: the map: {exc}") from None
     if not found:
         raise ConfigError("regions: the map is empty; paint at least one region over the photo")
     wanted = np.stack([_rgb(colour) for colour in regions.colours])
