@@ -23,6 +23,7 @@ from ..errors import StylecraftError, one_line
 from ..feedforward import StyleModel, styles
 from ..optimize import Progress
 from ..video.io import VideoReader
+from . import regions
 from .models import model_source
 from .store import Job, JobStore, NotFound, private_file, private_folder, thumbnail_bytes
 
@@ -169,7 +170,8 @@ class Worker:
             settings, stopped, done = dict(options), None, 1
         else:
             styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
-            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id)],
+            masks = regions.masks(self.store, options["regions"]) if options.get("regions") else None
+            result = api.run("transfer", content, styles, masks=masks, callbacks=[self._progress(job_id)],
                              device=self.device, stop=self.store.stop_signal(job_id), size=options["size"],
                              iterations=options["iterations"], style_weight=options["style_weight"],
                              preserve_color=options["preserve_color"], seed=options.get("seed"))
