@@ -15,6 +15,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from .. import api, checks, files, images, report
+from ..api.batch import BatchSettings, engine_for
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
@@ -122,6 +123,31 @@ def run_apply(args: argparse.Namespace) -> int:
               f"(first: {failed[0]})", file=sys.stderr)
         return 1
     _say(args, f"wrote {done} image(s) to {output}")
+    return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    settings = BatchSettings(model=args.model, style=args.style, preset=args.preset, size=args.size,
+                             preserve_color=args.preserve_color, iterations=args.iterations, seed=args.seed,
+                             batch_size=args.batch_size, tile=args.tile, device=args.device)
+    settings.validate()
+    engine = engine_for(args.engine, args.address, args.workers, args.gpus_per_worker)
+
+    def on_start(todo: int, skipped: int) -> None:
+        if skipped:
+            _say(args, f"{skipped} picture(s) done before, skipped (--force paints them again)")
+
+    with _ProgressBar("batch", "picture", args) as bar:
+        result = api.paint_batch(args.inputs, args.output, settings, engine=engine, force=args.force,
+                                 callbacks=[bar], on_start=on_start)
+    summary = f"painted {len(result.painted)} picture(s) into {args.output} in {result.seconds:.1f} s"
+    if result.skipped:
+        summary += f", {len(result.skipped)} skipped (done before)"
+    if result.failed:
+        print(f"stylecraft: error: {summary}; {len(result.failed)} failed (first: {result.failed[0].error}); "
+              f"each is in {result.manifest}", file=sys.stderr)
+        return 1
+    _say(args, f"{summary}; manifest: {result.manifest}")
     return 0
 
 
