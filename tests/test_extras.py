@@ -91,7 +91,8 @@ NEEDS = {
     "openvino": [["apply", "model.pt", "photo.png", "-o", "openvino.png", "--backend", "openvino"]],
     "video": [["video", "clip.mp4", "--model", "model.pt", "-o", "painted.mp4"]],
     "onnx exporter": [["export", "model.pt", "-o", "model.onnx"]],
-    "ray": [["batch", "photo.png", "-o", "on-ray", "--model", "model.pt", "--engine", "ray"]],
+    "ray": [["batch", "photo.png", "-o", "on-ray", "--model", "model.pt", "--engine", "ray"],
+            ["serve", "--port", "8766", "--data", "studio-on-ray", "--engine", "ray"]],
 }
 
 
@@ -108,4 +109,4 @@ def test_without_an_extra_the_rest_works_and_its_commands_name_it(extra: str, fi
         lines = str(run["err"]).strip().splitlines()
         assert len(lines) == 1 and f'pip install "stylecraft[{extra.split()[0]}]"' in lines[0], run
     assert not any((files / name).exists() for name in ("plotted.png", "losses.png", "model.onnx", "onnx.png",
-                                                         "openvino.png", "painted.mp4", "on-ray"))
+                                                         "openvino.png", "painted.mp4", "on-ray", "studio-on-ray"))

@@ -6,6 +6,7 @@ killed mid-batch; and the studio's jobs on the cluster. Skipped where the ``ray`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,24 @@ def test_a_worker_node_killed_mid_batch_loses_nothing_and_writes_nothing_twice(c
     assert len(runs) == 1 and not list(out.glob(".*.part"))
     for path in inputs:
         assert pixels(out / path.name).shape == (96, 96 + 4 * (int(path.stem[-2:]) % 3), 3)
+
+
+def test_the_studio_runs_two_jobs_at_once_on_the_cluster_and_cancels_one(cluster, tmp_path):
+    pytest.importorskip("fastapi")
+    from test_studio import finished, new_job, started, studio, wait_for
+
+    with studio(tmp_path, engine="ray", device="auto") as client:
+        assert client.get("/api/info").status_code == 200
+        quick = new_job(client, size=32, iterations=150)
+        slow = new_job(client, size=32, iterations=4000)
+        wait_for(client, slow["id"], started)
+        both_painting = time.time()
+        assert client.post(f"/api/jobs/{slow['id']}/cancel").status_code == 200
+        ended = wait_for(client, slow["id"], finished)
+        assert ended["state"] == "cancelled" and 0 < ended["iteration"] < 4000
+        done = wait_for(client, quick["id"], finished)
+        assert done["state"] == "done" and done["iteration"] == 150, done
+        assert done["finished"] > both_painting  # the two ran at once, one on each worker node
+        assert client.get(f"/api/jobs/{quick['id']}/result").status_code == 200
+        assert client.get(f"/api/jobs/{slow['id']}/result").status_code == 200  # the picture so far
+        assert (tmp_path / "data" / "jobs" / slow["id"] / "preview.jpg").exists()

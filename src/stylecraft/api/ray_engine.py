@@ -133,11 +133,10 @@ class _Channel:
         self.preview: bytes | None = None
         self.stopping = False
 
-    def post(self, progress: dict[str, Any], preview: bytes | None) -> bool:
-        self.latest = progress
+    def post(self, progress: dict[str, Any], preview: bytes | None) -> None:
+        self.latest = {**(self.latest or {}), **progress}
         if preview is not None:
             self.preview = preview
-        return self.stopping
 
     def take(self) -> tuple[dict[str, Any] | None, bytes | None]:
         found, preview = self.latest, self.preview
@@ -170,25 +169,31 @@ class RemoteStop:
         self.channel.post.remote(progress, preview)
 
 
+def _call(work: Callable[..., Any], args: Sequence[Any], remote: RemoteStop) -> Any:
+    """A studio job's task: ``work`` with the channel's report and stop signal."""
+    return work(*args, remote.report, remote)
+
+
 class RayJobs:
     """Runs studio jobs as Ray tasks on a cluster: :meth:`run` submits one and, in the calling thread, hands its
     progress to ``on_progress`` until it ends; ``stop`` (a ``threading.Event``) cancels it through its channel."""
 
-    def __init__(self, address: str | None = None, gpus_per_job: float = 0.0) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None, gpus_per_job: float = 0.0) -> None:
         self.started = connect(address)
-        self.gpus = gpus_per_job
+        self.workers, self.gpus = workers, gpus_per_job
 
     def slots(self) -> int:
-        """How many jobs the cluster can run at once (one a CPU, or ``gpus_per_job`` GPUs)."""
-        return slots(self.gpus)
+        """How many jobs run at once: ``workers``, or as many as the cluster has room for (one a CPU, or
+        ``gpus_per_job`` GPUs)."""
+        return self.workers or slots(self.gpus)
 
     def run(self, work: Callable[..., Any], args: Sequence[Any], stop: threading.Event,
             on_progress: Callable[[dict[str, Any], bytes | None], None], poll: float = 0.25) -> Any:
-        """``work(*args, remote_stop)`` on the cluster; its return value. ``work`` reports with
-        ``remote_stop.report`` and checks ``remote_stop.is_set()``."""
+        """``work(*args, report, stop)`` on the cluster, ``report(fields, preview)`` reaching ``on_progress``
+        here and ``stop`` set there when it is here; its return value."""
         channel = _Channel.remote()  # type: ignore[attr-defined]
-        task = ray.remote(work).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
-        ref = task.remote(*args, RemoteStop(channel))
+        task = ray.remote(_call).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
+        ref = task.remote(work, args, RemoteStop(channel))
         asked = False
         try:
             while True:

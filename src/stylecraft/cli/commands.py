@@ -35,7 +35,10 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
     """The studio's settings from ``serve``'s options (the config refuses what it cannot honour)."""
     return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
                         models=Path(args.models) if args.models else None, token=args.token,
-                        device=str(api.resolve_device(args.device)), host=args.host,
+                        # on a cluster each worker finds its own device
+                        device=str(api.resolve_device(args.device)) if args.engine == "local" else args.device,
+                        host=args.host, engine=args.engine, address=args.address, workers=args.workers,
+                        gpus_per_worker=args.gpus_per_worker,
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
                         max_video_mb=args.max_video_mb, max_video_seconds=args.max_video_seconds,
                         max_video_pixels=args.max_video_pixels,
@@ -45,6 +48,8 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
 def run_serve(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn", "python_multipart"):
         checks.require(module, "studio", "the studio")
+    if args.engine == "ray":
+        checks.require("ray", "ray", "`engine` ray")
     from ..studio.app import check_ready, serve
 
     config = studio_config(args)
@@ -52,7 +57,8 @@ def run_serve(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     link = f"http://{shown}:{listening.getsockname()[1]}/" + (f"?token={quote(args.token, safe='')}"
                                                               if args.token else "")
-    _say(args, f"stylecraft studio on {config.device}: open {link}  (data: {config.data}; models: "
+    where = config.device if config.engine == "local" else f"a Ray cluster ({config.address or 'started here'})"
+    _say(args, f"stylecraft studio on {where}: open {link}  (data: {config.data}; models: "
          f"{config.models_folder}; Ctrl-C stops)")
     serve(config, listening, log_level="warning" if args.quiet else "info")
     return 0

@@ -343,13 +343,17 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
 
 
-def add_engine(parser: argparse.ArgumentParser, what: str) -> None:
+def add_engine(parser: argparse.ArgumentParser, what: str, workers: str) -> None:
     """Where the work runs: this machine, or a Ray cluster (the ``ray`` extra)."""
     engine = parser.add_argument_group("engine")
     engine.add_argument("--engine", choices=ENGINES, default="local",
                         help=f"local: {what} in this process; ray: on a Ray cluster (default local)")
     engine.add_argument("--address", help="with --engine ray: the cluster's address, or auto to join the one "
                         "running on this machine (default: start one here)")
+    engine.add_argument("--workers", type=integer, help=f"with --engine ray: {workers} (default: as many as the "
+                        "cluster has room for)")
+    engine.add_argument("--gpus-per-worker", type=number, default=0.0,
+                        help="with --engine ray: GPUs each worker takes (default 0: CPU workers)")
 
 
 def add_batch(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
@@ -377,11 +381,7 @@ def add_batch(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     batch.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
     batch.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (on each worker; default auto)")
     batch.add_argument("--force", action="store_true", help="paint again what the manifest records as done")
-    add_engine(batch, "paint")
-    batch.add_argument("--workers", type=integer, help="with --engine ray: actors (--model) or tasks (--style) at "
-                       "once (default: as many as the cluster has room for)")
-    batch.add_argument("--gpus-per-worker", type=number, default=0.0,
-                       help="with --engine ray: GPUs each worker takes (default 0: CPU workers)")
+    add_engine(batch, "paint", "actors (--model) or tasks (--style) at once")
 
 
 def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
@@ -448,6 +448,7 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
     serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,
                        help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
+    add_engine(serve, "run jobs one at a time", "jobs at once")
     serve.add_argument("--keep-uploads-hours", type=number, default=STUDIO.keep_uploads_hours,
                        help="remove uploads no job uses after this many hours (default %(default)g)")
 
