@@ -6,6 +6,7 @@ killed mid-batch; and the studio's jobs on the cluster. Skipped where the ``ray`
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,11 @@ from ray.cluster_utils import Cluster  # noqa: E402 - only once ray is known to 
 
 from stylecraft import api, images  # noqa: E402
 from stylecraft.api.batch import BatchSettings  # noqa: E402
-from stylecraft.api.ray_engine import RayEngine  # noqa: E402
+from stylecraft.api.ray_engine import RayEngine, RayJobs  # noqa: E402
+from stylecraft.cli import main  # noqa: E402
+from stylecraft.errors import UsageError  # noqa: E402
 from stylecraft.feedforward import TransformerNet, save_model  # noqa: E402
+from stylecraft.studio.worker import paint_picture  # noqa: E402
 
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
 
@@ -60,7 +64,7 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.int16)
 
 
-def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(cluster, model, tmp_path):
+def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(cluster, model, tmp_path, capsys):
     inputs = photos(tmp_path / "in", 6)
     corrupt = tmp_path / "in" / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
@@ -74,8 +78,10 @@ def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(clus
         difference = np.abs(pixels(tmp_path / "ray" / path.name) - pixels(tmp_path / "local" / path.name))
         assert difference.max() <= 1, path
     corrupt.unlink()
-    again = api.paint_batch([tmp_path / "in"], tmp_path / "ray", settings, engine=RayEngine(workers=2))
-    assert not again.painted and not again.failed and len(again.skipped) == 6
+    assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "ray"), "--model", str(model), "--batch-size",
+                 "2", "--engine", "ray", "--workers", "2"]) == 0
+    assert "6 skipped" in capsys.readouterr().err
+    assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 7  # nothing painted again
 
 
 def test_the_optimiser_runs_one_task_a_picture(cluster, tmp_path):
@@ -136,3 +142,11 @@ def test_the_studio_runs_two_jobs_at_once_on_the_cluster_and_cancels_one(cluster
         assert client.get(f"/api/jobs/{quick['id']}/result").status_code == 200
         assert client.get(f"/api/jobs/{slow['id']}/result").status_code == 200  # the picture so far
         assert (tmp_path / "data" / "jobs" / slow["id"] / "preview.jpg").exists()
+
+
+def test_a_job_fails_on_the_cluster_with_its_own_error(cluster):
+    options = {"method": "optimise", "size": 32, "iterations": 0, "style_weight": 10.0, "preserve_color": False}
+    with pytest.raises(UsageError) as failed:
+        RayJobs().run(paint_picture, (options, make_content(), [make_style()], None, "cpu", 10),
+                      threading.Event(), lambda fields, preview: None)
+    assert "ray::" not in str(failed.value) and len(str(failed.value).splitlines()) == 1

@@ -25,6 +25,7 @@ from typing import Any
 import ray
 import ray.data
 
+from .. import checks
 from ..errors import RunError, one_line
 from .batch import BatchSettings, Item, Record, paint_optimised, paint_with_model
 from .realtime import load_style_model
@@ -70,8 +71,7 @@ class RayEngine:
     CPU worker)."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0.0) -> None:
-        if workers is not None and workers < 1:
-            raise RunError("`workers` must be at least 1")
+        checks.at_least("workers", workers, 1)
         self.address, self.workers, self.gpus = address, workers, gpus_per_worker
 
     def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
@@ -117,10 +117,16 @@ class RayEngine:
                 try:
                     yield ray.get(ready)
                 except ray.exceptions.RayError as exc:  # the retries ran out
-                    yield Record(item.input, item.output, settings.record(), error=one_line(exc))
+                    yield Record(item.input, item.output, settings.record(), error=one_line(_cause(exc)))
         finally:
             for ref in running:
                 ray.cancel(ref)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The exception a task raised, out of the error Ray wraps it in."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
 
 
 @ray.remote(num_cpus=0)
@@ -205,7 +211,10 @@ class RayJobs:
                 if progress is not None or preview is not None:
                     on_progress(progress or {}, preview)
                 if ready:
-                    return ray.get(ref)
+                    try:
+                        return ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the job's own error, not Ray's wrapping of it
+                        raise _cause(exc) from None
         finally:
             ray.kill(channel)
 
