@@ -64,13 +64,16 @@ def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.int16)
 
 
-def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(cluster, model, tmp_path, capsys):
+def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(cluster, model, tmp_path, capsys,
+                                                                             monkeypatch):
     inputs = photos(tmp_path / "in", 6)
     corrupt = tmp_path / "in" / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     settings = BatchSettings(model=str(model), batch_size=2)
-    result = api.paint_batch([tmp_path / "in"], tmp_path / "ray", settings, engine=RayEngine(workers=2))
-    assert len(result.painted) == 6 and [Path(r.input) for r in result.failed] == [corrupt]
+    monkeypatch.chdir(tmp_path)  # paths relative to here, which the workers' working folder is not
+    result = api.paint_batch(["in"], "ray", settings, engine=RayEngine(workers=2))
+    assert {r.input for r in result.painted} == {f"in/{p.name}" for p in inputs}
+    assert len(result.painted) == 6 and [r.input for r in result.failed] == ["in/corrupt.png"]
     assert "corrupt.png" in str(result.failed[0].error)
     local = api.paint_batch([tmp_path / "in"], tmp_path / "local", settings)
     assert len(local.painted) == 6
@@ -78,8 +81,8 @@ def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(clus
         difference = np.abs(pixels(tmp_path / "ray" / path.name) - pixels(tmp_path / "local" / path.name))
         assert difference.max() <= 1, path
     corrupt.unlink()
-    assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "ray"), "--model", str(model), "--batch-size",
-                 "2", "--engine", "ray", "--workers", "2"]) == 0
+    assert main(["batch", "in", "-o", "ray", "--model", str(model), "--batch-size", "2", "--engine", "ray",
+                 "--workers", "2"]) == 0
     assert "6 skipped" in capsys.readouterr().err
     assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 7  # nothing painted again
 

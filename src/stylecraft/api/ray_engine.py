@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 import ray
@@ -75,14 +76,22 @@ class RayEngine:
         self.address, self.workers, self.gpus = address, workers, gpus_per_worker
 
     def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
-        """Each record as its picture is done, in any order; closing stops the work not yet started."""
+        """Each record as its picture is done, in any order; closing stops the work not yet started.
+
+        The workers get absolute paths (their working folder is not this one); the records name the pictures
+        and settings as they were given."""
         started = connect(self.address)
+        given = {os.path.abspath(item.input): item for item in items}
+        absolute = [Item(os.path.abspath(item.input), os.path.abspath(item.output)) for item in items]
+        remote = replace(settings, model=_absolute(settings.model), style=_absolute(settings.style))
+        found = self._networks(absolute, remote, run_id) if settings.model else self._optimiser(absolute, remote,
+                                                                                                  run_id)
         try:
-            if settings.model is not None:
-                yield from self._networks(items, settings, run_id)
-            else:
-                yield from self._optimiser(items, settings, run_id)
+            for record in found:
+                item = given[record.input]
+                yield replace(record, input=item.input, output=item.output, settings=settings.record())
         finally:
+            found.close()
             if started:
                 ray.shutdown()
 
@@ -91,7 +100,7 @@ class RayEngine:
         (it shrinks when a node is lost, and the lost actors' batches run on the others)."""
         return ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers or slots(self.gpus))
 
-    def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
+    def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the batch shows its own
         rows = [asdict(item) for item in items]
@@ -102,7 +111,7 @@ class RayEngine:
         for row in dataset.iter_rows():
             yield Record(**json.loads(row["record"]))
 
-    def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
+    def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
         task = ray.remote(paint_optimised).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
         pending = list(items)[::-1]
         running: dict[ray.ObjectRef[Record], Item] = {}
@@ -121,6 +130,11 @@ class RayEngine:
         finally:
             for ref in running:
                 ray.cancel(ref)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute when it names a file here (a built-in style's name stays as it is)."""
+    return os.path.abspath(path) if path is not None and os.path.exists(path) else path
 
 
 def _cause(exc: BaseException) -> BaseException:
