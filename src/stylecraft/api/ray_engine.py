@@ -101,8 +101,8 @@ class RayEngine:
         return ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers or slots(self.gpus))
 
     def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the batch shows its own
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the batch shows its own
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan and timings would break the bar's line
         rows = [asdict(item) for item in items]
         blocks = max(1, min(len(rows), math.ceil(len(rows) / settings.batch_size)))
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
