@@ -495,7 +495,7 @@ def test_ctrl_c_in_a_grid_saves_the_cells_done_and_exits_130(capsys, tmp_path, c
     assert seen == [1, 2, 3, 1, 2] and Image.open(out).height > 2 * 48
 
 
-@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video"])
+@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video", "batch"])
 def test_tile_means_one_thing_and_its_help_says_so(capsys, command):
     from stylecraft.cli.parser import TILE_RULE, build_parser, command_parser
 

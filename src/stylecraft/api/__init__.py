@@ -7,6 +7,7 @@ with them.
 """
 
 from ..runtime import resolve_device
+from .batch import BatchResult, BatchSettings, paint_batch
 from .masks import flat_colours, region_masks
 from .realtime import (
     BACKENDS,
@@ -24,6 +25,7 @@ from .transfer import reconstruct, run, settle, texture, transfer
 from .version import version
 from .video import paint_frames, paint_video
 
-__all__ = ["BACKENDS", "Axis", "apply_many", "apply_model", "export_model", "flat_colours", "grid", "list_styles",
-           "load_style_model", "paint_frames", "paint_video", "reconstruct", "region_masks", "resolve_device", "run",
-           "score", "settle", "style_sheet", "texture", "train_network", "transfer", "version"]
+__all__ = ["BACKENDS", "Axis", "BatchResult", "BatchSettings", "apply_many", "apply_model", "export_model",
+           "flat_colours", "grid", "list_styles", "load_style_model", "paint_batch", "paint_frames", "paint_video",
+           "reconstruct", "region_masks", "resolve_device", "run", "score", "settle", "style_sheet", "texture",
+           "train_network", "transfer", "version"]

@@ -20,7 +20,7 @@ from .parser import build_parser, command_parser, in_cli_words
 
 COMMANDS = {"layers": commands.list_layers, "grid": commands.run_grid, "train": commands.run_train,
             "apply": commands.run_apply, "video": commands.run_video, "export": commands.run_export,
-            "serve": commands.run_serve, "score": commands.run_score,
+            "serve": commands.run_serve, "batch": commands.run_batch, "score": commands.run_score,
             "styles": commands.run_styles}
 
 
