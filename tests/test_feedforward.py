@@ -65,6 +65,17 @@ def test_training_lowers_the_loss_and_skips_broken_photos(trained):
     assert result.skipped >= 1
 
 
+def test_the_colour_term_trains_towards_the_paintings_palette(trained, photos, tmp_path):
+    _, plain = trained
+    assert "colour" not in plain.history[0]  # the paper's loss by default
+    out = tmp_path / "colour.pt"
+    result = api.train_network(photos.parent / "style.png", photos, out, steps=12, lr=5e-3, color_weight=10.0,
+                               **TINY)
+    colour = [row["colour"] for row in result.history]
+    assert sum(colour[-3:]) / 3 < 0.8 * sum(colour[:3]) / 3
+    assert feedforward.load_model(out).metadata["training"]["color_weight"] == 10.0
+
+
 def test_saturation_penalty_only_beyond_the_tanh_range(trained):
     from stylecraft.feedforward.net import SATURATION, saturation_penalty
 

@@ -111,7 +111,8 @@ def _card(record: dict[str, str], training: dict[str, object], steps: int, comma
         "steps": steps, "steps_of_this_style": steps // 6, "batch_size": training["batch_size"],
         "size": training["size"], "style_size": training["style_size"] or training["size"],
         "content_weight": training["content_weight"], "style_weight": training["style_weight"],
-        "tv_weight": training["tv_weight"], "lr": training["lr"], "trained_on": device, "command": command,
+        "tv_weight": training["tv_weight"], "color_weight": training.get("color_weight", 0.0), "lr": training["lr"],
+        "trained_on": device, "command": command,
     }
 
 

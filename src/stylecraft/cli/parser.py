@@ -292,6 +292,8 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     train.add_argument("--content-weight", type=number, help=f"default {t.content_weight:g}")
     train.add_argument("--style-weight", type=number, help=f"default {t.style_weight:g}")
     train.add_argument("--tv-weight", type=number, help=f"default {t.tv_weight:g}")
+    train.add_argument("--color-weight", type=number, help="weight of the colour term (the painting's palette, as "
+                       f"transfer's); default {t.color_weight:g}, the paper's loss")
     train.add_argument("--saturation-weight", type=number, help="penalty on outputs stuck far into the tanh's "
                        f"flat ends, where dark blots form and cannot recover (default {t.saturation_weight:g}; 0: "
                        "the paper's plain tanh)")

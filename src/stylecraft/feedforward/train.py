@@ -46,9 +46,11 @@ class TrainConfig:
     overrides ``epochs``. Content at relu2_2 and style at relu1_2, relu2_2, relu3_3, relu4_3 follow it.
     ``network_width`` is the transformer network's width: full, compact or a number of channels.
     ``saturation_weight`` weighs :func:`.net.saturation_penalty`, which keeps the output tanh out of its flat
-    ends (0 turns it off). ``loss_margin`` pixels at each side of a crop are left out of the content and
-    style terms (the TV term still covers them): VGG's zero padding makes its features there unlike anywhere
-    else, and the network can learn to paint a dotted line along the edges to match the style with them.
+    ends (0 turns it off). ``color_weight`` weighs the colour term of ``transfer`` (the distance between the
+    pictures' pixel colours and the painting's), which the paper's loss does not have. ``loss_margin`` pixels
+    at each side of a crop are left out of the content and style terms (the TV term still covers them): VGG's
+    zero padding makes its features there unlike anywhere else, and the network can learn to paint a dotted
+    line along the edges to match the style with them.
     """
 
     size: int = 256
@@ -62,6 +64,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 5.0
     tv_weight: float = 1.0
+    color_weight: float = 0.0
     saturation_weight: float = 1.0
     loss_margin: int = 16
     style_size: int | None = None
@@ -93,7 +96,8 @@ class TrainConfig:
         if self.loss_margin < 0 or self.size - 2 * self.loss_margin < 32:
             raise ConfigError(f"`loss_margin` {self.loss_margin} must be >= 0 and leave at least 32 px of the "
                               f"{self.size} px crop (`loss_margin` 0 turns it off)")
-        for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "saturation_weight"):
+        for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "color_weight",
+                     "saturation_weight"):
             checks.non_negative(name, getattr(self, name))
 
 
@@ -145,6 +149,7 @@ class _Session:
     optimizer: torch.optim.Optimizer
     objective: Objective
     style_targets: list[dict[str, StyleTarget]]
+    colour_targets: list[StyleTarget | None]
     rows: list[int]
     loader: DataLoader[torch.Tensor | None]
     sampler: DistributedSampler[int] | None
@@ -196,7 +201,7 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
             step = int(resume["step"])
     objective = Objective(vgg, content_layers=config.content_layers, style_layers=config.style_layers,
                           content_weight=config.content_weight, style_weight=config.style_weight,
-                          tv_weight=config.tv_weight, autocast=runtime.autocast)
+                          tv_weight=config.tv_weight, color_weight=config.color_weight, autocast=runtime.autocast)
     per_step = config.batch_size * processes.world_size
     steps = config.steps or max(1, math.ceil(config.epochs * len(data) / per_step))
     sampler: DistributedSampler[int] | None = (
@@ -208,8 +213,9 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
     model = DistributedDataParallel(net) if processes.distributed else net
     with runtime.work():
         style_targets = [objective.style_targets([style.to(runtime.device)], [1.0]) for style in styles]
-    return _Session(config, net, model, optimizer, objective, style_targets, rows, loader, sampler, runtime,
-                    processes, steps, step)
+        colour_targets = [objective.colour_target([style.to(runtime.device)], [1.0]) for style in styles]
+    return _Session(config, net, model, optimizer, objective, style_targets, colour_targets, rows, loader, sampler,
+                    runtime, processes, steps, step)
 
 
 def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -221,7 +227,8 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     if session.net.styles > 1:
         session.net.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
     with runtime.work():
-        targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn])
+        targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn],
+                          session.colour_targets[turn])
         with runtime.autocast():
             output, logits = session.model(batch, with_logits=True)
         terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
