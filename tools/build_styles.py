@@ -70,22 +70,27 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
-def train_command(args: argparse.Namespace) -> list[str]:
+def train_command(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The `stylecraft train` command of this run, and the commands that made the network it goes on from
+    (the shipped network's record), to be joined with `&&` in the cards."""
     records = manifest()
     command = ["stylecraft", "train", "--style", *[str(PAINTINGS / r["file"]) for r in records],
                "--names", ",".join(style_name(r["file"]) for r in records), "--data", str(PHOTOS), "-o", str(WORK),
                "--steps", str(args.steps), "--size", str(args.size), "--batch-size", str(args.batch_size),
                "--width", args.width, "--device", args.device, "--precision", args.precision,
-               "--checkpoint-every", "100", "--sample-every", "500"]
+               "--checkpoint-every", "100", "--sample-every", "500", "--color-weight", str(args.color_weight)]
+    before = ""
     checkpoint = WORK.with_name(WORK.name + ".ckpt")
     if checkpoint.exists():
         command += ["--resume", str(checkpoint)]
+        before = COMMAND.read_text().strip() if COMMAND.exists() else ""
     elif builtin_file().exists() and not args.fresh:
         packaged = feedforward.load_model(builtin_file())
         if packaged.metadata["width"] == feedforward.TrainConfig(network_width=args.width).channels() \
                 and feedforward.styles.names(packaged) == [style_name(r["file"]) for r in records]:
             command += ["--init", str(builtin_file())]  # go on from the shipped network
-    return command
+            before = str(feedforward.styles.records(packaged)[0]["command"])
+    return command, before
 
 
 def train(args: argparse.Namespace) -> int:
@@ -93,9 +98,13 @@ def train(args: argparse.Namespace) -> int:
         print(f"build_styles: {SHARED} with paintings/ and train/ is needed", file=sys.stderr)
         return 2
     WORK.parent.mkdir(parents=True, exist_ok=True)
-    command = train_command(args)
+    command, before = train_command(args)
     print(shlex.join(command), flush=True)
-    COMMAND.write_text(shlex.join(command).replace(f"{ROOT}/", "").replace(str(ROOT.parent), "..") + "\n")
+    this = shlex.join(command).replace(f"{ROOT}/", "").replace(str(ROOT.parent), "..")
+    if "--resume" in command:  # the run it continues wrote the commands already
+        COMMAND.write_text(f"{before or this}\n")
+    else:
+        COMMAND.write_text(f"{before} && {this}\n" if before else f"{this}\n")
     return subprocess.call([sys.executable, "-m", "stylecraft", *command[1:]])
 
 
@@ -223,6 +232,7 @@ def main() -> int:
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", default="auto", help="auto: bf16 on CUDA; pass bf16 on CPUs with AVX-512 BF16")
     run.add_argument("--fresh", action="store_true", help="start from scratch, not from the shipped network")
+    run.add_argument("--color-weight", type=float, default=0.0, help="the colour term's weight (train's)")
     pack = sub.add_parser("package")
     pack.add_argument("--trained-on", default=machine(), help="the machine it was trained on, for the cards")
     pack.add_argument("--quality", type=Path, help="benchmarks/builtin_styles.py --json output: its numbers go "
