@@ -418,6 +418,32 @@ def test_the_library_imports_no_web_or_plotting_package():
     assert found.strip() == "[]"
 
 
+HEAVY = ("torch", "numpy", "PIL", "onnx", "onnxruntime", "fastapi", "pydantic", "av", "cv2", "skimage")
+
+
+@pytest.mark.parametrize("words", [["--help"], ["transfer", "--help"], ["train", "--help"], ["serve", "--help"],
+                                   ["video", "--help"], ["--version"], ["transfer", "--size", "big", "a", "b"],
+                                   ["transfer", "--quality", "poster", "a", "b"], ["no-such-command"]])
+def test_help_and_usage_errors_answer_without_loading_torch(words):
+    code = ("import sys\nfrom stylecraft.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+            "except SystemExit as done:\n    code = done.code\n"
+            f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True, check=True)
+    status, loaded = done.stdout.splitlines()[-1].split(" ", 1)
+    assert loaded == "[]", f"{words}: {loaded}"
+    assert status == ("0" if words[-1].startswith("--") else "2"), done.stderr
+    if status == "2":
+        assert done.stderr.count("\n") == 1 and "stylecraft: error:" in done.stderr, done.stderr
+
+
+def test_import_stylecraft_offers_the_api_by_name():
+    code = ("import sys, stylecraft\nassert 'torch' not in sys.modules\n"
+            "print(all(callable(getattr(stylecraft, name)) for name in stylecraft.__all__), "
+            "'transfer' in dir(stylecraft))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"], done.stderr
+
+
 def test_bit_depth_16_writes_a_deep_png_and_refuses_a_jpeg_before_work(capsys, tmp_path, content_path, style_path):
     png = pytest.importorskip("png")
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "deep.png", *FAST,

@@ -22,6 +22,7 @@ from ..feedforward import TrainConfig, find_photos
 from ..optimize import INITS, SCALE_SPLIT, Progress, Result, TransferConfig
 from ..progress import Count, Event
 from ..quality import DISTANCES, STRUCTURE, Quality
+from ..runtime import resolve_device
 from ..studio.config import StudioConfig
 from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words, names
 
@@ -34,7 +35,7 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
     """The studio's settings from ``serve``'s options (the config refuses what it cannot honour)."""
     return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
                         models=Path(args.models) if args.models else None, token=args.token,
-                        device=str(api.resolve_device(args.device)), host=args.host,
+                        device=str(resolve_device(args.device)), host=args.host,
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
                         max_video_mb=args.max_video_mb, max_video_seconds=args.max_video_seconds,
                         max_video_pixels=args.max_video_pixels,

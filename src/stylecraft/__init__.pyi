@@ -1,0 +1,16 @@
+from .api import reconstruct as reconstruct
+from .api import run as run
+from .api import texture as texture
+from .api import transfer as transfer
+from .errors import ConfigError as ConfigError
+from .errors import ImageError as ImageError
+from .errors import RunError as RunError
+from .errors import StylecraftError as StylecraftError
+from .errors import UsageError as UsageError
+from .errors import WeightsError as WeightsError
+from .features import FeatureNetwork as FeatureNetwork
+from .optimize import Mode as Mode
+from .optimize import Progress as Progress
+from .optimize import Result as Result
+from .optimize import TransferConfig as TransferConfig
+from .runtime import Runtime as Runtime

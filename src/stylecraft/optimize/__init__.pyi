@@ -1,0 +1,17 @@
+from .loop import Callback as Callback
+from .loop import Progress as Progress
+from .loop import Result as Result
+from .loop import Temporal as Temporal
+from .loop import build_objective as build_objective
+from .loop import synthesise as synthesise
+from .schedule import schedule as schedule
+from .schedule import soft_warning as soft_warning
+from .schedule import style_canvas as style_canvas
+from .settings import DEFAULT_LR as DEFAULT_LR
+from .settings import INITS as INITS
+from .settings import MODES as MODES
+from .settings import OPTIMIZERS as OPTIMIZERS
+from .settings import PRESETS as PRESETS
+from .settings import SCALE_SPLIT as SCALE_SPLIT
+from .settings import Mode as Mode
+from .settings import TransferConfig as TransferConfig
