@@ -1,3 +1,7 @@
+from . import layers as layers
+from . import network as network
+from . import vgg as vgg
+from . import weights as weights
 from .layers import FORMATS as FORMATS
 from .layers import POOLINGS as POOLINGS
 from .layers import canonical_layer as canonical_layer

@@ -1,4 +1,14 @@
+from . import data as data
 from . import distributed as distributed
+from . import exact as exact
+from . import export as export
+from . import graph as graph
+from . import inference as inference
+from . import loaded as loaded
+from . import model as model
+from . import net as net
+from . import runtimes as runtimes
+from . import settings as settings
 from . import styles as styles
 from .apply import apply as apply
 from .data import PHOTO_TYPES as PHOTO_TYPES

@@ -1,3 +1,6 @@
+from . import loop as loop
+from . import memory as memory
+from . import settings as settings
 from .loop import Callback as Callback
 from .loop import Progress as Progress
 from .loop import Result as Result
