@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -537,6 +538,7 @@ def test_help_offers_only_what_a_command_takes_and_says_what_presets_do(capsys):
         shown = capsys.readouterr().out
         assert ("--width" in shown) == has_canvas and ("--height" in shown) == has_canvas
         assert "draft 384 px, 160 iterations" in " ".join(shown.split())
+        assert "print 3072 px, 1500 iterations" in " ".join(shown.split())
 
 
 def test_a_run_that_leaves_the_full_size_too_few_iterations_says_so_before_it_starts(capsys, tmp_path,
@@ -547,6 +549,8 @@ def test_a_run_that_leaves_the_full_size_too_few_iterations_says_so_before_it_st
     assert code == 0, err
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "gets 1 of" in warning[0] and "--iterations 75 or more" in warning[0], err
+    plan = [line for line in err.splitlines() if line.startswith("plan: about")]
+    assert len(plan) == 1 and re.search(r"; expected time about \d+ (s|min)$", plan[0]), err
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "128", "--iterations",
                         "75", "--min-size", "32", "--seed", "1", "--scale-iterations", "1,1,1,1,5")
     assert "warning" not in err

@@ -31,6 +31,7 @@ from ..optimize import (
     synthesise,
 )
 from ..optimize.memory import plan_memory
+from ..optimize.timing import duration, expected_seconds
 from ..progress import Stop
 from ..runtime import Runtime
 from .masks import load_regions
@@ -121,7 +122,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
     :class:`FeatureNetwork`, the Oxford VGG-19); ``preset`` (one of ``optimize.PRESETS``: draft, standard,
-    fine) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
+    fine, print) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
     (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop`` (a ``threading.Event`` or
     anything with ``is_set()``), when set, ends the run after the current iteration with the picture so far
     and ``stopped`` "cancelled". ``max_memory`` (GiB, default: what the device has free) is the budget: a
@@ -158,7 +159,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
     config = config.replace(optimizer=memory.optimizer)
     if on_plan is not None:
-        on_plan(memory.describe(net, scales))
+        with runtime.work():
+            seconds = expected_seconds(net, scales, lambda size: memory.tiling(net, size), runtime.autocast)
+        on_plan(f"{memory.describe(net, scales)}; expected time about {duration(seconds)}")
         warning = soft_warning(scales)
         if warning:
             on_plan(warning)
