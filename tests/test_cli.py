@@ -554,3 +554,32 @@ def test_a_run_that_leaves_the_full_size_too_few_iterations_says_so_before_it_st
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "128", "--iterations",
                         "75", "--min-size", "32", "--seed", "1", "--scale-iterations", "1,1,1,1,5")
     assert "warning" not in err
+
+
+def test_resume_goes_on_from_an_interrupted_transfer_to_the_same_picture(capsys, tmp_path, content_path, style_path,
+                                                                         monkeypatch):
+    from stylecraft.cli import commands
+
+    run = ["--size", "64", "--min-size", "32", "--iterations", "12", "--seed", "3", "--quiet"]
+    whole, out = tmp_path / "whole.png", tmp_path / "out.png"
+    assert run_cli(capsys, "transfer", content_path, style_path, "-o", whole, *run)[0] == 0
+    shown = commands._ProgressBar.__call__
+
+    def interrupt(bar, event):  # Ctrl-C in the middle of the second scale
+        if event.step == 8:
+            raise KeyboardInterrupt
+        shown(bar, event)
+
+    monkeypatch.setattr(commands._ProgressBar, "__call__", interrupt)
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *run)
+    assert code == 130 and "interrupted" in err
+    sidecar = tmp_path / "out.png.resume.pt"
+    assert sidecar.is_file() and images.read_metadata(out)["iterations_done"] == 8
+    monkeypatch.setattr(commands._ProgressBar, "__call__", shown)
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "48", "--resume", out)
+    assert code == 2 and err.count("\n") == 1 and "--resume" in err and "--size 64, not 48" in err, err
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--resume", out, "--quiet")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(whole)))
+    assert images.read_metadata(out)["quality"] == images.read_metadata(whole)["quality"]
+    assert not sidecar.exists()  # finished: nothing left to resume

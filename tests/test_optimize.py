@@ -373,6 +373,52 @@ def test_interruption_keeps_the_current_image(content):
     assert torch.isfinite(result.image).all()
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_an_interrupted_transfer_resumes_to_the_same_picture(tmp_path, content, stripes, optimizer):
+    settings = {"size": 64, "min_size": 32, "iterations": 12, "seed": 3, "optimizer": optimizer}
+    whole = stylecraft.run("transfer", content, stripes, **settings)
+
+    def interrupt(event: Progress) -> None:
+        if event.iteration == 8:  # in the middle of the second of three scales (6, 4 and 2 iterations)
+            raise KeyboardInterrupt
+
+    stopped = stylecraft.run("transfer", content, stripes, callbacks=[interrupt], **settings)
+    assert stopped.stopped == "interrupted" and stopped.checkpoint is not None and stopped.checkpoint.scale == 2
+    picture = tmp_path / "out.png"
+    images.save_image(stopped.image, picture, metadata=stopped.settings)
+    stylecraft.api.save_resume(stopped, picture)
+    seen: list[int] = []
+    resumed = stylecraft.run("transfer", content, stripes, resume=picture,
+                             callbacks=[lambda event: seen.append(event.iteration)])
+    assert seen[0] == 9 and resumed.iterations == 12 and resumed.settings["resumed_at"] == 8
+    assert torch.equal(resumed.image, whole.image)
+    assert resumed.settings["quality"] == whole.settings["quality"]
+    stylecraft.api.save_resume(resumed, picture)  # a finished run leaves no checkpoint behind
+    assert not stylecraft.api.resume_file(picture).exists()
+
+
+def test_a_resume_that_would_paint_another_picture_is_refused(tmp_path, content, stripes, checker):
+    def interrupt(event: Progress) -> None:
+        if event.iteration == 2:
+            raise KeyboardInterrupt
+
+    stopped = stylecraft.run("transfer", content, stripes, size=48, iterations=6, seed=1, callbacks=[interrupt])
+    picture = tmp_path / "out.png"
+    images.save_image(stopped.image, picture, metadata=stopped.settings)
+    with pytest.raises(ConfigError, match="has no out.png.resume.pt"):
+        stylecraft.run("transfer", content, stripes, resume=picture)
+    stylecraft.api.save_resume(stopped, picture)
+    for inputs, options, words in (((content, stripes), {"size": 64}, "`size` 48, not 64"),
+                                   ((content, stripes), {"seed": 2}, "`seed` 1, not 2"),
+                                   ((content, checker), {}, "other style pictures"),
+                                   ((checker, stripes), {}, "another content picture")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            stylecraft.run("transfer", *inputs, resume=picture, **options)
+    with pytest.raises(ConfigError, match="is a transfer, not a reconstruct"):
+        stylecraft.run("reconstruct", content, resume=picture)
+    assert stylecraft.run("transfer", content, stripes, resume=picture, tile=32).iterations == 6  # tiles are exact
+
+
 class _Flag:
     """A stop signal that is not a threading.Event: anything with is_set() will do."""
 

@@ -15,7 +15,9 @@ from .score import score as score
 from .sweep import Axis as Axis
 from .sweep import grid as grid
 from .transfer import reconstruct as reconstruct
+from .transfer import resume_file as resume_file
 from .transfer import run as run
+from .transfer import save_resume as save_resume
 from .transfer import settle as settle
 from .transfer import texture as texture
 from .transfer import transfer as transfer

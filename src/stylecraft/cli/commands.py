@@ -276,7 +276,7 @@ def run_single(args: argparse.Namespace) -> int:
         animation = report.Animation()
         callbacks.append(animation)
     with _ProgressBar(mode, "it", args) as bar:
-        result = api.run(mode, content, styles, callbacks=[*callbacks, bar],
+        result = api.run(mode, content, styles, callbacks=[*callbacks, bar], resume=args.resume,
                          on_plan=lambda line: _say(args, f"plan: {in_cli_words(line, words)}"), **options)
     _write(result, output, history_path, plot_path, gif_path, animation, args.bit_depth)
     return _report_end(args, result, output)
@@ -285,6 +285,7 @@ def run_single(args: argparse.Namespace) -> int:
 def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
            animation: report.Animation | None, bit_depth: int) -> None:
     images.save_image(result.image, output, metadata=result.settings, bit_depth=bit_depth)
+    api.save_resume(result, output)
     if history:
         report.write_history(result.history, history, extra={"settings": result.settings,
                                                              "peak_memory_mb": result.settings["peak_memory_mb"]})

@@ -180,6 +180,9 @@ def add_outputs(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--animation", help="write the progress as an animated .gif")
     out.add_argument("--history", help="write every loss term per iteration to a .csv or .json file")
     out.add_argument("--plot", help="write the loss curves to a .png file")
+    out.add_argument("--resume", metavar="PICTURE", help="go on from a stopped run's PICTURE (Ctrl-C leaves it "
+                     "with PICTURE.resume.pt beside it) exactly where it stopped, with the settings recorded in it; "
+                     "options that would paint another picture are refused")
     out.add_argument("--bit-depth", type=integer, choices=BIT_DEPTHS, default=8,
                      help="bits a channel of the picture: 8, or 16 for prints (.png or .tif; default 8)")
 

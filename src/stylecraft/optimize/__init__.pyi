@@ -2,6 +2,7 @@ from . import loop as loop
 from . import memory as memory
 from . import settings as settings
 from .loop import Callback as Callback
+from .loop import Checkpoint as Checkpoint
 from .loop import Progress as Progress
 from .loop import Result as Result
 from .loop import Temporal as Temporal

@@ -166,13 +166,15 @@ class Worker:
             self.store.update(job_id, iterations=1)
             picture = api.apply_model(self._model(options["model"]), content, size=options["size"],
                                       preserve_color=options["preserve_color"])
-            settings, stopped, done = dict(options), None, 1
+            settings, stopped, done, result = dict(options), None, 1, None
         else:
             styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
+            earlier = self.store.job_file(job_id, "result")  # a stopped run's picture, with its checkpoint
             result = api.run("transfer", content, styles, callbacks=[self._progress(job_id)],
                              device=self.device, stop=self.store.stop_signal(job_id), size=options["size"],
                              iterations=options["iterations"], style_weight=options["style_weight"],
-                             preserve_color=options["preserve_color"], seed=options.get("seed"))
+                             preserve_color=options["preserve_color"], seed=options.get("seed"),
+                             resume=earlier if api.resume_file(earlier).is_file() else None)
             picture, settings = images.to_pil(result.image), result.settings
             stopped, done = result.stopped, result.iterations
             self.store.update(job_id, seed=result.seed, quality=result.settings.get("quality"))
@@ -181,6 +183,8 @@ class Worker:
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
         self.store.write_file(self.store.job_file(job_id, "result"),
                               images.encode_image(picture, "PNG", {**settings, **names}))
+        if result is not None:  # the checkpoint of a stopped run, which a restart goes on from
+            api.save_resume(result, self.store.job_file(job_id, "result"))
         self.store.write_file(self.store.job_file(job_id, "thumb"), thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
         if stopped == "cancelled":
