@@ -22,7 +22,8 @@ from ..features import VGG
 from ..tiling import Tiling
 
 Scale = tuple[tuple[int, int], int]
-#: The long sides the step is measured at (each at most the picture's own): small enough to cost a fraction
+#: The long sides the step is measured at (each at most the picture's own, at least the network's smallest
+#: input): small enough to cost a fraction
 #: of a second on a CPU, two of them to tell a step's fixed cost from its cost per pixel.
 PROBES = (128, 256)
 #: Timed passes at each probe size, after one pass that warms the caches up; their median counts.
@@ -63,7 +64,9 @@ def expected_seconds(net: VGG, plan: Sequence[Scale], tiling: Callable[[tuple[in
     """The seconds ``plan``'s iterations should take on ``net``'s device, from steps measured at ``PROBES``
     (``tiling`` says how each scale runs, ``autocast`` is the run's precision)."""
     width, height = plan[-1][0]
-    sizes = sorted({images.fit_long_side(width, height, min(side, max(width, height))) for side in PROBES})
+    least = math.ceil(net.min_size * max(width, height) / min(width, height))  # the network's smallest input
+    sizes = sorted({images.fit_long_side(width, height, max(least, min(side, max(width, height))))
+                    for side in PROBES})
     measured = [(size[0] * size[1], _step_seconds(net, size, autocast)) for size in sizes]
     (small, fixed), (large, slow) = measured[0], measured[-1]
     per_pixel = (slow - fixed) / (large - small) if large > small else 0.0
