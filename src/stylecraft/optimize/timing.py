@@ -25,9 +25,9 @@ Scale = tuple[tuple[int, int], int]
 #: The long sides the step is measured at (each at most the picture's own, at least the network's smallest
 #: input): small enough to cost a fraction
 #: of a second on a CPU, two of them to tell a step's fixed cost from its cost per pixel.
-PROBES = (128, 256)
+PROBES = (128, 192)
 #: Timed passes at each probe size, after one pass that warms the caches up; their median counts.
-REPEATS = 3
+REPEATS = 2
 
 
 def _sync(device: torch.device) -> None:
