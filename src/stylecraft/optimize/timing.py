@@ -1,10 +1,10 @@
 """How long a run will take, told before it starts: one step of the feature network measured at two small
 sizes gives a fixed cost and a cost per pixel, which the plan's scales and iterations multiply out.
 
-A step's cost is the feature network's forward and backward pass (the loss terms and the optimiser add little
-next to it), nearly proportional to the pixels it sees; a tiled scale sees each tile with its halo, and each
-scale's targets cost about one step more. Measured, not guessed from the device's name, so a busy machine gets
-a longer estimate.
+A step's cost is mostly the feature network's forward and backward pass (the loss terms and the optimiser
+add a measured ``OVERHEAD``), nearly proportional to the pixels it sees; a tiled scale sees each tile with its
+halo, and each scale's targets cost about one step more. Measured, not guessed from the device's name, so a
+busy machine gets a longer estimate.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ Scale = tuple[tuple[int, int], int]
 PROBES = (128, 192)
 #: Timed passes at each probe size, after one pass that warms the caches up; their median counts.
 REPEATS = 2
+#: A run's time over its network passes alone (the loss terms, the optimiser, the guard and the progress
+#: events): the draft preset's run of chicago.jpg took 107 s against 82 s of passes on this project's two
+#: CPU cores, shared and busy (one measurement; smaller runs before the estimate's last form gave 1.3-1.5).
+OVERHEAD = 1.3
 
 
 def _sync(device: torch.device) -> None:
@@ -75,7 +79,7 @@ def expected_seconds(net: VGG, plan: Sequence[Scale], tiling: Callable[[tuple[in
     else:
         fixed = max(0.0, fixed - per_pixel * small)
     # Each scale first computes its targets: forward passes of the content and the styles, about a step.
-    return sum((count + 1) * (fixed + per_pixel * _seen(size, tiling(size))) for size, count in plan)
+    return OVERHEAD * sum((count + 1) * (fixed + per_pixel * _seen(size, tiling(size))) for size, count in plan)
 
 
 def duration(seconds: float) -> str:
