@@ -295,6 +295,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert Image.open(out).size == (64, 48)
+    assert (tmp_path / "out.png.resume.pt").is_file()  # what --resume goes on from
 
 
 def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_path, style_path, monkeypatch):
