@@ -1,6 +1,7 @@
 from . import loop as loop
 from . import memory as memory
 from . import settings as settings
+from . import timing as timing
 from .loop import Callback as Callback
 from .loop import Checkpoint as Checkpoint
 from .loop import Progress as Progress
