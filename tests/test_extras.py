@@ -24,11 +24,12 @@ EXTRAS = {
     "onnx": ["onnx", "onnxscript", "onnxruntime"],
     "openvino": ["openvino"],
     "video": ["av", "cv2"],
+    "ray": ["ray"],
     "onnx exporter": ["onnxscript"],  # PyTorch's exporter alone missing: export said "No module named ..."
 }
 
 COMMANDS = ["transfer", "reconstruct", "texture", "grid", "layers", "score", "train", "apply", "export", "video",
-            "serve"]
+            "batch", "serve"]
 
 #: Runs stylecraft's CLI in-process for each command line given, with some packages unimportable, and prints
 #: each exit code and stderr as JSON.
@@ -79,6 +80,7 @@ WORKS = {
     "openvino": ["apply", "model.pt", "photo.png", "-o", "out.png", "--quiet"],
     "video": ["apply", "model.pt", "photo.png", "-o", "out.png", "--quiet"],
     "onnx exporter": ["apply", "model.pt", "photo.png", "-o", "out.png", "--quiet"],
+    "ray": ["batch", "photo.png", "-o", "painted", "--model", "model.pt", "--quiet"],
 }
 NEEDS = {
     "studio": [["serve", "--port", "8765", "--data", "studio"]],
@@ -89,6 +91,8 @@ NEEDS = {
     "openvino": [["apply", "model.pt", "photo.png", "-o", "openvino.png", "--backend", "openvino"]],
     "video": [["video", "clip.mp4", "--model", "model.pt", "-o", "painted.mp4"]],
     "onnx exporter": [["export", "model.pt", "-o", "model.onnx"]],
+    "ray": [["batch", "photo.png", "-o", "on-ray", "--model", "model.pt", "--engine", "ray"],
+            ["serve", "--port", "8766", "--data", "studio-on-ray", "--engine", "ray"]],
 }
 
 
@@ -105,4 +109,4 @@ def test_without_an_extra_the_rest_works_and_its_commands_name_it(extra: str, fi
         lines = str(run["err"]).strip().splitlines()
         assert len(lines) == 1 and f'pip install "stylecraft[{extra.split()[0]}]"' in lines[0], run
     assert not any((files / name).exists() for name in ("plotted.png", "losses.png", "model.onnx", "onnx.png",
-                                                         "openvino.png", "painted.mp4"))
+                                                         "openvino.png", "painted.mp4", "on-ray", "studio-on-ray"))

@@ -386,14 +386,14 @@ def test_an_interrupted_transfer_resumes_to_the_same_picture(tmp_path, content, 
     assert stopped.stopped == "interrupted" and stopped.checkpoint is not None and stopped.checkpoint.scale == 2
     picture = tmp_path / "out.png"
     images.save_image(stopped.image, picture, metadata=stopped.settings)
-    stylecraft.api.save_resume(stopped, picture)
+    stylecraft.api.save_resume(stopped.checkpoint, picture)
     seen: list[int] = []
     resumed = stylecraft.run("transfer", content, stripes, resume=picture,
                              callbacks=[lambda event: seen.append(event.iteration)])
     assert seen[0] == 9 and resumed.iterations == 12 and resumed.settings["resumed_at"] == 8
     assert torch.equal(resumed.image, whole.image)
     assert resumed.settings["quality"] == whole.settings["quality"]
-    stylecraft.api.save_resume(resumed, picture)  # a finished run leaves no checkpoint behind
+    stylecraft.api.save_resume(resumed.checkpoint, picture)  # a finished run leaves no checkpoint behind
     assert not stylecraft.api.resume_file(picture).exists()
 
 
@@ -407,7 +407,7 @@ def test_a_resume_that_would_paint_another_picture_is_refused(tmp_path, content,
     images.save_image(stopped.image, picture, metadata=stopped.settings)
     with pytest.raises(ConfigError, match="has no out.png.resume.pt"):
         stylecraft.run("transfer", content, stripes, resume=picture)
-    stylecraft.api.save_resume(stopped, picture)
+    stylecraft.api.save_resume(stopped.checkpoint, picture)
     for inputs, options, words in (((content, stripes), {"size": 64}, "`size` 48, not 64"),
                                    ((content, stripes), {"seed": 2}, "`seed` 1, not 2"),
                                    ((content, checker), {}, "other style pictures"),

@@ -7,6 +7,7 @@ test's folder, and to ``out/`` beside the tests where that folder exists (a deve
 from __future__ import annotations
 
 import base64
+import io
 import shutil
 from pathlib import Path
 
@@ -251,6 +252,136 @@ def test_a_built_in_style_previews_and_paints_the_photo(tmp_path: Path) -> None:
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
             phone.screenshot(path=tmp_path / "studio-styles-phone.png", full_page=True)
             _keep(tmp_path / "studio-styles-phone.png")
+            assert refused == refused_on_phone == []
+        finally:
+            browser.close()
+
+
+def _drag(page: sync_api.Page, box: dict[str, float], start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse stroke across the canvas ``box`` between two points given as fractions of it."""
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(box["x"] + (start[0] + (end[0] - start[0]) * step / 8) * box["width"],
+                        box["y"] + (start[1] + (end[1] - start[1]) * step / 8) * box["height"])
+    page.mouse.up()
+
+
+# The canvas's colour at fractions (x, y) of it, as [r, g, b, a].
+PIXEL = """([x, y]) => {
+  const canvas = document.querySelector('#paint');
+  const [left, top] = [Math.floor(x * canvas.width), Math.floor(y * canvas.height)];
+  return [...canvas.getContext('2d').getImageData(left, top, 1, 1).data];
+}"""
+
+
+def _inside(page: sync_api.Page, selector: str, width: int) -> None:
+    """Every element that ``selector`` finds lies within the page's ``width``."""
+    for box in page.locator(selector).evaluate_all("(nodes) => nodes.map((n) => n.getBoundingClientRect().toJSON())"):
+        assert box["left"] >= 0 and box["right"] <= width, (selector, box)
+
+
+def test_regions_are_painted_with_the_brush_over_the_photo_and_each_takes_its_painting(tmp_path: Path) -> None:
+    from stylecraft.studio.regions import BACKGROUND, BRUSHES  # noqa: PLC0415 - needs the studio's extras
+
+    photo, painting = tmp_path / "photo.jpg", tmp_path / "painting.png"
+    make_content(160, 120).save(photo, quality=95)
+    make_style(128, 128).save(painting)
+    red, green = (tuple(int(BRUSHES[name][i:i + 2], 16) for i in (1, 3, 5)) for name in ("red", "green"))
+    builtin = styles.records(styles.load_builtin())[0] if styles.builtin_file().is_file() else None
+    with live_server(config(tmp_path)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            expect = sync_api.expect
+            desktop = browser.new_page(viewport={"width": 1280, "height": 900})
+            refused = _refusals(desktop)
+            desktop.goto(url)
+            desktop.check("input[name=method][value=regions]")
+            expect(desktop.locator("#brush-panel")).to_be_hidden()  # nothing to paint on before a photo
+            desktop.set_input_files("#content-input", str(photo))
+            desktop.set_input_files("#style-input", str(painting))
+            expect(desktop.locator("#style-thumbs .thumb:not(.loading) img")).to_have_count(1)
+            expect(desktop.locator("#brush-panel")).to_be_visible()
+            desktop.wait_for_function("() => document.querySelector('#paint').width === 160")  # the photo's shape
+            expect(desktop.locator("#start-hint")).to_have_text("Paint a region over the photo.")
+
+            box = desktop.locator("#paint").bounding_box()
+            assert box is not None
+            desktop.click("#swatches [data-brush=red]")
+            _drag(desktop, box, (0.1, 0.2), (0.35, 0.8))
+            desktop.click("#swatches [data-brush=green]")
+            _drag(desktop, box, (0.9, 0.2), (0.65, 0.8))
+            desktop.click("#eraser")  # the eraser takes paint away
+            _drag(desktop, box, (0.1, 0.2), (0.12, 0.22))
+            assert desktop.evaluate(PIXEL, [0.1, 0.2])[3] == 0
+            assert desktop.evaluate(PIXEL, [0.225, 0.5]) == [*red, 255]
+            assert desktop.evaluate(PIXEL, [0.775, 0.5]) == [*green, 255]
+            assert desktop.evaluate(PIXEL, [0.5, 0.5])[3] == 0  # unpainted: the photo stays there
+            expect(desktop.locator("#start-hint")).to_have_text("Choose a painting for the red region.")
+            expect(desktop.locator("#start")).to_be_disabled()
+
+            desktop.select_option("select[data-brush=red]", f"builtin:{builtin['name']}" if builtin
+                                  else f"upload:{desktop.evaluate('state.styles[0].id')}")
+            desktop.select_option("select[data-brush=green]", label="painting.png")
+            desktop.fill("#size", "64")
+            desktop.fill("#iterations", "4")
+            expect(desktop.locator("#start")).to_be_enabled()
+            desktop.evaluate("window.scrollTo(0, 0)")
+            desktop.screenshot(path=tmp_path / "brush-desktop.png", full_page=True)
+            _keep(tmp_path / "brush-desktop.png")
+            desktop.click("#start")
+            expect(desktop.locator("#live-image.result")).to_be_visible(timeout=120_000)
+            expect(desktop.locator("#live .badge")).to_have_text("done")
+            assert desktop.evaluate("document.querySelector('#live-image').naturalWidth") == 64
+            expect(desktop.locator("#live")).to_contain_text("2 regions")
+
+            job = desktop.evaluate("fetch('/api/jobs').then((r) => r.json())")[0]
+            assert job["options"]["regions"]["colours"] == [BRUSHES["red"], BRUSHES["green"]]
+            assert [s["name"] for s in job["styles"]] == [builtin["title"] if builtin else "painting.png",
+                                                          "painting.png"]
+            sent = desktop.evaluate("""(id) => fetch(`/api/uploads/${id}/image`).then((r) => r.arrayBuffer())
+                                         .then((b) => btoa(String.fromCharCode(...new Uint8Array(b))))""",
+                                    job["options"]["regions"]["map"])
+            region_map = Image.open(io.BytesIO(base64.b64decode(sent)))
+            assert region_map.size == (160, 120)
+            assert region_map.getpixel((36, 60)) == red and region_map.getpixel((124, 60)) == green
+            assert region_map.getpixel((80, 60)) == Image.new("RGB", (1, 1), BACKGROUND).getpixel((0, 0))
+
+            desktop.click("#live button:has-text('Re-run with tweaks')")  # the map comes back on the canvas
+            expect(desktop.locator("input[name=method][value=regions]")).to_be_checked()
+            expect(desktop.locator("#start")).to_be_enabled()
+            assert desktop.evaluate(PIXEL, [0.225, 0.5]) == [*red, 255]
+            assert desktop.evaluate(PIXEL, [0.5, 0.5])[3] == 0
+            assert desktop.input_value("select[data-brush=green]") == f"upload:{job['styles'][1]['id']}"
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                     has_touch=True)
+            refused_on_phone = _refusals(phone)
+            phone.goto(url)
+            phone.check("input[name=method][value=regions]")
+            phone.set_input_files("#content-input", str(photo))
+            expect(phone.locator("#brush-panel")).to_be_visible()
+            phone.wait_for_function("() => document.querySelector('#paint').width === 160")
+            phone.locator("#brush-panel").scroll_into_view_if_needed()
+            box = phone.locator("#paint").bounding_box()
+            assert box is not None
+            touch = phone.context.new_cdp_session(phone)  # a finger's stroke, as the phone's screen sends it
+            points = [(box["x"] + box["width"] * (0.2 + 0.06 * i), box["y"] + box["height"] * 0.5) for i in range(11)]
+            for kind, (x, y) in [("touchStart", points[0]), *(("touchMove", p) for p in points[1:]),
+                                 ("touchEnd", points[-1])]:
+                touch.send("Input.dispatchTouchEvent",
+                           {"type": kind, "touchPoints": [] if kind == "touchEnd" else [{"x": x, "y": y}]})
+            assert phone.evaluate(PIXEL, [0.5, 0.5]) == [*red, 255]
+            expect(phone.locator("#start-hint")).to_have_text("Choose a painting for the red region.")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
+            _inside(phone, "#brush-panel, #brush-panel button, #brush-panel input, #brush-panel select, #paint", 390)
+            panel = phone.locator("#regions-pane").bounding_box()  # with the card's margin around it
+            assert panel is not None
+            phone.screenshot(path=tmp_path / "brush-phone.png", clip={"x": 0, "y": panel["y"] - 12, "width": 390,
+                                                                       "height": panel["height"] + 24})
+            _keep(tmp_path / "brush-phone.png")
+            phone.screenshot(path=tmp_path / "studio-regions-phone.png", full_page=True)
+            _keep(tmp_path / "studio-regions-phone.png")
             assert refused == refused_on_phone == []
         finally:
             browser.close()

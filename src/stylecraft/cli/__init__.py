@@ -2,13 +2,16 @@
 
 ``parser`` holds the options and the translation of parameter names into flags; ``commands`` what each
 subcommand does. Exit codes: 0 done, 1 failure at run time (including a run stopped by a NaN loss), 2 bad
-input or usage, 130 interrupted (the image so far is saved).
+input or usage, 130 interrupted (the image so far is saved). SIGTERM (``kill``, a scheduler's stop) is
+handled like Ctrl-C, so a run stopped that way keeps its work too.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -18,12 +21,26 @@ from .parser import build_parser, command_parser, in_cli_words
 #: Each subcommand's function in ``commands`` (the rest run ``run_single``). ``commands`` loads torch, so it is
 #: imported only once the arguments are good: ``--help`` and usage errors answer without it.
 COMMANDS = {"layers": "list_layers", "grid": "run_grid", "train": "run_train", "apply": "run_apply",
-            "video": "run_video", "export": "run_export", "serve": "run_serve", "score": "run_score",
-            "styles": "run_styles"}
+            "video": "run_video", "export": "run_export", "serve": "run_serve", "batch": "run_batch",
+            "score": "run_score", "styles": "run_styles"}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code. SIGTERM interrupts it as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words

@@ -15,6 +15,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from .. import api, checks, files, images, report
+from ..api.batch import BatchSettings, engine_for
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
@@ -35,7 +36,10 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
     """The studio's settings from ``serve``'s options (the config refuses what it cannot honour)."""
     return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
                         models=Path(args.models) if args.models else None, token=args.token,
-                        device=str(resolve_device(args.device)), host=args.host,
+                        # on a cluster each worker finds its own device
+                        device=str(resolve_device(args.device)) if args.engine == "local" else args.device,
+                        host=args.host, engine=args.engine, address=args.address, workers=args.workers,
+                        gpus_per_worker=args.gpus_per_worker,
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
                         max_video_mb=args.max_video_mb, max_video_seconds=args.max_video_seconds,
                         max_video_pixels=args.max_video_pixels,
@@ -45,6 +49,8 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
 def run_serve(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn", "python_multipart"):
         checks.require(module, "studio", "the studio")
+    if args.engine == "ray":
+        checks.require("ray", "ray", "`engine` ray")
     from ..studio.app import check_ready, serve
 
     config = studio_config(args)
@@ -52,7 +58,8 @@ def run_serve(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     link = f"http://{shown}:{listening.getsockname()[1]}/" + (f"?token={quote(args.token, safe='')}"
                                                               if args.token else "")
-    _say(args, f"stylecraft studio on {config.device}: open {link}  (data: {config.data}; models: "
+    where = config.device if config.engine == "local" else f"a Ray cluster ({config.address or 'started here'})"
+    _say(args, f"stylecraft studio on {where}: open {link}  (data: {config.data}; models: "
          f"{config.models_folder}; Ctrl-C stops)")
     serve(config, listening, log_level="warning" if args.quiet else "info")
     return 0
@@ -123,6 +130,31 @@ def run_apply(args: argparse.Namespace) -> int:
               f"(first: {failed[0]})", file=sys.stderr)
         return 1
     _say(args, f"wrote {done} image(s) to {output}")
+    return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    settings = BatchSettings(model=args.model, style=args.style, preset=args.preset, size=args.size,
+                             preserve_color=args.preserve_color, iterations=args.iterations, seed=args.seed,
+                             batch_size=args.batch_size, tile=args.tile, device=args.device)
+    settings.validate()
+    engine = engine_for(args.engine, args.address, args.workers, args.gpus_per_worker)
+
+    def on_start(todo: int, skipped: int) -> None:
+        if skipped:
+            _say(args, f"{skipped} picture(s) done before, skipped (--force paints them again)")
+
+    with _ProgressBar("batch", "picture", args) as bar:
+        result = api.paint_batch(args.inputs, args.output, settings, engine=engine, force=args.force,
+                                 callbacks=[bar], on_start=on_start)
+    summary = f"painted {len(result.painted)} picture(s) into {args.output} in {result.seconds:.1f} s"
+    if result.skipped:
+        summary += f", {len(result.skipped)} skipped (done before)"
+    if result.failed:
+        print(f"stylecraft: error: {summary}; {len(result.failed)} failed (first: {result.failed[0].error}); "
+              f"each is in {result.manifest}", file=sys.stderr)
+        return 1
+    _say(args, f"{summary}; manifest: {result.manifest}")
     return 0
 
 
@@ -287,7 +319,7 @@ def run_single(args: argparse.Namespace) -> int:
 def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
            animation: report.Animation | None, bit_depth: int) -> None:
     images.save_image(result.image, output, metadata=result.settings, bit_depth=bit_depth)
-    api.save_resume(result, output)
+    api.save_resume(result.checkpoint, output)
     if history:
         report.write_history(result.history, history, extra={"settings": result.settings,
                                                              "peak_memory_mb": result.settings["peak_memory_mb"]})

@@ -10,7 +10,7 @@ import re
 from typing import NoReturn
 
 from ..api.version import version
-from ..choices import BIT_DEPTHS, PRECISIONS, STYLE_LOSSES
+from ..choices import BIT_DEPTHS, ENGINES, PRECISIONS, STYLE_LOSSES
 from ..errors import UsageError, shorten
 from ..features.layers import BLOCKS, FORMATS, POOLINGS
 from ..features.network import FeatureNetwork
@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub, common)
     add_apply(sub, common)
     add_video(sub, common)
+    add_batch(sub, common)
     add_serve(sub, common)
 
     layers = sub.add_parser("layers", parents=[common], help="list the layer names of a network")
@@ -342,6 +343,47 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     export.add_argument("-o", "--output", required=True, help="the ONNX file to write (.onnx)")
 
 
+def add_engine(parser: argparse.ArgumentParser, what: str, workers: str) -> None:
+    """Where the work runs: this machine, or a Ray cluster (the ``ray`` extra)."""
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--engine", choices=ENGINES, default="local",
+                        help=f"local: {what} in this process; ray: on a Ray cluster (default local)")
+    engine.add_argument("--address", help="with --engine ray: the cluster's address, or auto to join the one "
+                        "running on this machine (default: start one here)")
+    engine.add_argument("--workers", type=integer, help=f"with --engine ray: {workers} (default: as many as the "
+                        "cluster has room for)")
+    engine.add_argument("--gpus-per-worker", type=number, default=0.0,
+                        help="with --engine ray: GPUs each worker takes (default 0: CPU workers)")
+
+
+def add_batch(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
+    batch = sub.add_parser("batch", parents=[common], help="paint many pictures, resumable, here or on a Ray cluster",
+                           description="Paint every picture of folders, globs or lists of paths (.txt, one a line) "
+                           "with a real-time network or the optimiser into OUTPUT, mirroring their relative paths "
+                           "(as .png). OUTPUT/manifest.jsonl records each picture (settings, seconds, quality, "
+                           "error): a second run skips what is done, --force redoes it. An unreadable picture is "
+                           "reported and the rest are painted.")
+    batch.add_argument("inputs", nargs="+", metavar="input", help="folders, globs, .txt lists of paths, or pictures")
+    batch.add_argument("-o", "--output", required=True, help="the folder to paint into")
+    how = batch.add_mutually_exclusive_group(required=True)
+    how.add_argument("--model", help="a real-time network: a model file (every worker must reach it) or a built-in "
+                     "style's name or blend")
+    how.add_argument("--style", help="a painting: optimise each picture towards it (slow; see --quality)")
+    batch.add_argument("--quality", "--preset", dest="preset", choices=tuple(PRESETS),
+                       help="with --style: the optimiser's defaults, from a quick look to a final picture")
+    batch.add_argument("--iterations", type=integer, help="with --style: optimiser steps over all scales")
+    batch.add_argument("--seed", type=integer, help="with --style: random seed")
+    batch.add_argument("--size", type=integer, help="long side of the results (default: the input's with "
+                       "--model, the quality's with --style)")
+    batch.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
+    batch.add_argument("--batch-size", type=integer, default=4, help="with --model: pictures painted together "
+                       "(default 4)")
+    batch.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
+    batch.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (on each worker; default auto)")
+    batch.add_argument("--force", action="store_true", help="paint again what the manifest records as done")
+    add_engine(batch, "paint", "actors (--model) or tasks (--style) at once")
+
+
 def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     video = sub.add_parser("video", parents=[common], help="paint a video, steady from frame to frame",
                            description="Paint a video with a model from `stylecraft train` (fast), or by "
@@ -406,6 +448,7 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
     serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,
                        help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
+    add_engine(serve, "run jobs one at a time", "jobs at once")
     serve.add_argument("--keep-uploads-hours", type=number, default=STUDIO.keep_uploads_hours,
                        help="remove uploads no job uses after this many hours (default %(default)g)")
 

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from .. import api, files
+from .. import api, checks, files
 from ..errors import UsageError, one_line
 from . import events
 from .config import StudioConfig
@@ -32,7 +32,7 @@ from .schemas import Error
 from .security import RedactToken, error, install_guard
 from .store import Conflict, JobStore, NotFound, QueueFull, StorageFull, Unrunnable, private_folder
 from .views import public_job
-from .worker import Worker
+from .worker import Cluster, Worker
 
 log = logging.getLogger("stylecraft.studio")
 
@@ -56,7 +56,7 @@ def create_app(config: StudioConfig) -> FastAPI:
 
         store = JobStore(config.data, config.db, on_change=on_change, max_bytes=config.max_storage_bytes)
         worker = Worker(store, config.models_folder, config.device, config.preview_every,
-                        upload_ttl=config.keep_uploads_hours * 3600)
+                        upload_ttl=config.keep_uploads_hours * 3600, cluster=_cluster(config))
         app.state.store, app.state.worker = store, worker
         app.state.previews = previews = Previews(store, config.device)
         app.state.decoding = asyncio.Semaphore(config.max_decoding)
@@ -90,6 +90,16 @@ def create_app(config: StudioConfig) -> FastAPI:
     for router in (info.router, uploads.router, styles.router, jobs.router, events.router):
         app.include_router(router)
     return app
+
+
+def _cluster(config: StudioConfig) -> Cluster | None:
+    """The Ray cluster that runs the jobs with ``engine`` ray (the ``ray`` extra), else None."""
+    if config.engine == "local":
+        return None
+    checks.require("ray", "ray", "`engine` ray")
+    from ..api.ray_engine import RayJobs
+
+    return RayJobs(config.address, config.workers, config.gpus_per_worker)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

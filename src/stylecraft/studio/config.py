@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..choices import MAX_PIXELS
+from .. import checks
+from ..choices import ENGINES, MAX_PIXELS
 from ..errors import ConfigError, shorten
 
 
@@ -61,6 +62,13 @@ class StudioConfig:
     preview_every: int = 10
     #: Further host names accepted when the host is a loopback address.
     extra_hosts: tuple[str, ...] = ()
+    #: Where jobs run: "local" (one at a time, in this process) or "ray" (several at once on a Ray cluster at
+    #: ``address``: "auto" joins the running one, None starts one here), ``workers`` at once (default: as many
+    #: as the cluster has room for) with ``gpus_per_worker`` GPUs each.
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
         for name, most in MOST.items():
@@ -74,6 +82,11 @@ class StudioConfig:
             if not (self.token.isascii() and self.token.isprintable()) or " " in self.token:
                 raise ConfigError("the token may hold only printable ASCII characters without spaces, so that a "
                                   "browser can send it in a link and a cookie")
+        checks.choice("engine", self.engine, ENGINES)
+        if self.engine == "local" and (self.address is not None or self.workers is not None or self.gpus_per_worker):
+            raise ConfigError("`address`, `workers` and `gpus_per_worker` go with `engine` ray")
+        checks.at_least("workers", self.workers, 1)
+        checks.non_negative("gpus_per_worker", self.gpus_per_worker)
         if not self.loopback and not self.token:
             raise ConfigError(f"host {self.host} can be reached from other machines: give a token "
                               "(`token`, or STYLECRAFT_TOKEN); every request will need it")

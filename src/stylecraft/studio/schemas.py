@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,17 @@ from ..optimize import TransferConfig
 from .store import ID_PATTERN, JobFields
 
 DEFAULTS = TransferConfig()
+
+
+class RegionMap(BaseModel):
+    """Where each painting goes: a map painted over the photo in flat colours, and each painting's colour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    map: str = Field(pattern=ID_PATTERN.pattern, description="id of the uploaded region map: a picture of the "
+                     "photo's shape (any size) in flat colours, black where the photo is kept")
+    colours: list[Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]] = Field(
+        min_length=1, description="the colour (#rrggbb) of each style's region in the map, in the styles' order")
 
 
 class JobRequest(BaseModel):
@@ -28,6 +39,7 @@ class JobRequest(BaseModel):
                                 description="style strength (optimisation)")
     preserve_color: bool = Field(DEFAULTS.preserve_color, description="keep the photo's colours")
     seed: int | None = Field(None, ge=0, lt=2**63, description="random seed (default: a new one)")
+    regions: RegionMap | None = Field(None, description="a style per region of the photo (optimisation)")
 
 
 class Upload(BaseModel):

@@ -110,6 +110,12 @@ class Job(JobFields):
     preview: int
     result: int
 
+    @property
+    def uploads(self) -> list[str]:
+        """Every upload the job paints with: its photo, its styles and its region map (if it has one)."""
+        regions = self.options.get("regions")
+        return [self.content, *self.styles, *([regions["map"]] if regions else [])]
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
         """The job of a ``jobs`` row, its JSON columns decoded."""
@@ -400,8 +406,9 @@ class JobStore:
 
     def _remove_upload_if_unused(self, upload_id: str) -> None:
         with self._lock:
-            used = self._db.execute("SELECT 1 FROM jobs WHERE content=? OR styles LIKE ?",
-                                    (upload_id, f'%"{upload_id}"%')).fetchone()
+            pattern = f'%"{upload_id}"%'  # in a job's styles, or its options as a region map
+            used = self._db.execute("SELECT 1 FROM jobs WHERE content=? OR styles LIKE ? OR options LIKE ?",
+                                    (upload_id, pattern, pattern)).fetchone()
             if used:
                 return
             self._db.execute("DELETE FROM uploads WHERE id=?", (upload_id,))
@@ -595,7 +602,7 @@ class JobStore:
                 self._stop_signals[job_id].set()
             else:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            for upload_id in {job.content, *job.styles}:
+            for upload_id in set(job.uploads):
                 self._remove_upload_if_unused(upload_id)
         self.on_change(job_id)
         return job.state

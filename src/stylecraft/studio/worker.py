@@ -1,19 +1,29 @@
-"""The studio's worker: one background thread that runs the store's jobs one at a time, in queue order.
+"""The studio's worker: background threads that run the store's jobs in queue order, one at a time on this
+machine, or several at once on a Ray cluster (``Cluster``: :class:`stylecraft.api.ray_engine.RayJobs`), one
+thread a job the cluster has room for.
 
-The thread must outlive anything a job or the database can throw at it: a failure in one pass is logged,
+On a cluster a picture job runs as a task there (:func:`paint_picture` with the pictures, not their paths): its
+progress and previews come back through the cluster and are written here, so the SQLite store stays the one
+record on the studio's machine; a cancel reaches the task the same way. Videos are painted on the studio's
+machine in either case.
+
+The threads must outlive anything a job or the database can throw at them: a failure in one pass is logged,
 the job is marked failed with a one-line reason, and the loop goes on. A job whose end the database refuses
 to record (a full disk) is recorded at the next passes, so that every job ends in a final state. Between jobs
-it also removes the uploads that no job has used for a while.
+they also remove the uploads that no job has used for a while.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -21,52 +31,155 @@ from .. import api, images
 from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
 from ..feedforward import StyleModel, styles
-from ..optimize import Progress
+from ..optimize import Checkpoint, Progress
+from ..progress import Stop
 from ..video.io import VideoReader
+from . import regions
 from .models import model_source
 from .store import Job, JobStore, NotFound, private_file, private_folder, thumbnail_bytes
 
 log = logging.getLogger("stylecraft.studio")
 #: The folder of the built-in styles, which no error shown on the page names.
 BUILTIN = styles.builtin_file().parent
+#: What a picture job reports as it runs: fields of the job's record, and a preview (a JPEG) or None.
+Report = Callable[[dict[str, Any], "bytes | None"], None]
+
+
+class Cluster(Protocol):
+    """Where a studio runs picture jobs besides this machine: :class:`stylecraft.api.ray_engine.RayJobs`."""
+
+    def slots(self) -> int:
+        """How many jobs it can run at once."""
+        ...
+
+    def run(self, work: Callable[..., Any], args: Sequence[Any], stop: threading.Event,
+            on_progress: Report) -> Any:
+        """``work(*args, remote_stop)`` there; its progress to ``on_progress`` here until it returns."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the cluster."""
+        ...
+
+
+@dataclass
+class Painted:
+    """A picture job's result: the picture, its settings, why it stopped early (None: it ran to its end), the
+    iterations done, and for the optimiser its seed and quality numbers."""
+
+    picture: Image.Image
+    settings: dict[str, Any]
+    stopped: str | None
+    done: int
+    seed: int | None = None
+    quality: dict[str, float] | None = None
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A real-time model as it travels to a cluster's worker: a file's bytes (None: the built-in network, which
+    every installation has) and the style it paints."""
+
+    data: bytes | None
+    suffix: str
+    style: str | None
+
+    def load(self, device: str) -> StyleModel:
+        """The model, loaded on ``device``."""
+        if self.data is None:
+            return api.load_style_model(styles.builtin_file(), device=device, style=self.style)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"model{self.suffix}"
+            path.write_bytes(self.data)
+            return api.load_style_model(path, device=device, style=self.style)
+
+
+def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures: Sequence[Image.Image],
+                  masks: Sequence[Image.Image] | None, model: StyleModel | ModelFile | None, device: str,
+                  preview_every: int, report: Report, stop: Stop, resume: Path | None = None) -> Painted:
+    """Paint a picture job: with the real-time ``model`` (options' method "model"), or by the optimiser towards
+    ``style_pictures`` (each in its region of ``masks``, when the job paints regions), reporting progress and a
+    preview every ``preview_every`` iterations; ``resume``: the picture of the job's stopped run, whose
+    checkpoint lies beside it (on this machine's engine; a cluster's job starts again)."""
+    if options["method"] == "model":
+        assert model is not None
+        report({"iterations": 1}, None)
+        loaded = model.load(device) if isinstance(model, ModelFile) else model
+        picture = api.apply_model(loaded, content, size=options["size"], preserve_color=options["preserve_color"])
+        return Painted(picture, dict(options), None, 1)
+    result = api.run("transfer", content, list(style_pictures), masks=masks,
+                     callbacks=[_progress(report, preview_every)],
+                     device=device, stop=stop, size=options["size"], iterations=options["iterations"],
+                     style_weight=options["style_weight"], preserve_color=options["preserve_color"],
+                     seed=options.get("seed"), resume=resume)
+    return Painted(images.to_pil(result.image), result.settings, result.stopped, result.iterations, result.seed,
+                   result.settings.get("quality"), result.checkpoint)
+
+
+def _progress(report: Report, preview_every: int) -> Callable[[Progress], None]:
+    """The optimiser's callback: a preview every ``preview_every`` iterations, progress at most four times a
+    second (and at the last iteration)."""
+    last = [0.0]
+
+    def callback(event: Progress) -> None:
+        fields: dict[str, Any] = {}
+        preview = None
+        if event.iteration % preview_every == 0:
+            preview = images.encode_image(images.to_pil(event.image()), "JPEG")
+            fields["preview"] = event.iteration
+        now = time.monotonic()
+        if fields or now - last[0] >= 0.25 or event.iteration == event.iterations:
+            last[0] = now
+            losses = {k: v for k, v in event.losses.items() if ":" not in k}
+            report({"iterations": event.iterations, "iteration": event.iteration, "elapsed": event.elapsed,
+                    "losses": losses, **fields}, preview)
+
+    return callback
 
 
 class Worker:
-    """One background thread running the store's jobs one at a time, in queue order, on one device.
+    """Background threads running the store's jobs in queue order: one on this machine's device, or one a job
+    ``cluster`` has room for.
 
-    Every ``sweep_every`` seconds it removes uploads that no job uses and that are older than ``upload_ttl``
+    Every ``sweep_every`` seconds they remove uploads that no job uses and that are older than ``upload_ttl``
     seconds.
     """
 
     def __init__(self, store: JobStore, models: Path, device: str = "auto", preview_every: int = 10,
-                 upload_ttl: float = 24 * 3600, sweep_every: float = 300) -> None:
+                 upload_ttl: float = 24 * 3600, sweep_every: float = 300, cluster: Cluster | None = None) -> None:
         self.store = store
         self.models = models
         self.device = device
         self.preview_every = preview_every
         self.upload_ttl = upload_ttl
         self.sweep_every = min(sweep_every, upload_ttl)
+        self.cluster = cluster
         self._swept = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._current: str | None = None
+        self._running: list[str] = []
         #: The ends of jobs that the database refused to record, by job id: tried again at each pass.
         self._unrecorded: dict[str, dict[str, object]] = {}
-        self._thread = threading.Thread(target=self._loop, name=f"stylecraft-worker-{device}", daemon=True)
+        self._threads = [threading.Thread(target=self._loop, name=f"stylecraft-worker-{device}-{slot}", daemon=True)
+                         for slot in range(cluster.slots() if cluster else 1)]
 
     def start(self) -> None:
-        """Start the thread; queued jobs (including those from before a restart) run in order."""
-        self._thread.start()
+        """Start the threads; queued jobs (including those from before a restart) run in order."""
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the running job (it is marked interrupted) and the thread."""
+        """Stop the running jobs (they are marked interrupted) and the threads."""
         self._stop.set()
-        current = self._current
-        if current is not None:
-            self.store.stop_signal(current).set()
+        for job_id in list(self._running):
+            self.store.stop_signal(job_id).set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
+        if self.cluster is not None:
+            self.cluster.close()
 
     def wake(self) -> None:
         """Tell the worker that a job was queued."""
@@ -74,13 +187,19 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        """Whether the thread is running."""
-        return self._thread.is_alive()
+        """Whether the threads are running."""
+        return all(thread.is_alive() for thread in self._threads)
 
     @property
     def current(self) -> str | None:
-        """The id of the running job, if any."""
-        return self._current
+        """The id of the running job that started first, if any."""
+        running = list(self._running)
+        return running[0] if running else None
+
+    @property
+    def running(self) -> list[str]:
+        """The ids of the running jobs, in the order they started."""
+        return list(self._running)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -97,8 +216,8 @@ class Worker:
         """Record the ends not yet recorded, sweep old uploads when due, then run the next job; return whether
         there was one."""
         for job_id, fields in list(self._unrecorded.items()):
-            self._record_end(job_id, fields)
-            del self._unrecorded[job_id]
+            if self._unrecorded.pop(job_id, None) is not None:  # another thread may have taken it
+                self._record_end(job_id, fields)
         if time.monotonic() - self._swept >= self.sweep_every:
             self._swept = time.monotonic()
             removed = self.store.remove_unused_uploads(self.upload_ttl)
@@ -108,13 +227,13 @@ class Worker:
         if job is None:
             return False
         job_id, began = job.id, time.perf_counter()
-        self._current = job_id
+        self._running.append(job_id)
         if self._stop.is_set():  # stop() came between the claim and now
             self.store.stop_signal(job_id).set()
         try:
             state, error = self._run(job)
         finally:
-            self._current = None
+            self._running.remove(job_id)
         try:
             self._record_end(job_id, {"state": state, "finished": time.time(),
                                       "elapsed": time.perf_counter() - began, "error": error})
@@ -162,29 +281,30 @@ class Worker:
         if self.store.upload(job.content)["kind"] == "video":
             return self._paint_video(job)
         content = images.load_image(self.store.upload_path(job.content))
-        if options["method"] == "model":
-            self.store.update(job_id, iterations=1)
-            picture = api.apply_model(self._model(options["model"]), content, size=options["size"],
-                                      preserve_color=options["preserve_color"])
-            settings, stopped, done, result = dict(options), None, 1, None
-        else:
-            styles = [images.load_image(self.store.upload_path(s)) for s in job.styles]
+        style_pictures = [images.load_image(self.store.upload_path(s)) for s in job.styles]
+        masks = regions.masks(self.store, options["regions"]) if options.get("regions") else None
+        report = self._report(job_id)
+        stop = self.store.stop_signal(job_id)
+        if self.cluster is None:
+            model = self._model(options["model"]) if options["method"] == "model" else None
             earlier = self.store.job_file(job_id, "result")  # a stopped run's picture, with its checkpoint
-            result = api.run("transfer", content, styles, callbacks=[self._progress(job_id)],
-                             device=self.device, stop=self.store.stop_signal(job_id), size=options["size"],
-                             iterations=options["iterations"], style_weight=options["style_weight"],
-                             preserve_color=options["preserve_color"], seed=options.get("seed"),
-                             resume=earlier if api.resume_file(earlier).is_file() else None)
-            picture, settings = images.to_pil(result.image), result.settings
-            stopped, done = result.stopped, result.iterations
-            self.store.update(job_id, seed=result.seed, quality=result.settings.get("quality"))
+            painted = paint_picture(options, content, style_pictures, masks, model, self.device,
+                                    self.preview_every, report, stop,
+                                    earlier if api.resume_file(earlier).is_file() else None)
+        else:
+            shipped = self._model_file(options["model"]) if options["method"] == "model" else None
+            painted = self.cluster.run(paint_picture, (options, content, style_pictures, masks, shipped,
+                                                       self.device, self.preview_every), stop, report)
+        picture, settings, stopped, done = painted.picture, painted.settings, painted.stopped, painted.done
+        if options["method"] != "model":
+            self.store.update(job_id, seed=painted.seed, quality=painted.quality)
         if self.store.stop_requested(job_id):
             stopped = "cancelled"
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
         self.store.write_file(self.store.job_file(job_id, "result"),
                               images.encode_image(picture, "PNG", {**settings, **names}))
-        if result is not None:  # the checkpoint of a stopped run, which a restart goes on from
-            api.save_resume(result, self.store.job_file(job_id, "result"))
+        # a stopped run's checkpoint, which a restart goes on from (a finished one removes it)
+        api.save_resume(painted.checkpoint, self.store.job_file(job_id, "result"))
         self.store.write_file(self.store.job_file(job_id, "thumb"), thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
         if stopped == "cancelled":
@@ -222,6 +342,11 @@ class Worker:
         path, style = model_source(self.models, name)
         return api.load_style_model(path, device=self.device, style=style)
 
+    def _model_file(self, name: str) -> ModelFile:
+        """The real-time model called ``name`` as it travels to a cluster."""
+        path, style = model_source(self.models, name)
+        return ModelFile(None if path == styles.builtin_file() else path.read_bytes(), path.suffix, style)
+
     def _name(self, upload_id: str) -> str:
         try:
             name: str = self.store.upload(upload_id)["name"]
@@ -229,21 +354,12 @@ class Worker:
         except NotFound:
             return "(deleted)"
 
-    def _progress(self, job_id: str) -> Callable[[Progress], None]:
-        """The run's callback: write a preview every few iterations, record progress."""
-        last = [0.0]
+    def _report(self, job_id: str) -> Report:
+        """Where a job's progress goes: its preview file and its record."""
 
-        def callback(event: Progress) -> None:
-            fields: dict[str, object] = {}
-            if event.iteration % self.preview_every == 0:
-                preview = images.to_pil(event.image())
-                self.store.write_file(self.store.job_file(job_id, "preview"), images.encode_image(preview, "JPEG"))
-                fields["preview"] = event.iteration
-            now = time.monotonic()
-            if fields or now - last[0] >= 0.25 or event.iteration == event.iterations:
-                last[0] = now
-                losses = {k: v for k, v in event.losses.items() if ":" not in k}
-                self.store.update(job_id, iterations=event.iterations, iteration=event.iteration,
-                                  elapsed=event.elapsed, losses=losses, **fields)
+        def report(fields: dict[str, Any], preview: bytes | None) -> None:
+            if preview is not None:
+                self.store.write_file(self.store.job_file(job_id, "preview"), preview)
+            self.store.update(job_id, **fields)
 
-        return callback
+        return report

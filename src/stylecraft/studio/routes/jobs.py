@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from ... import images
 from ...errors import ConfigError
 from ...features import downsampling
+from .. import regions
 from ..models import model_source
 from ..schemas import DEFAULTS, Error, Job, JobRequest
 from ..store import JobFile, JobStore, Unrunnable
@@ -43,6 +44,8 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
                           f"{config.max_iterations}")
     styles = request.styles
     if request.method == "model":
+        if request.regions is not None:
+            raise ConfigError("regions are painted with the optimiser: choose method 'optimise'")
         if not request.model:
             raise ConfigError("choose a real-time model")
         model_source(config.models_folder, request.model)
@@ -52,9 +55,12 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
     if len(styles) > config.max_styles:
         raise ConfigError(f"{len(styles)} style pictures: at most {config.max_styles}")
     if len(set(styles)) != len(styles):
-        raise ConfigError("the same style picture is given twice")
+        raise ConfigError("the same painting is chosen for two colours; paint both regions in one colour"
+                          if request.regions else "the same style picture is given twice")
     for picture in [content, *map(store.upload, styles)]:
         _check_runnable(picture, request.size)
+    if request.regions is not None:
+        regions.check(store, content, request.regions, styles)
     DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
                      preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
     return styles, pixels

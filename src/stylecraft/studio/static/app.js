@@ -85,6 +85,7 @@ function summary(job) {
   const parts = [`${o.size} px`];
   if (o.method === "model") parts.push("real-time model");
   else parts.push(`${o.iterations} iterations`, `strength ${o.style_weight}`);
+  if (o.regions) parts.push(`${o.regions.colours.length} region${o.regions.colours.length > 1 ? "s" : ""}`);
   if (o.preserve_color) parts.push("photo colours");
   return parts.join(" · ");
 }
@@ -173,6 +174,253 @@ function markChosen() {
   }
 }
 
+// ---- regions: paint over the photo with a few colours, and pick a painting for each ----------------------------
+
+// The canvas holds the brush colours, opaque, where painted and nothing elsewhere; it is shown half transparent
+// over the photo. Sent as a PNG over black (black: no region, the photo is kept there).
+const paint = {
+  brushes: [],          // [{name, colour}] from /api/info
+  background: "#000000",
+  brush: null,          // the chosen brush; null: the eraser
+  pointer: null,        // the pointer (or touch) painting now
+  last: null,           // its last point, in canvas pixels
+  photo: "",            // the address of the photo under the canvas
+  painted: new Set(),   // names of the brushes with paint on the canvas (counted after each stroke)
+  minShare: 0,          // a brush's share of the map below which it is no region (the server's)
+  choices: new Map(),   // brush name -> "upload:ID" or "builtin:NAME"
+};
+// The longest side of the painted map: enough for edges, small to send.
+const MAP_SIDE = 1024;
+
+function capitalised(text) { return text[0].toUpperCase() + text.slice(1); }
+
+function setupBrushes(info) {
+  paint.brushes = Object.entries(info.brushes.colours).map(([name, colour]) => ({name, colour}));
+  paint.background = info.brushes.background;
+  paint.minShare = info.brushes.min_share;
+  paint.brush = paint.brushes[0] || null;
+  $("#swatches").replaceChildren(...paint.brushes.map((brush) => {
+    const button = el("button", {type: "button", class: "swatch", "data-brush": brush.name, "aria-label": `${capitalised(brush.name)} brush`,
+      title: capitalised(brush.name), onclick: () => chooseBrush(brush)});
+    button.style.setProperty("--swatch", brush.colour);
+    return button;
+  }), el("button", {type: "button", class: "eraser", id: "eraser", "aria-pressed": "false", onclick: () => chooseBrush(null)}, "Eraser"));
+  chooseBrush(paint.brush);
+  renderChoices();
+}
+
+function chooseBrush(brush) {
+  paint.brush = brush;
+  for (const button of document.querySelectorAll("#swatches .swatch")) {
+    button.setAttribute("aria-pressed", String(Boolean(brush) && button.dataset.brush === brush.name));
+  }
+  $("#eraser").setAttribute("aria-pressed", String(!brush));
+  const dot = $("#brush-dot");
+  dot.classList.toggle("erasing", !brush);
+  if (brush) dot.style.setProperty("--swatch", brush.colour);
+  showBrushSize();
+}
+
+function showBrushSize() {
+  // The dot shows the brush's width on the screen, up to the box it sits in.
+  $("#brush-dot").style.setProperty("--dot", `${Math.min(Number($("#brush-size").value), 38)}px`);
+}
+
+// Show ``content``'s photo under an empty canvas of its shape (once per photo).
+function preparePaint(content) {
+  const address = content && content.id && content.kind !== "video" ? `/api/uploads/${content.id}/image` : "";
+  if (address === paint.photo) return;
+  paint.photo = address;
+  paint.painted.clear();
+  $("#brush-panel").hidden = !address;
+  $("#regions-hint").textContent = address ? "Paint over your photo: each colour is a region, with the painting you choose for it below. Where you paint nothing, the photo stays."
+    : "Add a photo, then paint over it: each colour is a region with a painting of its own. Where you paint nothing, the photo stays.";
+  if (!address) { $("#paint-photo").removeAttribute("src"); updateStart(); return; }
+  const photo = $("#paint-photo");
+  photo.onload = () => {
+    const scale = Math.min(1, MAP_SIDE / Math.max(photo.naturalWidth, photo.naturalHeight));
+    const canvas = $("#paint");
+    canvas.width = Math.max(1, Math.round(photo.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(photo.naturalHeight * scale));
+    $("#paint-stage").style.setProperty("--aspect", String(photo.naturalWidth / photo.naturalHeight));
+    if (content.regionMap) loadMap(content.regionMap);
+    updateStart();
+  };
+  photo.src = address;
+  renderChoices();
+}
+
+// Paint a region map (a job's, for "re-run with tweaks") back onto the canvas: its black becomes unpainted.
+function loadMap(address) {
+  const map = new Image();
+  map.onload = () => {
+    const canvas = $("#paint");
+    const context = canvas.getContext("2d");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(map, 0, 0, canvas.width, canvas.height);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+    const data = pixels.data;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.max(data[i], data[i + 1], data[i + 2]) < 64) data[i + 3] = 0;
+    }
+    context.putImageData(pixels, 0, 0);
+    countPaint();
+  };
+  map.src = address;
+}
+
+function canvasPoint(event) {
+  const canvas = $("#paint");
+  const box = canvas.getBoundingClientRect();
+  return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+}
+
+function stroke(from, to) {
+  const canvas = $("#paint");
+  const context = canvas.getContext("2d");
+  // The brush's size is in screen pixels: the same under the finger whatever the photo's size.
+  const width = Number($("#brush-size").value) * canvas.width / canvas.getBoundingClientRect().width;
+  context.globalCompositeOperation = paint.brush ? "source-over" : "destination-out";
+  context.strokeStyle = context.fillStyle = paint.brush ? paint.brush.colour : "#000";
+  context.lineWidth = width;
+  context.lineCap = context.lineJoin = "round";
+  context.beginPath();
+  if (from[0] === to[0] && from[1] === to[1]) {
+    context.arc(to[0], to[1], width / 2, 0, 2 * Math.PI);
+    context.fill();
+  } else {
+    context.moveTo(...from);
+    context.lineTo(...to);
+    context.stroke();
+  }
+}
+
+function strokeStart(id, event) {
+  if (paint.pointer !== null) return false;  // a second finger does not paint
+  paint.pointer = id;
+  paint.last = canvasPoint(event);
+  stroke(paint.last, paint.last);
+  return true;
+}
+
+function strokeMove(id, events) {
+  if (paint.pointer !== id) return;
+  for (const event of events) {
+    const point = canvasPoint(event);
+    stroke(paint.last, point);
+    paint.last = point;
+  }
+}
+
+function strokeEnd(id) {
+  if (paint.pointer !== id) return;
+  paint.pointer = null;
+  countPaint();
+}
+
+// Which brushes have enough paint on the canvas to be a region.
+function countPaint() {
+  const canvas = $("#paint");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const rgb = paint.brushes.map((b) => [1, 3, 5].map((i) => parseInt(b.colour.slice(i, i + 2), 16)));
+  const counts = new Array(rgb.length).fill(0);
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] < 128) continue;
+    let best = 0, bestDistance = Infinity;
+    for (let b = 0; b < rgb.length; b++) {
+      const distance = (data[i] - rgb[b][0]) ** 2 + (data[i + 1] - rgb[b][1]) ** 2 + (data[i + 2] - rgb[b][2]) ** 2;
+      if (distance < bestDistance) { best = b; bestDistance = distance; }
+    }
+    counts[best] += 1;
+  }
+  const least = paint.minShare * canvas.width * canvas.height;
+  paint.painted = new Set(paint.brushes.filter((b, i) => counts[i] >= least).map((b) => b.name));
+  renderChoices();
+  updateStart();
+}
+
+function setupCanvas() {
+  const canvas = $("#paint");
+  if (window.PointerEvent) {  // mouse, pen and touch alike
+    canvas.addEventListener("pointerdown", (event) => {
+      if (event.button > 0 || !strokeStart(event.pointerId, event)) return;
+      canvas.setPointerCapture(event.pointerId);
+      event.preventDefault();
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      strokeMove(event.pointerId, event.getCoalescedEvents ? event.getCoalescedEvents() : [event]);
+    });
+    for (const name of ["pointerup", "pointercancel"]) canvas.addEventListener(name, (event) => strokeEnd(event.pointerId));
+  } else {  // older phone browsers: touch events
+    const touch = (handler) => (event) => {
+      event.preventDefault();
+      for (const point of event.changedTouches) handler(point);
+    };
+    canvas.addEventListener("touchstart", touch((t) => strokeStart(t.identifier, t)), {passive: false});
+    canvas.addEventListener("touchmove", touch((t) => strokeMove(t.identifier, [t])), {passive: false});
+    for (const name of ["touchend", "touchcancel"]) canvas.addEventListener(name, touch((t) => strokeEnd(t.identifier)), {passive: false});
+  }
+  $("#brush-size").addEventListener("input", showBrushSize);
+  $("#brush-clear").addEventListener("click", () => {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    countPaint();
+  });
+}
+
+// One row per brush: its colour and a choice among the uploaded paintings and the built-in ones.
+function renderChoices() {
+  const uploaded = state.styles.filter((s) => s.id);
+  const known = new Set([...uploaded.map((s) => `upload:${s.id}`), ...builtins().map((m) => `builtin:${m.name}`)]);
+  $("#region-choices").replaceChildren(...paint.brushes.map((brush) => {
+    if (!known.has(paint.choices.get(brush.name))) paint.choices.delete(brush.name);
+    const select = el("select", {"data-brush": brush.name, "aria-label": `Painting for the ${brush.name} region`,
+      onchange: () => {
+        if (select.value) paint.choices.set(brush.name, select.value); else paint.choices.delete(brush.name);
+        updateStart();
+      }},
+    el("option", {value: "", text: paint.painted.has(brush.name) ? "Choose a painting…" : "No painting"}),
+    uploaded.length ? el("optgroup", {label: "Your paintings"}, uploaded.map((s) => el("option", {value: `upload:${s.id}`, text: s.name}))) : null,
+    builtins().length ? el("optgroup", {label: "Built-in paintings"}, builtins().map((m) => el("option", {value: `builtin:${m.name}`, text: m.title}))) : null);
+    select.value = paint.choices.get(brush.name) || "";
+    const chip = el("span", {class: "chip", "aria-hidden": "true"});
+    chip.style.setProperty("--swatch", brush.colour);
+    return el("label", {class: `region-choice${paint.painted.has(brush.name) ? "" : " unused"}`}, chip, el("span", {text: capitalised(brush.name)}), select);
+  }));
+}
+
+// Why the regions cannot be painted yet ("" when they can).
+function regionsProblem() {
+  if (!paint.painted.size) return "Paint a region over the photo.";
+  const painted = paint.brushes.filter((b) => paint.painted.has(b.name));
+  const missing = painted.find((b) => !paint.choices.get(b.name));
+  if (missing) return `Choose a painting for the ${missing.name} region.`;
+  const chosen = painted.map((b) => paint.choices.get(b.name));
+  const twice = painted.find((b, i) => chosen.indexOf(chosen[i]) !== i);
+  if (twice) return `The ${twice.name} region has the same painting as another: paint both in one colour.`;
+  return "";
+}
+
+// The job's settings: the map as an upload, and the painted colours with their paintings.
+async function regionSettings() {
+  const canvas = $("#paint");
+  const flat = el("canvas", {width: canvas.width, height: canvas.height});
+  const context = flat.getContext("2d");
+  context.fillStyle = paint.background;
+  context.fillRect(0, 0, flat.width, flat.height);
+  context.drawImage(canvas, 0, 0);
+  const blob = await new Promise((resolve) => flat.toBlob(resolve, "image/png"));
+  const form = new FormData();
+  form.append("file", blob, "regions.png");
+  const map = await api("/api/uploads", {method: "POST", body: form});
+  const colours = [], styles = [];
+  for (const brush of paint.brushes.filter((b) => paint.painted.has(b.name))) {
+    const [kind, name] = paint.choices.get(brush.name).split(/:(.*)/s);
+    styles.push(kind === "builtin" ? (await api(`/api/styles/${encodeURIComponent(name)}/upload`, {method: "POST"})).id : name);
+    colours.push(brush.colour);
+  }
+  return {...settings(styles), regions: {map: map.id, colours}};
+}
+
 function renderThumbs(kind) {
   const box = $(kind === "content" ? "#content-thumbs" : "#style-thumbs");
   const entries = kind === "content" ? (state.content ? [state.content] : []) : state.styles;
@@ -185,7 +433,12 @@ function renderThumbs(kind) {
       renderThumbs(kind);
       updateStart();
     }}, "×"))));
-  if (kind === "content") renderStyles();
+  if (kind === "content") {
+    renderStyles();
+    preparePaint(state.content && !state.content.loading ? state.content : null);
+  } else {
+    renderChoices();
+  }
 }
 
 async function addFiles(kind, files) {
@@ -245,8 +498,11 @@ function setupDrop(zone, kind) {
 
 function updateMethod() {
   const model = method() === "model";
+  $("#new-job").dataset.method = method();
   $("#style-pane").hidden = model;
   $("#model-pane").hidden = !model;
+  $("#regions-pane").hidden = method() !== "regions";
+  $("#style-hint").textContent = method() === "regions" ? "Your own paintings, to choose for a region above." : "One or more; several are blended.";
   $("#iterations-field").hidden = model;
   $("#strength-field").hidden = model;
   updateStart();
@@ -262,6 +518,7 @@ function updateStart() {
   else if (uploading) reason = "Uploading…";
   else if (state.content.kind === "video" && method() !== "model") reason = "A video is painted with a real-time model here (the optimiser takes minutes a frame).";
   else if (method() === "optimise" && !state.styles.length) reason = "Add at least one style picture.";
+  else if (method() === "regions") reason = regionsProblem();
   else if (method() === "model" && !$("#model").value) reason = "No real-time model to use yet.";
   button.disabled = Boolean(reason);
   markChosen();
@@ -300,6 +557,7 @@ function fillForm(info) {
   $("#model-hint").textContent = info.models.length ? "A trained network paints in one pass: seconds, not minutes."
     : `No models yet. Train one with \`stylecraft train\` and put the .pt file in the studio's models folder (\`stylecraft serve\` prints where it is).`;
   select.disabled = !info.models.length;
+  setupBrushes(info);
   renderStyles();
 }
 
@@ -311,7 +569,10 @@ function settings(styles) {
           style_weight: strengthFromSlider($("#strength").value)};
 }
 
-function start() { return queue($("#start"), () => settings(method() === "model" ? null : state.styles.map((s) => s.id))); }
+function start() {
+  if (method() === "regions") return queue($("#start"), regionSettings);
+  return queue($("#start"), () => settings(method() === "model" ? null : state.styles.map((s) => s.id)));
+}
 
 // "Paint finely": the chosen built-in style's painting becomes a style upload, and the optimiser paints with it.
 function paintFinely() {
@@ -343,7 +604,16 @@ function tweak(job) {
   state.content = {id: job.content.id, name: job.content.name, url: job.content.thumbnail, loading: false, kind: job.content.kind};
   state.styles = job.styles.map((s) => ({id: s.id, name: s.name, url: s.thumbnail, loading: false}));
   const o = job.options;
-  document.querySelector(`input[name=method][value=${o.method}]`).checked = true;
+  document.querySelector(`input[name=method][value=${o.regions ? "regions" : o.method}]`).checked = true;
+  if (o.regions) {  // the map back on the canvas, and each colour's painting
+    state.content.regionMap = `/api/uploads/${o.regions.map}/image`;
+    paint.photo = "";
+    paint.choices = new Map();
+    o.regions.colours.forEach((colour, i) => {
+      const brush = paint.brushes.find((b) => b.colour === colour.toLowerCase());
+      if (brush) paint.choices.set(brush.name, `upload:${job.styles[i].id}`);
+    });
+  }
   if (o.model) $("#model").value = o.model;
   $("#size").value = o.size;
   $("#iterations").value = o.iterations;
@@ -568,6 +838,7 @@ async function init() {
   $("#model").addEventListener("change", updateStart);
   $("#start").addEventListener("click", start);
   $("#fine").addEventListener("click", paintFinely);
+  setupCanvas();
   render();
   try {
     state.info = await api("/api/info");

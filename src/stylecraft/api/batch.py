@@ -1,0 +1,330 @@
+"""Batch painting: many pictures (folders, globs, lists of paths) into a folder that mirrors their relative paths,
+with a real-time network or the optimiser, on this machine or on a Ray cluster (:mod:`stylecraft.api.ray_engine`).
+
+The destination holds a manifest (``manifest.jsonl``, one JSON record a line: input, output, settings, seconds,
+quality numbers, error) written by the process that runs the batch; a second run with the same settings skips
+what it records as done, and ``force`` redoes it. Whoever paints a picture writes it, atomically, to the
+destination (a path every worker can reach), stamped with the run's id: a retried picture whose output this run
+already wrote is recorded, not painted again, so a worker killed mid-batch loses nothing and writes nothing twice.
+A picture that cannot be read is one record with its error; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import checks, feedforward, files, images
+from ..choices import ENGINES as ENGINES
+from ..errors import ConfigError, ImageError, UsageError, one_line
+from ..feedforward.data import PHOTO_TYPES
+from ..optimize import PRESETS
+from ..progress import Count, Stop, requested
+from .realtime import apply_many, load_style_model
+from .transfer import run
+
+#: The manifest's name in the destination.
+MANIFEST = "manifest.jsonl"
+#: What a list of paths given as a source is called (one path a line).
+LIST_TYPES = (".txt", ".lst")
+#: The metadata key of the batch's own record in each output: the run that wrote it and its seconds.
+STAMP = "batch"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One picture of a batch: where it is read from and where its painting goes."""
+
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every picture of a batch is painted with: a real-time ``model`` (a file every worker can read, or a
+    built-in style's name or blend) or the optimiser towards ``style`` (a painting) with the ``preset``'s
+    defaults; ``size`` (long side; None: the input's for a network, the preset's for the optimiser)."""
+
+    model: str | None = None
+    style: str | None = None
+    preset: str | None = None
+    size: int | None = None
+    preserve_color: bool = False
+    iterations: int | None = None
+    seed: int | None = None
+    batch_size: int = 4
+    tile: int = feedforward.TILE
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """ConfigError unless exactly one way of painting is chosen and the numbers make sense."""
+        if (self.model is None) == (self.style is None):
+            raise ConfigError("give `model` (a real-time network) or `style` (a painting for the optimiser)")
+        if self.model is not None:
+            for name in ("preset", "iterations", "seed"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"`{name}` goes with `style` (the optimiser), not `model`")
+        if self.preset is not None:
+            checks.choice("preset", self.preset, tuple(PRESETS))
+        checks.at_least("size", self.size, 16)
+        checks.at_least("iterations", self.iterations, 1)
+        checks.at_least("batch_size", self.batch_size, 1)
+        checks.at_least("tile", self.tile, 64)
+
+    def record(self) -> dict[str, Any]:
+        """The settings a manifest records and a resumed run must match (not where or how fast it ran)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "device")}
+
+
+@dataclass
+class Record:
+    """The manifest's line for one picture: ``error`` None when it was painted."""
+
+    input: str
+    output: str
+    settings: dict[str, Any]
+    seconds: float = 0.0
+    quality: dict[str, float] | None = None
+    error: str | None = None
+
+    def line(self) -> str:
+        """The record as one JSON line."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class BatchResult:
+    """How a batch went: records of the pictures painted and failed in this run, those skipped as done
+    before, the manifest, the seconds it took and ``stopped`` ("cancelled") when its stop signal ended it."""
+
+    painted: list[Record] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
+    skipped: list[Item] = field(default_factory=list)
+    manifest: Path = Path(MANIFEST)
+    seconds: float = 0.0
+    stopped: str | None = None
+
+
+class Engine(Protocol):
+    """Where a batch's pictures are painted: takes the pictures to do and yields each one's record as it is
+    done, in any order; closing the iterator stops the work not yet started."""
+
+    def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]: ...
+
+
+def collect(sources: Sequence[str | os.PathLike[str]], destination: str | os.PathLike[str]) -> list[Item]:
+    """The pictures named by ``sources`` (folders, searched recursively; globs; lists of paths in ``.txt`` or
+    ``.lst`` files; picture files), each with its output under ``destination``: its path relative to its
+    folder, glob base or list's common folder, as PNG."""
+    destination = Path(destination)
+    found: dict[Path, Path] = {}
+    for source in map(str, sources):
+        if glob.has_magic(source):
+            base = Path(*itertools.takewhile(lambda part: not glob.has_magic(part), Path(source).parts[:-1]))
+            paths = [Path(p) for p in sorted(glob.glob(source, recursive=True))
+                     if Path(p).is_file() and Path(p).suffix.lower() in PHOTO_TYPES]
+            found.update((p, p.relative_to(base)) for p in paths)
+        elif Path(source).is_dir():
+            found.update((p, p.relative_to(source)) for p in feedforward.find_photos(source))
+        elif Path(source).suffix.lower() in LIST_TYPES and Path(source).is_file():
+            listed = [Path(source).parent / line.strip() for line in Path(source).read_text().splitlines()
+                      if line.strip() and not line.startswith("#")]
+            common = Path(os.path.commonpath([p.absolute().parent for p in listed])) if listed else Path()
+            found.update((p, p.absolute().relative_to(common)) for p in listed)
+        elif Path(source).is_file():
+            found[Path(source)] = Path(Path(source).name)
+        else:
+            raise UsageError(f"{source}: no such file, folder or matching pictures")
+    if not found:
+        raise UsageError("no pictures found in the inputs")
+    items: list[Item] = []
+    outputs: dict[Path, Path] = {}
+    for path, relative in found.items():
+        output = destination / relative.with_suffix(".png")
+        if output in outputs:
+            raise UsageError(f"{path} and {outputs[output]} would both be painted to {output}; give them apart")
+        outputs[output] = path
+        items.append(Item(str(path), str(output)))
+    return items
+
+
+def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """The last record of each input in the manifest at ``path`` (a line cut short by a killed run is left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                found[record["input"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+def written_by(item: Item, run_id: str) -> Record | None:
+    """The record of ``item`` if this run (``run_id``) has already written its output: a retried worker then
+    records it instead of painting it again."""
+    if not Path(item.output).exists():
+        return None
+    try:
+        metadata = images.read_metadata(item.output) or {}
+    except (OSError, ValueError):
+        return None
+    stamp = metadata.get(STAMP) or {}
+    if stamp.get("run") != run_id:
+        return None
+    return Record(item.input, item.output, stamp.get("settings", {}), stamp.get("seconds", 0.0),
+                  metadata.get("quality"))
+
+
+def _save(item: Item, picture: Any, metadata: dict[str, Any], settings: BatchSettings, run_id: str,
+          seconds: float) -> Record:
+    """Write ``item``'s picture atomically with its settings and the run's stamp; its record."""
+    Path(item.output).parent.mkdir(parents=True, exist_ok=True)
+    stamp = {"run": run_id, "seconds": seconds, "settings": settings.record()}
+    images.save_image(picture, item.output, metadata={**metadata, "source": item.input, STAMP: stamp})
+    return Record(item.input, item.output, settings.record(), seconds, metadata.get("quality"))
+
+
+def paint_with_model(model: feedforward.StyleModel, items: Sequence[Item], settings: BatchSettings,
+                     run_id: str) -> Iterator[Record]:
+    """Paint ``items`` with a loaded network, in batches of pictures of one size (the batched ``apply`` path),
+    writing each output; yield each record (with the error of a picture that cannot be read)."""
+    todo = []
+    for item in items:
+        done = written_by(item, run_id)
+        if done is not None:
+            yield done
+        else:
+            todo.append(item)
+    began = time.perf_counter()
+    painted = apply_many(model, [item.input for item in todo], batch_size=settings.batch_size, size=settings.size,
+                         preserve_color=settings.preserve_color, tile=settings.tile)
+    for item, (_, picture) in zip(todo, painted, strict=True):
+        seconds, began = time.perf_counter() - began, time.perf_counter()
+        if isinstance(picture, ImageError):
+            yield Record(item.input, item.output, settings.record(), seconds, error=one_line(picture))
+            continue
+        metadata = {"model": settings.model, "style": model.metadata.get("style")}
+        yield _save(item, picture, metadata, settings, run_id, seconds)
+
+
+def paint_optimised(item: Item, settings: BatchSettings, run_id: str, stop: Stop | None = None) -> Record:
+    """Paint one picture with the optimiser towards ``settings.style`` and write it; its record (a picture that
+    cannot be read, or is too small to paint, gives a record with its error)."""
+    done = written_by(item, run_id)
+    if done is not None:
+        return done
+    began = time.perf_counter()
+    options: dict[str, Any] = {k: v for k, v in (("size", settings.size), ("iterations", settings.iterations),
+                                 ("seed", settings.seed), ("preserve_color", settings.preserve_color or None))
+               if v is not None}
+    try:
+        result = run("transfer", item.input, settings.style, device=settings.device, preset=settings.preset,
+                     stop=stop, **options)
+    except UsageError as exc:
+        return Record(item.input, item.output, settings.record(), time.perf_counter() - began,
+                      error=one_line(exc))
+    if result.stopped:
+        return Record(item.input, item.output, settings.record(), time.perf_counter() - began,
+                      error=f"stopped: {result.stopped}")
+    return _save(item, images.to_pil(result.image), result.settings, settings, run_id, time.perf_counter() - began)
+
+
+class LocalEngine:
+    """This process: the network loaded once and the pictures run in batches; the optimiser one picture after
+    another."""
+
+    def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
+        """Each record as its picture is done, in order."""
+        if settings.model is None:
+            for item in items:
+                yield paint_optimised(item, settings, run_id)
+            return
+        model = load_style_model(settings.model, device=settings.device)
+        for start in range(0, len(items), settings.batch_size):
+            yield from paint_with_model(model, items[start:start + settings.batch_size], settings, run_id)
+
+
+def engine_for(name: str, address: str | None = None, workers: int | None = None,
+               gpus_per_worker: float = 0.0) -> Engine:
+    """The engine called ``name``: "local" (this process) or "ray" (a Ray cluster at ``address``: "auto" joins
+    the running one, None starts one on this machine; ``workers`` actors or tasks at once, each with
+    ``gpus_per_worker`` GPUs)."""
+    checks.choice("engine", name, ENGINES)
+    if name == "local":
+        if address is not None or workers is not None or gpus_per_worker:
+            raise ConfigError("`address`, `workers` and `gpus_per_worker` go with `engine` ray")
+        return LocalEngine()
+    checks.require("ray", "ray", "`engine` ray")
+    from .ray_engine import RayEngine
+
+    return RayEngine(address, workers, gpus_per_worker)
+
+
+def paint_batch(sources: Sequence[str | os.PathLike[str]], destination: str | os.PathLike[str],
+                settings: BatchSettings, *, engine: Engine | None = None, force: bool = False,
+                callbacks: Sequence[Callable[[Count], None]] = (), stop: Stop | None = None,
+                on_start: Callable[[int, int], None] | None = None) -> BatchResult:
+    """Paint every picture of ``sources`` into ``destination`` (see the module's docstring) with ``engine``
+    (default: this process); skip those the manifest records as done with the same settings unless ``force``.
+
+    ``callbacks`` receive a :class:`~stylecraft.progress.Count` after each picture; ``on_start`` hears how many
+    pictures will be painted and how many are skipped, before any work. ``stop``, when set, ends the batch
+    after the pictures under way (the rest are left for the next run).
+    """
+    settings.validate()
+    destination = Path(destination)
+    if destination.exists() and not destination.is_dir():
+        raise UsageError(f"{destination}: is a file; the outputs go into a folder")
+    items = collect(sources, destination)
+    for item in items:
+        if Path(item.output).exists() and os.path.samefile(item.output, item.input):
+            raise UsageError(f"{item.output}: is the input {item.input} itself; write the results to another folder")
+    destination.mkdir(parents=True, exist_ok=True)
+    files.check_writable(destination / MANIFEST)
+    manifest = destination / MANIFEST
+    recorded = read_manifest(manifest)
+    wanted = settings.record()
+    result = BatchResult(manifest=manifest)
+    todo = []
+    for item in items:
+        before = recorded.get(item.input)
+        if (not force and before is not None and before.get("error") is None and before.get("settings") == wanted
+                and before.get("output") == item.output and Path(item.output).exists()):
+            result.skipped.append(item)
+        else:
+            todo.append(item)
+    if on_start is not None:
+        on_start(len(todo), len(result.skipped))
+    began = time.perf_counter()
+    if todo:
+        for callback in callbacks:  # a bar opens now, so that its rate and ETA count from the start
+            callback(Count(0, len(todo), 0.0))
+        records = (engine or LocalEngine()).paint(todo, settings, uuid.uuid4().hex)
+        with open(manifest, "a", encoding="utf-8") as log:
+            try:
+                for record in records:
+                    log.write(record.line() + "\n")
+                    log.flush()
+                    (result.failed if record.error else result.painted).append(record)
+                    event = Count(len(result.painted) + len(result.failed), len(todo), time.perf_counter() - began)
+                    for callback in callbacks:
+                        callback(event)
+                    if requested(stop):
+                        result.stopped = "cancelled"
+                        break
+            finally:
+                close = getattr(records, "close", None)
+                if close is not None:
+                    close()
+    result.seconds = time.perf_counter() - began
+    return result

@@ -1,0 +1,238 @@
+"""The Ray engine, the one module that imports ray (the ``ray`` extra): batches and studio jobs on a Ray cluster.
+
+Real-time networks follow Ray Data's batch-inference pattern: the pictures' paths are a dataset, painted by
+``map_batches`` with a pool of actors, each holding the network (loaded once per actor) on its CPUs or GPUs;
+the actors read, paint and write the pictures themselves, so that only paths and records cross the cluster.
+The optimiser runs as one Ray task per picture with its resources. Ray retries the work of a worker that dies
+(actors are restarted and their batches run again; tasks are retried), and :func:`.batch.written_by` keeps a
+retried picture from being written twice.
+
+Studio jobs (:class:`RayJobs`) are Ray tasks too; their progress and the request to stop flow through a small
+actor (:class:`_Channel`) that the studio polls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+import ray
+import ray.data
+
+from .. import checks
+from ..errors import RunError, one_line
+from .batch import BatchSettings, Item, Record, paint_optimised, paint_with_model
+from .realtime import load_style_model
+
+#: Times Ray runs a task again after its worker died, before the batch gives the picture up as failed.
+RETRIES = 3
+
+
+def connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` ("auto": the running one; None: start one on this machine) unless this
+    process is connected already; whether this call connected (and so should disconnect)."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise RunError(f"cannot join the Ray cluster at {address}: {one_line(exc)}") from None
+    return True
+
+
+def slots(gpus: float) -> int:
+    """How many workers of one CPU, or of ``gpus`` GPUs, the cluster has room for."""
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return max(1, math.floor(resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1)))
+
+
+class _Painter:
+    """A Ray Data actor: the network, loaded once, paints each batch of paths and writes the pictures."""
+
+    def __init__(self, settings: BatchSettings, run_id: str) -> None:
+        assert settings.model is not None
+        self.settings, self.run_id = settings, run_id
+        self.model = load_style_model(settings.model, device=settings.device)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        items = [Item(str(i), str(o)) for i, o in zip(batch["input"], batch["output"], strict=True)]
+        return {"record": [r.line() for r in paint_with_model(self.model, items, self.settings, self.run_id)]}
+
+
+class RayEngine:
+    """Batches on a Ray cluster (see the module's docstring): ``workers`` actors (networks) or tasks at once
+    (optimiser; default: as many as the cluster's resources allow), each with ``gpus_per_worker`` GPUs (0: a
+    CPU worker)."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0.0) -> None:
+        checks.at_least("workers", workers, 1)
+        self.address, self.workers, self.gpus = address, workers, gpus_per_worker
+
+    def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
+        """Each record as its picture is done, in any order; closing stops the work not yet started.
+
+        The workers get absolute paths (their working folder is not this one); the records name the pictures
+        and settings as they were given."""
+        started = connect(self.address)
+        given = {os.path.abspath(item.input): item for item in items}
+        absolute = [Item(os.path.abspath(item.input), os.path.abspath(item.output)) for item in items]
+        remote = replace(settings, model=_absolute(settings.model), style=_absolute(settings.style))
+        found = self._networks(absolute, remote, run_id) if settings.model else self._optimiser(absolute, remote,
+                                                                                                  run_id)
+        try:
+            for record in found:
+                item = given[record.input]
+                yield replace(record, input=item.input, output=item.output, settings=settings.record())
+        finally:
+            found.close()
+            if started:
+                ray.shutdown()
+
+    def _pool(self) -> ray.data.ActorPoolStrategy:
+        """The actor pool: from one actor up to ``workers``, or to as many as the cluster has CPUs or GPUs for
+        (it shrinks when a node is lost, and the lost actors' batches run on the others)."""
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers or slots(self.gpus))
+
+    def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the batch shows its own
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan and timings would break the bar's line
+        rows = [asdict(item) for item in items]
+        blocks = max(1, min(len(rows), math.ceil(len(rows) / settings.batch_size)))
+        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+            _Painter, fn_constructor_kwargs={"settings": settings, "run_id": run_id}, batch_size=settings.batch_size,
+            batch_format="numpy", compute=self._pool(), num_cpus=1, num_gpus=self.gpus)
+        for row in dataset.iter_rows():
+            yield Record(**json.loads(row["record"]))
+
+    def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
+        task = ray.remote(paint_optimised).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
+        pending = list(items)[::-1]
+        running: dict[ray.ObjectRef[Record], Item] = {}
+        limit = self.workers or len(items)
+        try:
+            while pending or running:
+                while pending and len(running) < limit:
+                    item = pending.pop()
+                    running[task.remote(item, settings, run_id)] = item
+                [ready], _ = ray.wait(list(running), num_returns=1)
+                item = running.pop(ready)
+                try:
+                    yield ray.get(ready)
+                except ray.exceptions.RayError as exc:  # the retries ran out
+                    yield Record(item.input, item.output, settings.record(), error=one_line(_cause(exc)))
+        finally:
+            for ref in running:
+                ray.cancel(ref)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute when it names a file here (a built-in style's name stays as it is)."""
+    return os.path.abspath(path) if path is not None and os.path.exists(path) else path
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The exception a task raised, out of the error Ray wraps it in."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+@ray.remote(num_cpus=0)
+class _Channel:
+    """A studio job's mailbox on the cluster: the task posts its latest progress, the studio reads it and may ask
+    the task to stop."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Any] | None = None
+        self.preview: bytes | None = None
+        self.stopping = False
+
+    def post(self, progress: dict[str, Any], preview: bytes | None) -> None:
+        self.latest = {**(self.latest or {}), **progress}
+        if preview is not None:
+            self.preview = preview
+
+    def take(self) -> tuple[dict[str, Any] | None, bytes | None]:
+        found, preview = self.latest, self.preview
+        self.latest = self.preview = None
+        return found, preview
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def stopped(self) -> bool:
+        return self.stopping
+
+
+class RemoteStop:
+    """A job's stop signal on the worker that runs it: asks the job's channel, at most every ``every`` seconds."""
+
+    def __init__(self, channel: Any, every: float = 0.5) -> None:
+        self.channel, self.every = channel, every
+        self._asked, self._set = -math.inf, False
+
+    def is_set(self) -> bool:
+        """Whether the studio asked the job to stop."""
+        if not self._set and time.monotonic() - self._asked >= self.every:
+            self._asked = time.monotonic()
+            self._set = bool(ray.get(self.channel.stopped.remote()))
+        return self._set
+
+    def report(self, progress: dict[str, Any], preview: bytes | None = None) -> None:
+        """Post the job's progress (and a preview) to the studio, without waiting."""
+        self.channel.post.remote(progress, preview)
+
+
+def _call(work: Callable[..., Any], args: Sequence[Any], remote: RemoteStop) -> Any:
+    """A studio job's task: ``work`` with the channel's report and stop signal."""
+    return work(*args, remote.report, remote)
+
+
+class RayJobs:
+    """Runs studio jobs as Ray tasks on a cluster: :meth:`run` submits one and, in the calling thread, hands its
+    progress to ``on_progress`` until it ends; ``stop`` (a ``threading.Event``) cancels it through its channel."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None, gpus_per_job: float = 0.0) -> None:
+        self.started = connect(address)
+        self.workers, self.gpus = workers, gpus_per_job
+
+    def slots(self) -> int:
+        """How many jobs run at once: ``workers``, or as many as the cluster has room for (one a CPU, or
+        ``gpus_per_job`` GPUs)."""
+        return self.workers or slots(self.gpus)
+
+    def run(self, work: Callable[..., Any], args: Sequence[Any], stop: threading.Event,
+            on_progress: Callable[[dict[str, Any], bytes | None], None], poll: float = 0.25) -> Any:
+        """``work(*args, report, stop)`` on the cluster, ``report(fields, preview)`` reaching ``on_progress``
+        here and ``stop`` set there when it is here; its return value."""
+        channel = _Channel.remote()  # type: ignore[attr-defined]
+        task = ray.remote(_call).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
+        ref = task.remote(work, args, RemoteStop(channel))
+        asked = False
+        try:
+            while True:
+                ready, _ = ray.wait([ref], timeout=poll)
+                if stop.is_set() and not asked:
+                    channel.stop.remote()
+                    asked = True
+                progress, preview = ray.get(channel.take.remote())
+                if progress is not None or preview is not None:
+                    on_progress(progress or {}, preview)
+                if ready:
+                    try:
+                        return ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the job's own error, not Ray's wrapping of it
+                        raise _cause(exc) from None
+        finally:
+            ray.kill(channel)
+
+    def close(self) -> None:
+        """Disconnect from the cluster if this object connected."""
+        if self.started:
+            ray.shutdown()
