@@ -425,7 +425,8 @@ HEAVY = ("torch", "numpy", "PIL", "onnx", "onnxruntime", "fastapi", "pydantic", 
 
 
 @pytest.mark.parametrize("words", [["--help"], ["transfer", "--help"], ["train", "--help"], ["serve", "--help"],
-                                   ["video", "--help"], ["batch", "--help"], ["--version"], ["transfer", "--size", "big", "a", "b"],
+                                   ["video", "--help"], ["batch", "--help"], ["--version"],
+                                   ["transfer", "--size", "big", "a", "b"],
                                    ["transfer", "--quality", "poster", "a", "b"], ["no-such-command"]])
 def test_help_and_usage_errors_answer_without_loading_torch(words):
     code = ("import sys\nfrom stylecraft.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
