@@ -86,7 +86,7 @@ def main() -> int:
             ray.init(num_cpus=workers, num_gpus=None if args.gpus_per_worker else 0, logging_level="warning")
             started = time.perf_counter() - began
             try:
-                engine = api.batch.engine_for("ray", None, workers, args.gpus_per_worker)
+                engine = api.engines.engine_for("ray", None, workers, args.gpus_per_worker)
                 row = timed_run(chosen, work / f"ray{workers}", settings, engine)
             finally:
                 ray.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -295,6 +296,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, content_path, style_path, stop):
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert Image.open(out).size == (64, 48)
+    assert (tmp_path / "out.png.resume.pt").is_file()  # what --resume goes on from
 
 
 def test_too_large_for_memory_is_refused_before_work(capsys, tmp_path, content_path, style_path, monkeypatch):
@@ -419,6 +421,33 @@ def test_the_library_imports_no_web_or_plotting_package():
     assert found.strip() == "[]"
 
 
+HEAVY = ("torch", "numpy", "PIL", "onnx", "onnxruntime", "fastapi", "pydantic", "av", "cv2", "skimage")
+
+
+@pytest.mark.parametrize("words", [["--help"], ["transfer", "--help"], ["train", "--help"], ["serve", "--help"],
+                                   ["video", "--help"], ["batch", "--help"], ["--version"],
+                                   ["transfer", "--size", "big", "a", "b"],
+                                   ["transfer", "--quality", "poster", "a", "b"], ["no-such-command"]])
+def test_help_and_usage_errors_answer_without_loading_torch(words):
+    code = ("import sys\nfrom stylecraft.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+            "except SystemExit as done:\n    code = done.code\n"
+            f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True, check=True)
+    status, loaded = done.stdout.splitlines()[-1].split(" ", 1)
+    assert loaded == "[]", f"{words}: {loaded}"
+    assert status == ("0" if words[-1].startswith("--") else "2"), done.stderr
+    if status == "2":
+        assert done.stderr.count("\n") == 1 and "stylecraft: error:" in done.stderr, done.stderr
+
+
+def test_import_stylecraft_offers_the_api_by_name():
+    code = ("import sys, stylecraft\nassert 'torch' not in sys.modules\n"
+            "print(all(callable(getattr(stylecraft, name)) for name in stylecraft.__all__), "
+            "'transfer' in dir(stylecraft))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"], done.stderr
+
+
 def test_bit_depth_16_writes_a_deep_png_and_refuses_a_jpeg_before_work(capsys, tmp_path, content_path, style_path):
     png = pytest.importorskip("png")
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", tmp_path / "deep.png", *FAST,
@@ -512,6 +541,7 @@ def test_help_offers_only_what_a_command_takes_and_says_what_presets_do(capsys):
         shown = capsys.readouterr().out
         assert ("--width" in shown) == has_canvas and ("--height" in shown) == has_canvas
         assert "draft 384 px, 160 iterations" in " ".join(shown.split())
+        assert "print 3072 px, 1500 iterations" in " ".join(shown.split())
 
 
 def test_a_run_that_leaves_the_full_size_too_few_iterations_says_so_before_it_starts(capsys, tmp_path,
@@ -522,6 +552,37 @@ def test_a_run_that_leaves_the_full_size_too_few_iterations_says_so_before_it_st
     assert code == 0, err
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "gets 1 of" in warning[0] and "--iterations 75 or more" in warning[0], err
+    plan = [line for line in err.splitlines() if line.startswith("plan: about")]
+    assert len(plan) == 1 and re.search(r"; expected time about \d+ (s|min)$", plan[0]), err
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "128", "--iterations",
                         "75", "--min-size", "32", "--seed", "1", "--scale-iterations", "1,1,1,1,5")
     assert "warning" not in err
+
+
+def test_resume_goes_on_from_an_interrupted_transfer_to_the_same_picture(capsys, tmp_path, content_path, style_path,
+                                                                         monkeypatch):
+    from stylecraft.cli import commands
+
+    run = ["--size", "64", "--min-size", "32", "--iterations", "12", "--seed", "3", "--quiet"]
+    whole, out = tmp_path / "whole.png", tmp_path / "out.png"
+    assert run_cli(capsys, "transfer", content_path, style_path, "-o", whole, *run)[0] == 0
+    shown = commands._ProgressBar.__call__
+
+    def interrupt(bar, event):  # Ctrl-C in the middle of the second scale
+        if event.step == 8:
+            raise KeyboardInterrupt
+        shown(bar, event)
+
+    monkeypatch.setattr(commands._ProgressBar, "__call__", interrupt)
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *run)
+    assert code == 130 and "interrupted" in err
+    sidecar = tmp_path / "out.png.resume.pt"
+    assert sidecar.is_file() and images.read_metadata(out)["iterations_done"] == 8
+    monkeypatch.setattr(commands._ProgressBar, "__call__", shown)
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--size", "48", "--resume", out)
+    assert code == 2 and err.count("\n") == 1 and "--resume" in err and "--size 64, not 48" in err, err
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--resume", out, "--quiet")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(whole)))
+    assert images.read_metadata(out)["quality"] == images.read_metadata(whole)["quality"]
+    assert not sidecar.exists()  # finished: nothing left to resume

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stylecraft"
 
 #: The README's diagram, bottom up; a module may import its own package and any lower layer.
 LAYERS = [
-    {"errors", "progress"},
+    {"errors", "progress", "choices"},
     {"checks", "files"},
     {"images"},
     {"torchfile", "losses", "runtime", "video"},

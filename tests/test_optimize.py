@@ -6,9 +6,11 @@ a CPU. Seeds are always explicit, so every number below is reproducible on one m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -19,7 +21,8 @@ from PIL import Image
 import stylecraft
 from stylecraft import ConfigError, ImageError, Progress, TransferConfig, WeightsError, colour, images
 from stylecraft.features.weights import conv_shapes
-from stylecraft.optimize import schedule
+from stylecraft.optimize import schedule, soft_warning, timing
+from stylecraft.tiling import Tiling
 
 # --------------------------------------------------------------------------------------------------- pictures
 
@@ -370,6 +373,52 @@ def test_interruption_keeps_the_current_image(content):
     assert torch.isfinite(result.image).all()
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_an_interrupted_transfer_resumes_to_the_same_picture(tmp_path, content, stripes, optimizer):
+    settings = {"size": 64, "min_size": 32, "iterations": 12, "seed": 3, "optimizer": optimizer}
+    whole = stylecraft.run("transfer", content, stripes, **settings)
+
+    def interrupt(event: Progress) -> None:
+        if event.iteration == 8:  # in the middle of the second of three scales (6, 4 and 2 iterations)
+            raise KeyboardInterrupt
+
+    stopped = stylecraft.run("transfer", content, stripes, callbacks=[interrupt], **settings)
+    assert stopped.stopped == "interrupted" and stopped.checkpoint is not None and stopped.checkpoint.scale == 2
+    picture = tmp_path / "out.png"
+    images.save_image(stopped.image, picture, metadata=stopped.settings)
+    stylecraft.api.save_resume(stopped.checkpoint, picture)
+    seen: list[int] = []
+    resumed = stylecraft.run("transfer", content, stripes, resume=picture,
+                             callbacks=[lambda event: seen.append(event.iteration)])
+    assert seen[0] == 9 and resumed.iterations == 12 and resumed.settings["resumed_at"] == 8
+    assert torch.equal(resumed.image, whole.image)
+    assert resumed.settings["quality"] == whole.settings["quality"]
+    stylecraft.api.save_resume(resumed.checkpoint, picture)  # a finished run leaves no checkpoint behind
+    assert not stylecraft.api.resume_file(picture).exists()
+
+
+def test_a_resume_that_would_paint_another_picture_is_refused(tmp_path, content, stripes, checker):
+    def interrupt(event: Progress) -> None:
+        if event.iteration == 2:
+            raise KeyboardInterrupt
+
+    stopped = stylecraft.run("transfer", content, stripes, size=48, iterations=6, seed=1, callbacks=[interrupt])
+    picture = tmp_path / "out.png"
+    images.save_image(stopped.image, picture, metadata=stopped.settings)
+    with pytest.raises(ConfigError, match="has no out.png.resume.pt"):
+        stylecraft.run("transfer", content, stripes, resume=picture)
+    stylecraft.api.save_resume(stopped.checkpoint, picture)
+    for inputs, options, words in (((content, stripes), {"size": 64}, "`size` 48, not 64"),
+                                   ((content, stripes), {"seed": 2}, "`seed` 1, not 2"),
+                                   ((content, checker), {}, "other style pictures"),
+                                   ((checker, stripes), {}, "another content picture")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            stylecraft.run("transfer", *inputs, resume=picture, **options)
+    with pytest.raises(ConfigError, match="is a transfer, not a reconstruct"):
+        stylecraft.run("reconstruct", content, resume=picture)
+    assert stylecraft.run("transfer", content, stripes, resume=picture, tile=32).iterations == 6  # tiles are exact
+
+
 class _Flag:
     """A stop signal that is not a threading.Event: anything with is_set() will do."""
 
@@ -635,6 +684,34 @@ def test_schedule_grows_by_sqrt2_and_favours_small_scales():
     assert len(schedule(TransferConfig(), (181, 136))) == 2
     with pytest.raises(ConfigError, match="`scale_iterations`"):
         schedule(TransferConfig(scale_iterations=(5,), scales=2), (512, 384))
+
+
+def test_the_print_preset_gives_the_full_size_the_share_of_a_final_picture():
+    finest = {}
+    for name in ("standard", "fine", "print"):
+        config = TransferConfig().with_preset(name)
+        plan = schedule(config, images.fit_long_side(3, 2, config.size))
+        finest[name] = plan[-1][1]
+        assert soft_warning(plan) is None, name
+    print_plan = schedule(TransferConfig().with_preset("print"), (3072, 2048))
+    assert len(print_plan) == 10 and print_plan[-1][0] == (3072, 2048)
+    assert finest["print"] >= min(finest["standard"], finest["fine"]) >= 25
+    # the plain 400 iterations would leave a print's full size 7 of them
+    assert schedule(TransferConfig(size=3072), (3072, 2048))[-1][1] == 7
+
+
+def test_the_plan_line_tells_the_expected_time_from_a_measured_step(content, stripes):
+    lines: list[str] = []
+    result = stylecraft.run("transfer", content, stripes, size=96, min_size=48, iterations=24, seed=0,
+                            device="cpu", score=False, on_plan=lines.append)
+    found = re.search(r"; expected time about (\d+) s$", lines[0])
+    assert found, lines
+    assert 1 / 3 <= int(found[1]) / result.elapsed <= 3, (lines[0], result.elapsed)
+    net = stylecraft.FeatureNetwork().build(["relu5_1"], torch.device("cpu"))
+    whole = timing.expected_seconds(net, [((512, 384), 10)], lambda size: None, contextlib.nullcontext)
+    tiled = timing.expected_seconds(net, [((512, 384), 10)], lambda size: Tiling(128, 64, 16),
+                                    contextlib.nullcontext)
+    assert tiled > whole > 0  # the tiles' halos are work too
 
 
 def test_coarse_to_fine_runs_every_scale_and_recomputes_targets(content, stripes):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_content, make_style
 from PIL import Image
@@ -353,6 +354,26 @@ def test_shutdown_interrupts_the_running_job_and_keeps_the_queue(tmp_path: Path)
         assert wait_for(client, queued["id"], finished)["state"] == "done"
         assert client.post(f"/api/jobs/{running['id']}/restart").json()["iteration"] == 0
         client.post(f"/api/jobs/{running['id']}/cancel")
+
+
+def test_restarting_an_interrupted_job_goes_on_from_where_it_stopped(tmp_path: Path) -> None:
+    options = {"iterations": 60, "seed": 5}
+    with studio(tmp_path) as client:
+        running = new_job(client, **options)
+        wait_for(client, running["id"], lambda job: job["state"] == "running" and job["iteration"] >= 3)
+    folder = tmp_path / "data" / "jobs" / running["id"]
+    assert (folder / "result.png.resume.pt").is_file()  # the shutdown kept the run's checkpoint
+    with studio(tmp_path) as client:
+        assert client.get(f"/api/jobs/{running['id']}").json()["state"] == "interrupted"
+        client.post(f"/api/jobs/{running['id']}/restart")
+        resumed = wait_for(client, running["id"], finished)
+        whole = wait_for(client, new_job(client, **options)["id"], finished)
+        assert resumed["state"] == whole["state"] == "done"
+        pictures = [Image.open(io.BytesIO(client.get(job["result"]).content)) for job in (resumed, whole)]
+    assert 0 < json.loads(pictures[0].text["stylecraft"])["resumed_at"] < 60
+    assert np.array_equal(np.asarray(pictures[0]), np.asarray(pictures[1]))
+    assert resumed["quality"] == whole["quality"]
+    assert not (folder / "result.png.resume.pt").exists()
 
 
 def test_a_failing_job_is_reported_and_the_worker_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

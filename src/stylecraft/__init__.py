@@ -5,14 +5,16 @@ Public API (re-exports only; nothing here reads files or probes devices at impor
     import stylecraft
     picture = stylecraft.transfer("photo.jpg", "painting.jpg", size=512)
     picture.save("out.png")
+
+The names are loaded on first use (the list is in ``__init__.pyi``, read by ``lazy_loader``), so that the
+command line's ``--help`` and its usage errors answer without loading torch; the subpackages (``api``,
+``images``, ...) are there on first use too.
 """
 
-from .api import reconstruct, run, texture, transfer
-from .errors import ConfigError, ImageError, RunError, StylecraftError, UsageError, WeightsError
-from .features import FeatureNetwork
-from .optimize import Mode, Progress, Result, TransferConfig
-from .runtime import Runtime
+import importlib.util
 
-__all__ = ["ConfigError", "FeatureNetwork", "ImageError", "Mode", "Progress", "Result", "RunError", "Runtime",
-           "StylecraftError", "TransferConfig", "UsageError", "WeightsError", "reconstruct", "run", "texture",
-           "transfer"]
+import lazy_loader
+
+__getattr__, __dir__, _names = lazy_loader.attach_stub(__name__, __file__)
+#: What ``from stylecraft import *`` gives: the API, not the subpackages and modules the stub lists as well.
+__all__ = [name for name in _names if importlib.util.find_spec(f"{__name__}.{name}") is None]

@@ -55,6 +55,13 @@ def weights(name: str, values: Sequence[float] | None, count: int) -> None:
         raise ConfigError(f"`{name}`: at least one weight must be greater than 0")
 
 
+def normalised(values: Sequence[float] | None, count: int) -> list[float]:
+    """Relative weights divided by their sum (equal weights when None)."""
+    chosen = list(values) if values is not None else [1.0] * count
+    total = sum(chosen)
+    return [v / total for v in chosen]
+
+
 def replace(settings: S, **changes: Any) -> S:
     """A copy of the frozen dataclass ``settings`` with ``changes`` (lists become tuples, paths strings);
     unknown names are a ConfigError that lists the valid ones."""

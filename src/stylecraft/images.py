@@ -25,14 +25,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from .choices import BIT_DEPTHS, MAX_PIXELS
 from .errors import ImageError
 from .files import atomic_write_bytes, check_writable
 
 ImageInput = str | os.PathLike[str] | Image.Image | bytes
-
-#: Largest image accepted, in pixels: above any camera, below Pillow's own decompression-bomb refusal (2 x
-#: Image.MAX_IMAGE_PIXELS, about 179 MP), which a larger ``max_pixels`` cannot lift.
-MAX_PIXELS = 178_000_000
 
 #: File extensions we can write, mapped to Pillow format names.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
@@ -43,8 +40,7 @@ METADATA_KEY = "stylecraft"
 #: The profile every picture is read into and every result is tagged with.
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 SRGB_BYTES: bytes = SRGB.tobytes()
-#: Bit depths a result can be written in, and the formats that hold 16 bits a channel.
-BIT_DEPTHS = (8, 16)
+#: The formats that hold 16 bits a channel.
 DEEP_FORMATS = ("PNG", "TIFF")
 
 def _describe(source: ImageInput) -> str:

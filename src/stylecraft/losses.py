@@ -25,6 +25,8 @@ from typing import cast
 
 import torch
 
+from .choices import STYLE_LOSSES as STYLE_LOSSES
+
 #: Guards a division by a target's squared norm.
 EPS = 1e-8
 #: Added to the covariances' diagonals in the Wasserstein loss, relative to the style's mean variance.
@@ -56,9 +58,6 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Relative squared error between the activations of the image and of the content image at one layer."""
     return relative_error(features, target)
 
-
-#: The ways of comparing style, by name: Gram matrices, mean and standard deviation, Wasserstein-2.
-STYLE_LOSSES = ("gram", "mean-std", "wasserstein")
 
 
 @dataclass(frozen=True)

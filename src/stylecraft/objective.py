@@ -18,19 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
+from . import checks, losses
 from . import tiling as tiled
 from .errors import ImageError
 from .features import VGG, canonical_layer
 from .losses import Moments, StyleTarget
 from .tiling import Tiling
-
-
-def normalised(values: Sequence[float] | None, count: int) -> list[float]:
-    """Relative weights divided by their sum (equal weights when None)."""
-    chosen = list(values) if values is not None else [1.0] * count
-    total = sum(chosen)
-    return [v / total for v in chosen]
 
 
 def check_size(image: torch.Tensor, net: VGG, what: str) -> None:
@@ -95,7 +88,7 @@ class Objective(nn.Module):
     Gram matrices alone leave largely to the start image.
 
     A layer list is switched off by a weight of 0. ``style_loss`` is how style is compared (one of
-    ``losses.STYLE_LOSSES``). ``autocast`` is a context factory for the feature network's forward pass (mixed
+    ``choices.STYLE_LOSSES``). ``autocast`` is a context factory for the feature network's forward pass (mixed
     precision); feature statistics and losses are always computed in float32 (the Wasserstein loss's matrix
     square roots in float64). ``layer_blend`` gives style layers their own blend of the styles (scale control:
     the deep layers from one painting, the shallow ones from another); the others take the run's blend.
@@ -114,8 +107,8 @@ class Objective(nn.Module):
         self.color_weight = color_weight
         self.content_layers = [canonical_layer(n, net.model) for n in content_layers] if content_weight else []
         self.style_layers = [canonical_layer(n, net.model) for n in style_layers] if style_weight else []
-        self.content_weights = normalised(content_layer_weights, len(content_layers))
-        self.style_weights = normalised(style_layer_weights, len(style_layers))
+        self.content_weights = checks.normalised(content_layer_weights, len(content_layers))
+        self.style_weights = checks.normalised(style_layer_weights, len(style_layers))
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
         self.layer_blend = {canonical_layer(n, net.model): tuple(v) for n, v in (layer_blend or {}).items()}
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .choices import DEVICES as DEVICES
+from .choices import PRECISIONS as PRECISIONS
 from .errors import ConfigError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -34,7 +34,6 @@ from .transfer import run
 MANIFEST = "manifest.jsonl"
 #: What a list of paths given as a source is called (one path a line).
 LIST_TYPES = (".txt", ".lst")
-ENGINES = ("local", "ray")
 #: The metadata key of the batch's own record in each output: the run that wrote it and its seconds.
 STAMP = "batch"
 
@@ -252,22 +251,6 @@ class LocalEngine:
         model = load_style_model(settings.model, device=settings.device)
         for start in range(0, len(items), settings.batch_size):
             yield from paint_with_model(model, items[start:start + settings.batch_size], settings, run_id)
-
-
-def engine_for(name: str, address: str | None = None, workers: int | None = None,
-               gpus_per_worker: float = 0.0) -> Engine:
-    """The engine called ``name``: "local" (this process) or "ray" (a Ray cluster at ``address``: "auto" joins
-    the running one, None starts one on this machine; ``workers`` actors or tasks at once, each with
-    ``gpus_per_worker`` GPUs)."""
-    checks.choice("engine", name, ENGINES)
-    if name == "local":
-        if address is not None or workers is not None or gpus_per_worker:
-            raise ConfigError("`address`, `workers` and `gpus_per_worker` go with `engine` ray")
-        return LocalEngine()
-    checks.require("ray", "ray", "`engine` ray")
-    from .ray_engine import RayEngine
-
-    return RayEngine(address, workers, gpus_per_worker)
 
 
 def paint_batch(sources: Sequence[str | os.PathLike[str]], destination: str | os.PathLike[str],

@@ -17,6 +17,7 @@ from PIL import Image
 from .. import checks, feedforward, files, images, report
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
+from ..feedforward.settings import BACKENDS as BACKENDS
 from ..images import ImageInput
 from ..progress import Stop
 from ..runtime import DEVICES, Runtime
@@ -172,9 +173,6 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or not {"state_dict", "optimizer", "step"} <= set(state):
         raise WeightsError(f"{path}: not a stylecraft training checkpoint")
     return state
-
-
-BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",

@@ -7,20 +7,24 @@ tensor and every setting is known to be good.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from PIL import Image
 
-from .. import checks, images
+from .. import checks, images, torchfile
 from ..errors import ConfigError
 from ..features import FeatureNetwork
 from ..images import ImageInput
 from ..optimize import (
     Callback,
+    Checkpoint,
     Mode,
     Result,
     Temporal,
@@ -31,6 +35,7 @@ from ..optimize import (
     synthesise,
 )
 from ..optimize.memory import plan_memory
+from ..optimize.timing import duration, expected_seconds
 from ..progress import Stop
 from ..runtime import Runtime
 from .masks import load_regions
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 NETWORK_FIELDS = frozenset(f.name for f in fields(FeatureNetwork))
+#: Settings a resumed run may change: they change how it runs, not the picture (tiles are exact).
+RESUME_FREE = frozenset({"tile"})
 #: Settings of any kind: a frozen dataclass such as TransferConfig or TrainConfig.
 Settings = TypeVar("Settings", bound="DataclassInstance")
 
@@ -67,6 +74,85 @@ def settle(config: TransferConfig | None, network: FeatureNetwork | None, option
     if preset is not None:
         config = config.with_preset(preset)
     return route(config, network or FeatureNetwork(), options, ("device", "precision", "init_image", "preset"))
+
+
+def resume_file(picture: str | os.PathLike[str]) -> Path:
+    """Where a stopped run's checkpoint lives next to its picture: ``out.png`` -> ``out.png.resume.pt``."""
+    path = Path(picture)
+    return path.with_name(path.name + ".resume.pt")
+
+
+def save_resume(checkpoint: Checkpoint | None, picture: str | os.PathLike[str]) -> None:
+    """Write a stopped run's ``checkpoint`` (a Result's) next to ``picture`` (atomically), so that
+    ``resume=picture`` goes on from it; None (a run that ran to its end) removes the one found there."""
+    target = resume_file(picture)
+    if checkpoint is None:
+        target.unlink(missing_ok=True)
+    else:
+        torchfile.save_atomically(checkpoint.payload(), target)
+
+
+def _load_resume(picture: str | os.PathLike[str]) -> tuple[dict[str, object], Checkpoint]:
+    """The settings recorded with ``picture`` and the checkpoint next to it; a ConfigError (one line) for a
+    picture without either."""
+    if not Path(picture).is_file():
+        raise ConfigError(f"`resume`: there is no picture {picture}")
+    recorded = images.read_metadata(picture)
+    if not recorded or "seed" not in recorded:
+        raise ConfigError(f"`resume`: {picture} holds no stylecraft settings")
+    sidecar = resume_file(picture)
+    if not sidecar.is_file():
+        raise ConfigError(f"`resume`: {picture} has no {sidecar.name} next to it (a stopped run leaves one; a "
+                          "finished run has nothing to resume)")
+    payload = torchfile.load_safely(sidecar, "a stylecraft checkpoint")
+    try:
+        return recorded, Checkpoint.from_payload(payload)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ConfigError(f"`resume`: {sidecar} is not a stylecraft checkpoint") from None
+
+
+def _resumed_settings(picture: str | os.PathLike[str], recorded: Mapping[str, object], mode: Mode,
+                      config: TransferConfig | None, options: dict[str, object],
+                      preset: str | None) -> tuple[TransferConfig, FeatureNetwork]:
+    """The settings recorded with ``picture``, with ``options`` and ``preset`` where they agree; a ConfigError
+    naming the first setting given that would paint another picture."""
+    if config is not None:
+        raise ConfigError("`resume` takes the settings recorded with the picture: give changes as options")
+    if recorded.get("mode") != mode.value:
+        raise ConfigError(f"`resume`: {picture} is a {recorded.get('mode')}, not a {mode.value}")
+    names = {f.name for f in fields(TransferConfig)}
+    base = TransferConfig().replace(**{k: v for k, v in recorded.items() if k in names})
+    network = FeatureNetwork().replace(**{k: v for k, v in recorded.items() if k in NETWORK_FIELDS})
+    chosen = {k: v for k, v in options.items() if v is not None}  # None: not given (a seed: the recorded one)
+    given, given_network = settle(base, network, chosen, preset)
+    for before, after in ((base, given), (network, given_network)):
+        for field in fields(before):
+            old, new = getattr(before, field.name), getattr(after, field.name)
+            if old != new and field.name not in RESUME_FREE:
+                raise ConfigError(f"`resume`: {picture} was painted with `{field.name}` {old}, not {new}")
+    return given, given_network
+
+
+def _fingerprints(content: Image.Image | None, styles: Sequence[torch.Tensor]) -> dict[str, str]:
+    """Short digests of the content's and the styles' pixels: the same inputs, whatever their files are called."""
+    found = {}
+    for kind, pictures in (("content", [images.to_tensor(content)] if content is not None else []),
+                           ("styles", styles)):
+        digest = hashlib.sha256()
+        for picture in pictures:
+            digest.update(repr(tuple(picture.shape)).encode())
+            digest.update(picture.detach().cpu().contiguous().numpy().tobytes())
+        found[kind] = digest.hexdigest()[:16]
+    return found
+
+
+def _check_inputs(picture: str | os.PathLike[str], recorded: Mapping[str, object], inputs: dict[str, str]) -> None:
+    """A ConfigError when the content or the styles are not the pictures ``picture`` was painted from."""
+    before = recorded.get("inputs")
+    for kind, found in inputs.items():
+        if isinstance(before, dict) and before.get(kind) != found:
+            which = "another content picture" if kind == "content" else "other style pictures"
+            raise ConfigError(f"`resume`: {picture} was painted from {which}")
 
 
 def _name(source: ImageInput | None) -> str | None:
@@ -116,12 +202,12 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         max_memory: float | None = None, on_plan: Callable[[str], None] | None = None,
         temporal: Temporal | None = None, score: bool = True, preset: str | None = None,
         masks: Sequence[ImageInput] | None = None, style_masks: Sequence[ImageInput | None] | None = None,
-        **options: object) -> Result:
+        resume: str | os.PathLike[str] | None = None, **options: object) -> Result:
     """Run ``mode`` ("transfer", "reconstruct" or "texture") and return the full Result.
 
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
     :class:`FeatureNetwork`, the Oxford VGG-19); ``preset`` (one of ``optimize.PRESETS``: draft, standard,
-    fine) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
+    fine, print) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
     (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop`` (a ``threading.Event`` or
     anything with ``is_set()``), when set, ends the run after the current iteration with the picture so far
     and ``stopped`` "cancelled". ``max_memory`` (GiB, default: what the device has free) is the budget: a
@@ -132,13 +218,25 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     on the CPU; ``score`` False leaves them out, as a video's frames do). ``masks`` (a transfer's, one per
     style, over the photo: white is that style, black not, grey a partial weight) say where each style goes,
     the photo kept where none does; ``style_masks`` (one per style, None for all of it) which part of each
-    painting to take the style from (:mod:`.masks`; ``on_plan`` hears of masks resized to fit).
+    painting to take the style from (:mod:`.masks`; ``on_plan`` hears of masks resized to fit). A run that
+    stops (Ctrl-C, ``stop``) keeps a :class:`~stylecraft.optimize.Checkpoint` in the Result: with
+    :func:`save_resume` next to its picture, ``resume`` (that picture, saved with the Result's ``settings``)
+    goes on from exactly there, to the picture the run would have made; the settings recorded with it are
+    used, and options, the content or the styles that would paint another picture are a ConfigError.
     """
-    config, network = settle(config, network, options, preset)
+    checks.choice("mode", mode, tuple(m.value for m in Mode))
+    mode = Mode(mode)
+    recorded: Mapping[str, object] = {}
+    checkpoint = None
+    if resume is not None:
+        recorded, checkpoint = _load_resume(resume)
+        config, network = _resumed_settings(resume, recorded, mode, config, options, preset)
+        preset = preset or str(recorded.get("preset") or "") or None
+    else:
+        config, network = settle(config, network, options, preset)
     style_list = _as_list(styles)
     network.validate()
     config.validate(mode, len(style_list), network.model, content=content is not None)
-    mode = Mode(mode)
     _check_masks(mode, config, masks, style_masks, len(style_list))
     runtime = Runtime.resolve(device, precision)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
@@ -148,6 +246,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
 
     content_image = images.load_image(content) if content is not None and mode.uses_content else None
     style_tensors = [images.to_tensor(images.load_image(s)) for s in style_list] if mode.uses_style else []
+    inputs = _fingerprints(content_image, style_tensors) if resume is not None else None
+    if resume is not None and inputs is not None:
+        _check_inputs(resume, recorded, inputs)
     if content_image is not None:
         full = images.fit_long_side(*content_image.size, config.size)
     else:
@@ -158,7 +259,9 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
     config = config.replace(optimizer=memory.optimizer)
     if on_plan is not None:
-        on_plan(memory.describe(net, scales))
+        with runtime.work():
+            seconds = expected_seconds(net, scales, lambda size: memory.tiling(net, size), runtime.autocast)
+        on_plan(f"{memory.describe(net, scales)}; expected time about {duration(seconds)}")
         warning = soft_warning(scales)
         if warning:
             on_plan(warning)
@@ -178,7 +281,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                             content=None if content_tensor is None else content_tensor.to(runtime.device),
                             styles=[s.to(runtime.device) for s in style_tensors], init=init,
                             canvas=full if mode is Mode.TEXTURE else None, callbacks=callbacks, seed=seed,
-                            stop=stop, memory=memory, temporal=temporal, regions=regions)
+                            stop=stop, memory=memory, temporal=temporal, regions=regions, resume=checkpoint)
     result.settings = {"stylecraft": version(), "mode": mode.value,
                        "content": _name(content) if mode.uses_content else None,
                        "styles": [_name(s) for s in style_list] if mode.uses_style else [],
@@ -189,6 +292,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}
+    if checkpoint is not None:
+        result.settings["resumed_at"] = checkpoint.done
+    if result.checkpoint is not None:  # what a resumed run checks its inputs against
+        result.settings["inputs"] = inputs or _fingerprints(content_image, style_tensors)
     if score and result.stopped is None and mode is Mode.TRANSFER and len(style_tensors) == 1 \
             and content_image is not None:
         try:  # against the photo as given, so that `stylecraft score` gives the same numbers for the saved file

@@ -40,21 +40,14 @@ from ..optimize import Temporal
 from ..progress import CANCELLED, Count, Stop, requested
 from ..video.flow import PRESET, FlowEstimator, Steadier
 from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
+from ..video.settings import FRAME_ITERATIONS, STABILITY, TEMPORAL_WEIGHT
 from .realtime import load_style_model
 from .transfer import run
 
-#: Stability by default: how much of the previous painted frame, moved by the flow, each frame keeps where
-#: the flow is reliable (chosen by benchmarks/video.py; see docs/performance.md).
-STABILITY = 0.85
 #: A video's progress: frames done of the frames the container announces.
 VideoProgress = Count
 #: Frames read ahead of the painting, and painted frames waiting to be encoded.
 QUEUE = 16
-#: The optimiser's temporal loss weight at stability 1 (the term is a mean squared difference in [0, 1] pixel
-#: units); stability s gives the weight s times this.
-TEMPORAL_WEIGHT = 200.0
-#: Iterations of each frame after the first, which starts from the previous result (optimiser).
-FRAME_ITERATIONS = 100
 
 T = TypeVar("T")
 Frame = np.ndarray | Image.Image

@@ -8,20 +8,21 @@ handled like Ctrl-C, so a run stopped that way keeps its work too.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import StylecraftError, one_line, shorten
-from . import commands
 from .parser import build_parser, command_parser, in_cli_words
 
-COMMANDS = {"layers": commands.list_layers, "grid": commands.run_grid, "train": commands.run_train,
-            "apply": commands.run_apply, "video": commands.run_video, "export": commands.run_export,
-            "serve": commands.run_serve, "batch": commands.run_batch, "score": commands.run_score,
-            "styles": commands.run_styles}
+#: Each subcommand's function in ``commands`` (the rest run ``run_single``). ``commands`` loads torch, so it is
+#: imported only once the arguments are good: ``--help`` and usage errors answer without it.
+COMMANDS = {"layers": "list_layers", "grid": "run_grid", "train": "run_train", "apply": "run_apply",
+            "video": "run_video", "export": "run_export", "serve": "run_serve", "batch": "run_batch",
+            "score": "run_score", "styles": "run_styles"}
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -45,7 +46,10 @@ def _main(argv: Sequence[str] | None) -> int:
     debug = "--debug" in words
     try:
         args = parser.parse_args(words)
-        return COMMANDS.get(args.command, commands.run_single)(args)
+        from . import commands
+
+        run: Callable[[argparse.Namespace], int] = getattr(commands, COMMANDS.get(args.command, "run_single"))
+        return run(args)
     except StylecraftError as exc:
         if debug:
             traceback.print_exc()

@@ -15,7 +15,8 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from .. import api, checks, files, images, report
-from ..api.batch import BatchSettings, engine_for
+from ..api.batch import BatchSettings
+from ..api.engines import engine_for
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
@@ -23,6 +24,7 @@ from ..feedforward import TrainConfig, find_photos
 from ..optimize import INITS, SCALE_SPLIT, Progress, Result, TransferConfig
 from ..progress import Count, Event
 from ..quality import DISTANCES, STRUCTURE, Quality
+from ..runtime import resolve_device
 from ..studio.config import StudioConfig
 from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words, names
 
@@ -36,7 +38,7 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
     return StudioConfig(data=Path(args.data), db=Path(args.db) if args.db else None,
                         models=Path(args.models) if args.models else None, token=args.token,
                         # on a cluster each worker finds its own device
-                        device=str(api.resolve_device(args.device)) if args.engine == "local" else args.device,
+                        device=str(resolve_device(args.device)) if args.engine == "local" else args.device,
                         host=args.host, engine=args.engine, address=args.address, workers=args.workers,
                         gpus_per_worker=args.gpus_per_worker,
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
@@ -307,8 +309,10 @@ def run_single(args: argparse.Namespace) -> int:
         animation = report.Animation()
         callbacks.append(animation)
     with _ProgressBar(mode, "it", args) as bar:
-        result = api.run(mode, content, styles, callbacks=[*callbacks, bar],
-                         on_plan=lambda line: _say(args, f"plan: {in_cli_words(line, words)}"), **options)
+        # --quiet hears no plan, so the run spends nothing on timing the step the plan's estimate needs
+        plan = None if args.quiet else lambda line: _say(args, f"plan: {in_cli_words(line, words)}")
+        result = api.run(mode, content, styles, callbacks=[*callbacks, bar], resume=args.resume, on_plan=plan,
+                         **options)
     _write(result, output, history_path, plot_path, gif_path, animation, args.bit_depth)
     return _report_end(args, result, output)
 
@@ -316,6 +320,7 @@ def run_single(args: argparse.Namespace) -> int:
 def _write(result: Result, output: Path, history: Path | None, plot: Path | None, gif: Path | None,
            animation: report.Animation | None, bit_depth: int) -> None:
     images.save_image(result.image, output, metadata=result.settings, bit_depth=bit_depth)
+    api.save_resume(result.checkpoint, output)
     if history:
         report.write_history(result.history, history, extra={"settings": result.settings,
                                                              "peak_memory_mb": result.settings["peak_memory_mb"]})

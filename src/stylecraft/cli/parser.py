@@ -9,22 +9,19 @@ import os
 import re
 from typing import NoReturn
 
-from .. import api
-from ..api.batch import ENGINES
-from ..api.video import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
-from ..api.video import STABILITY as VIDEO_STABILITY
-from ..api.video import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
+from ..api.version import version
+from ..choices import BIT_DEPTHS, ENGINES, PRECISIONS, STYLE_LOSSES
 from ..errors import UsageError, shorten
-from ..features import POOLINGS, FeatureNetwork
-from ..features.weights import BLOCKS, FORMATS
-from ..feedforward import TILE as REALTIME_TILE
-from ..feedforward.runtimes import PRECISIONS as RUNTIME_PRECISIONS
-from ..feedforward.train import TrainConfig
-from ..images import BIT_DEPTHS
-from ..losses import STYLE_LOSSES
-from ..optimize import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
-from ..runtime import PRECISIONS
+from ..features.layers import BLOCKS, FORMATS, POOLINGS
+from ..features.network import FeatureNetwork
+from ..feedforward.settings import BACKENDS, TrainConfig
+from ..feedforward.settings import PRECISIONS as RUNTIME_PRECISIONS
+from ..feedforward.settings import TILE as REALTIME_TILE
+from ..optimize.settings import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
 from ..studio.config import StudioConfig
+from ..video.settings import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
+from ..video.settings import STABILITY as VIDEO_STABILITY
+from ..video.settings import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
 
 DEFAULTS = TransferConfig()
 NETWORK = FeatureNetwork()
@@ -183,6 +180,9 @@ def add_outputs(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--animation", help="write the progress as an animated .gif")
     out.add_argument("--history", help="write every loss term per iteration to a .csv or .json file")
     out.add_argument("--plot", help="write the loss curves to a .png file")
+    out.add_argument("--resume", metavar="PICTURE", help="go on from a stopped run's PICTURE (Ctrl-C leaves it "
+                     "with PICTURE.resume.pt beside it) exactly where it stopped, with the settings recorded in it; "
+                     "options that would paint another picture are refused")
     out.add_argument("--bit-depth", type=integer, choices=BIT_DEPTHS, default=8,
                      help="bits a channel of the picture: 8, or 16 for prints (.png or .tif; default 8)")
 
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     parser = Parser(prog="stylecraft", description="Neural style transfer: paint a photo in the style of "
                      "another picture.", parents=[common])
-    parser.add_argument("--version", action="version", version=f"stylecraft {api.version()}")
+    parser.add_argument("--version", action="version", version=f"stylecraft {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
 
     run = sub.add_parser("transfer", parents=[common], help="paint CONTENT in the style of STYLE",
@@ -330,7 +330,7 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
-    apply.add_argument("--backend", choices=api.BACKENDS, default="auto",
+    apply.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.5-2.3x faster than "
                        "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
                        "files (default auto)")
@@ -412,7 +412,7 @@ def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     video.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
     video.add_argument("--batch-size", type=integer, default=4, help="frames painted together (default 4)")
     video.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    video.add_argument("--backend", choices=api.BACKENDS, default="auto",
+    video.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="torch, onnx or openvino, as for `apply` (default auto)")
     optimiser = video.add_argument_group("with --style")
     optimiser.add_argument("--iterations", type=integer, help=f"of the first frame (default {DEFAULTS.iterations})")

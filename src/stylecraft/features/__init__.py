@@ -1,9 +1,7 @@
-"""The feature network: VGG with named layers (vgg.py), its weights (weights.py), and which one a run uses
-(network.py)."""
+"""The feature network: layer names (layers.py), VGG with named layers (vgg.py), its weights (weights.py), and
+which one a run uses (network.py). Names are loaded on first use (the list is in ``__init__.pyi``), so that
+choosing a network does not load torch."""
 
-from .network import FeatureNetwork
-from .vgg import POOLINGS, VGG, canonical_layer, downsampling, layer_names
-from .weights import FORMATS, WeightSet, find_weights, from_state_dict, load_weights
+import lazy_loader
 
-__all__ = ["FORMATS", "POOLINGS", "VGG", "FeatureNetwork", "WeightSet", "canonical_layer", "downsampling",
-           "find_weights", "from_state_dict", "layer_names", "load_weights"]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

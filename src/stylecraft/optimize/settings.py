@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .. import checks
+from ..choices import STYLE_LOSSES
 from ..errors import ConfigError
-from ..features import canonical_layer
-from ..losses import STYLE_LOSSES
-from ..objective import normalised
+from ..features.layers import canonical_layer
 
 
 class Mode(str, Enum):
@@ -44,10 +43,13 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 SCALE_SPLIT = "relu3_1"
 #: Named sets of defaults, from a quick look to a final picture ("standard" is the plain defaults); what each
 #: costs and scores on one CPU is measured in docs/quality.md. Options given with a preset override it.
+#: "print" (3072 px, 10 scales) keeps the full size's share of the measured presets: 27 iterations there, as
+#: standard's 512 px and fine's 29, where 400 would leave it 7 and a soft picture.
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"size": 384, "iterations": 160},
     "standard": {},
     "fine": {"size": 1024, "iterations": 800},
+    "print": {"size": 3072, "iterations": 1500},
 }
 
 
@@ -63,7 +65,7 @@ class TransferConfig:
     (None: only a scale that would not fit in memory); the rule of a real-time network's ``tile`` too.
     ``color_weight`` weighs the colour term (the picture's pixel colours against the styles', see
     :class:`~stylecraft.objective.Objective`), off with ``preserve_color``; ``style_loss`` is how style is
-    compared (``losses.STYLE_LOSSES``). ``scale_split`` turns on scale control (Gatys et al. 2017) for two
+    compared (``choices.STYLE_LOSSES``). ``scale_split`` turns on scale control (Gatys et al. 2017) for two
     styles: the style layers from that one on (the large shapes) take the first style, coarse, and the layers
     before it (the strokes) the second, fine; the colours and the start image come from the coarse one. Why
     the palette start and the colour term are the defaults:
@@ -122,7 +124,7 @@ class TransferConfig:
     def blend(self, count: int) -> list[float]:
         """The shares of ``count`` styles in the colour term and the start image (and in every style layer
         without ``scale_split``)."""
-        return [1.0, 0.0] if self.scale_split is not None else normalised(self.style_blend, count)
+        return [1.0, 0.0] if self.scale_split is not None else checks.normalised(self.style_blend, count)
 
     def layer_blend(self, model: str) -> dict[str, tuple[float, float]] | None:
         """With ``scale_split``, each style layer's blend of the coarse and the fine style (None without)."""

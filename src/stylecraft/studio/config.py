@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import checks, images
-from ..api.batch import ENGINES
+from .. import checks
+from ..choices import ENGINES, MAX_PIXELS
 from ..errors import ConfigError, shorten
 
 
@@ -25,8 +25,8 @@ def default_data() -> Path:
 MIN_TOKEN_LENGTH = 12
 #: The largest value each numeric setting can mean: an upload of a TiB, a quota of a PiB, a century kept,
 #: the largest picture the library opens (no limit beyond these does anything, and they keep bytes finite).
-MOST = {"max_upload_mb": 2**20, "max_pixels": images.MAX_PIXELS, "max_video_mb": 2**20,
-        "max_video_seconds": 24 * 3600, "max_video_pixels": images.MAX_PIXELS, "max_queue": 1_000_000,
+MOST = {"max_upload_mb": 2**20, "max_pixels": MAX_PIXELS, "max_video_mb": 2**20,
+        "max_video_seconds": 24 * 3600, "max_video_pixels": MAX_PIXELS, "max_queue": 1_000_000,
         "max_styles": 100, "max_iterations": 1_000_000, "max_storage_mb": 2**30,
         "keep_uploads_hours": 100 * 365 * 24, "max_decoding": 64, "preview_every": 1_000_000}
 

@@ -49,6 +49,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import images
+from ..api.transfer import resume_file
 from ..errors import UsageError, shorten
 from ..files import atomic_write_bytes
 
@@ -564,15 +565,22 @@ class JobStore:
         return job
 
     def restart(self, job_id: str, max_queue: int) -> Job:
-        """Put a failed, cancelled or interrupted job back at the end of the queue, from the start."""
+        """Put a failed, cancelled or interrupted job back at the end of the queue: from where it stopped when
+        its run left a checkpoint next to its picture (the worker resumes from it), else from the start."""
         with self._lock:
             state = self._job(job_id).state
             if state not in RESTARTABLE and not (state == "running" and not self._live(job_id)):
                 raise Conflict(f"job {job_id} is {state}: only a {', '.join(RESTARTABLE[:-1])} or "
                                f"{RESTARTABLE[-1]} job can be restarted")
             self._check_queue(max_queue)
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            private_folder(self.job_dir(job_id))
+            result = self.job_file(job_id, "result")
+            if resume_file(result).is_file():
+                for path in self.job_dir(job_id).iterdir():
+                    if path not in (result, resume_file(result)):
+                        path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+                private_folder(self.job_dir(job_id))
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
                              "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, quality=NULL, "
                              "version=version+1 WHERE id=?",

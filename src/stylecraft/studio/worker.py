@@ -31,7 +31,7 @@ from .. import api, images
 from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
 from ..feedforward import StyleModel, styles
-from ..optimize import Progress
+from ..optimize import Checkpoint, Progress
 from ..progress import Stop
 from ..video.io import VideoReader
 from . import regions
@@ -73,6 +73,7 @@ class Painted:
     done: int
     seed: int | None = None
     quality: dict[str, float] | None = None
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,11 @@ class ModelFile:
 
 def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures: Sequence[Image.Image],
                   masks: Sequence[Image.Image] | None, model: StyleModel | ModelFile | None, device: str,
-                  preview_every: int, report: Report, stop: Stop) -> Painted:
+                  preview_every: int, report: Report, stop: Stop, resume: Path | None = None) -> Painted:
     """Paint a picture job: with the real-time ``model`` (options' method "model"), or by the optimiser towards
     ``style_pictures`` (each in its region of ``masks``, when the job paints regions), reporting progress and a
-    preview every ``preview_every`` iterations."""
+    preview every ``preview_every`` iterations; ``resume``: the picture of the job's stopped run, whose
+    checkpoint lies beside it (on this machine's engine; a cluster's job starts again)."""
     if options["method"] == "model":
         assert model is not None
         report({"iterations": 1}, None)
@@ -110,9 +112,9 @@ def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures:
                      callbacks=[_progress(report, preview_every)],
                      device=device, stop=stop, size=options["size"], iterations=options["iterations"],
                      style_weight=options["style_weight"], preserve_color=options["preserve_color"],
-                     seed=options.get("seed"))
+                     seed=options.get("seed"), resume=resume)
     return Painted(images.to_pil(result.image), result.settings, result.stopped, result.iterations, result.seed,
-                   result.settings.get("quality"))
+                   result.settings.get("quality"), result.checkpoint)
 
 
 def _progress(report: Report, preview_every: int) -> Callable[[Progress], None]:
@@ -285,8 +287,10 @@ class Worker:
         stop = self.store.stop_signal(job_id)
         if self.cluster is None:
             model = self._model(options["model"]) if options["method"] == "model" else None
+            earlier = self.store.job_file(job_id, "result")  # a stopped run's picture, with its checkpoint
             painted = paint_picture(options, content, style_pictures, masks, model, self.device,
-                                    self.preview_every, report, stop)
+                                    self.preview_every, report, stop,
+                                    earlier if api.resume_file(earlier).is_file() else None)
         else:
             shipped = self._model_file(options["model"]) if options["method"] == "model" else None
             painted = self.cluster.run(paint_picture, (options, content, style_pictures, masks, shipped,
@@ -299,6 +303,8 @@ class Worker:
         names = {"content": self._name(job.content), "styles": [self._name(s) for s in job.styles]}
         self.store.write_file(self.store.job_file(job_id, "result"),
                               images.encode_image(picture, "PNG", {**settings, **names}))
+        # a stopped run's checkpoint, which a restart goes on from (a finished one removes it)
+        api.save_resume(painted.checkpoint, self.store.job_file(job_id, "result"))
         self.store.write_file(self.store.job_file(job_id, "thumb"), thumbnail_bytes(picture))
         self.store.update(job_id, result=1, iteration=done)
         if stopped == "cancelled":

@@ -1,2 +1,2 @@
 """Video: frames in and out of files (``io``), and the optical flow that keeps painted frames steady
-(``flow``)."""
+(``flow``), and a painting's defaults (``settings``)."""

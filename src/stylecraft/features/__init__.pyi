@@ -1,0 +1,15 @@
+from . import layers as layers
+from . import network as network
+from . import vgg as vgg
+from . import weights as weights
+from .layers import FORMATS as FORMATS
+from .layers import POOLINGS as POOLINGS
+from .layers import canonical_layer as canonical_layer
+from .layers import downsampling as downsampling
+from .layers import layer_names as layer_names
+from .network import FeatureNetwork as FeatureNetwork
+from .vgg import VGG as VGG
+from .weights import WeightSet as WeightSet
+from .weights import find_weights as find_weights
+from .weights import from_state_dict as from_state_dict
+from .weights import load_weights as load_weights
