@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylecraft import runtime
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs as on a CPU without native bf16, so that ``precision`` auto means fp32 and no test's
+    numbers depend on the CPU model; the tests of bf16 say so themselves."""
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
 
 
 def make_content(width: int = 64, height: int = 48) -> Image.Image:
