@@ -38,8 +38,11 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     style image and an output of different sizes can be compared.
     """
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    # Position-major (N, HW, C): a view of channels-last activations (the feature network's layout), whose
+    # gradient then comes back channels-last too and adds cheaply to the network's own; summed channel-major,
+    # the two gradients' layouts differ and their sum costs more than the layer's convolution in bf16.
+    positions = features.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return torch.bmm(positions.transpose(1, 2), positions) / (h * w)
 
 
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
