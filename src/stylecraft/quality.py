@@ -90,7 +90,7 @@ def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
     sorted in place first (``np.quantile`` partitioning a copy of unsorted data took most of a transfer's
     scoring)."""
     rows.sort(axis=1)
-    return np.quantile(rows, levels, axis=1, overwrite_input=True)
+    return np.asarray(np.quantile(rows, levels, axis=1, overwrite_input=True))
 
 
 def _luminance(picture: torch.Tensor, canvas: tuple[int, int]) -> np.ndarray:
