@@ -11,9 +11,13 @@ as the optimiser runs it (``Objective.evaluate``: forward, the losses in fp32, b
 the blocks' sum is the losses, the Gram matrices and the casts. Each precision is timed as the optimiser
 runs it: fp32, and bf16 autocast of the network (``Runtime.autocast``).
 
-Prints a table and writes JSON (default ``benchmarks/results/step-floor-<size>-<cpu>.json``)::
+On a machine shared with other work, ``--threads 1 --clock thread`` counts the CPU time of the one thread
+that computes instead of the wall time, which leaves out the time spent waiting for a core; the peak is then
+one core's. Prints a table and writes JSON (default ``benchmarks/results/step-floor-<size>-<cpu>.json``, with
+``-1thread`` for one thread)::
 
     python benchmarks/step_floor.py [--size 512] [--repeats 5] [--precisions fp32,bf16] [--json PATH]
+    python benchmarks/step_floor.py --threads 1 --clock thread     # on a busy machine
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 import torch
 from torch import nn
@@ -36,6 +41,8 @@ from stylecraft.objective import Objective
 from stylecraft.runtime import BF16_FLAGS, Runtime, cpu_flags
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+Clock: TypeAlias = Callable[[], float]
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
 def cpu_name() -> str:
@@ -49,18 +56,18 @@ def cpu_name() -> str:
     return f"{family}-{isa}"
 
 
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    """The median wall time of ``work`` over ``repeats`` calls after one warm-up call."""
+def median_seconds(work: Callable[[], object], repeats: int, clock: Clock) -> float:
+    """The median time of ``work`` on ``clock`` over ``repeats`` calls after one warm-up call."""
     work()
     times = []
     for _ in range(repeats):
-        began = time.perf_counter()
+        began = clock()
         work()
-        times.append(time.perf_counter() - began)
+        times.append(clock() - began)
     return statistics.median(times)
 
 
-def peak(precision: str, repeats: int) -> dict[str, float]:
+def peak(precision: str, repeats: int, clock: Clock) -> dict[str, float]:
     """FLOP/s of a 2048 x 2048 matrix product and of a 512 -> 512 3x3 convolution at 64 x 64 (VGG's widest
     layer, channels-last as the network runs), each alone in ``precision``."""
     dtype, n = DTYPES[precision], 2048
@@ -69,8 +76,8 @@ def peak(precision: str, repeats: int) -> dict[str, float]:
     conv.requires_grad_(False)
     x = torch.rand(1, 512, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        matmul = 2 * n**3 / median_seconds(lambda: a @ b, repeats)
-        convolution = 2 * 512 * 512 * 9 * 64 * 64 / median_seconds(lambda: conv(x), repeats)
+        matmul = 2 * n**3 / median_seconds(lambda: a @ b, repeats, clock)
+        convolution = 2 * 512 * 512 * 9 * 64 * 64 / median_seconds(lambda: conv(x), repeats, clock)
     return {"matmul_flops": matmul, "conv_flops": convolution, "peak_flops": max(matmul, convolution)}
 
 
@@ -88,7 +95,8 @@ def count_flops(work: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def measure_block(block: nn.Sequential, given: torch.Tensor, runtime: Runtime, repeats: int) -> dict[str, float]:
+def measure_block(block: nn.Sequential, given: torch.Tensor, runtime: Runtime, repeats: int,
+                  clock: Clock) -> dict[str, float]:
     """Median seconds of ``block``'s forward pass and of its backward pass to its input, under ``runtime``."""
     with runtime.autocast():
         sample = block(given)
@@ -102,28 +110,28 @@ def measure_block(block: nn.Sequential, given: torch.Tensor, runtime: Runtime, r
         source = given.detach().requires_grad_(True)
         with runtime.autocast():
             found = block(source)
-        began = time.perf_counter()
+        began = clock()
         torch.autograd.grad(found, source, slope)
-        backward_times.append(time.perf_counter() - began)
+        backward_times.append(clock() - began)
 
     backward_times: list[float] = []
-    forward_s = median_seconds(forward, repeats)
+    forward_s = median_seconds(forward, repeats, clock)
     for _ in range(repeats + 1):
         backward()
     return {"forward_s": forward_s, "backward_s": statistics.median(backward_times[1:])}
 
 
-def measure_step(objective: Objective, pixels: torch.Tensor, targets: object, repeats: int) -> float:
+def measure_step(objective: Objective, pixels: torch.Tensor, targets: object, repeats: int, clock: Clock) -> float:
     """Median seconds of one evaluation of the objective, value and gradient, as the optimiser runs it."""
 
     def step() -> None:
         image = pixels.detach().clone().requires_grad_(True)
         objective.evaluate(image, targets)  # type: ignore[arg-type]
 
-    return median_seconds(step, repeats)
+    return median_seconds(step, repeats, clock)
 
 
-def run(size: int, repeats: int, precisions: list[str]) -> dict:
+def run(size: int, repeats: int, precisions: list[str], clock: Clock) -> dict:
     """Every block's and the whole step's FLOPs, times and fraction of peak, per precision."""
     config = TransferConfig()
     cpu = torch.device("cpu")
@@ -149,14 +157,14 @@ def run(size: int, repeats: int, precisions: list[str]) -> dict:
                     "step_s": {}}
     for precision in precisions:
         runtime = Runtime(cpu, precision)
-        record["peaks"][precision] = peak(precision, repeats)
-        record["blocks"][precision] = {name: measure_block(block, inputs[name], runtime, repeats)
+        record["peaks"][precision] = peak(precision, repeats, clock)
+        record["blocks"][precision] = {name: measure_block(block, inputs[name], runtime, repeats, clock)
                                        for name, block in groups.items()}
         objective = Objective(net, content_layers=config.content_layers, style_layers=config.style_layers,
                               content_weight=config.content_weight, style_weight=config.style_weight,
                               tv_weight=config.tv_weight, autocast=runtime.autocast)
         targets = objective.targets(photo, [painting], [1.0])
-        record["step_s"][precision] = measure_step(objective, pixels, targets, repeats)
+        record["step_s"][precision] = measure_step(objective, pixels, targets, repeats, clock)
     return record
 
 
@@ -200,6 +208,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after a warm-up (default 5)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32 and bf16 "
                         "(default both)")
+    parser.add_argument("--threads", type=int, help="torch's threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="wall time, or the CPU time of "
+                        "the calling thread (with --threads 1 only; default wall)")
     parser.add_argument("--json", type=Path, help="results file (default benchmarks/results/"
                         "step-floor-<size>-<cpu>.json)")
     args = parser.parse_args(argv)
@@ -208,19 +219,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--precisions: choose from {','.join(DTYPES)}")
     if args.size < 16 or args.repeats < 1:
         parser.error("--size must be at least 16 (VGG's deepest block) and --repeats at least 1")
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread counts one thread's time: give --threads 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     meta = machine_metadata("cpu")
     meta["bf16_flags"] = sorted(BF16_FLAGS & cpu_flags())
-    record = {"benchmark": "step_floor", "machine": meta, **run(args.size, args.repeats, args.precisions)}
-    path = args.json or RESULTS / f"step-floor-{args.size}-{cpu_name()}.json"
+    record = {"benchmark": "step_floor", "machine": meta, "clock": args.clock,
+              **run(args.size, args.repeats, args.precisions, CLOCKS[args.clock])}
+    threads = "-1thread" if args.threads == 1 else ""
+    path = args.json or RESULTS / f"step-floor-{args.size}-{cpu_name()}{threads}.json"
     write_json(path, record)
     width, height = record["size"]
     print(f"one step of the standard preset at {width} x {height}: VGG-19 to relu5_1, forward and backward to "
-          f"the pixels; {meta['cpu_model']}, {meta['torch_threads']} threads, torch {meta['torch']}")
+          f"the pixels; {meta['cpu_model']}, {meta['torch_threads']} threads, torch {meta['torch']}, "
+          f"{args.clock} clock")
     print(table(record))
     print(f"results: {path}")
     return 0
