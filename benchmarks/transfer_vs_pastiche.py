@@ -79,8 +79,9 @@ def find_tool(name: str) -> list[str] | None:
     return [found] if found else None
 
 
-def run_child(command: list[str], stdout_path: Path, stderr_path: Path) -> dict:
-    """Run ``command`` to completion; wall seconds (start to exit), exit code and the child's own peak RSS.
+def run_child(command: list[str], stdout_path: Path, stderr_path: Path, env: dict[str, str] | None = None) -> dict:
+    """Run ``command`` to completion (in ``env``, default this process's environment); wall seconds (start to
+    exit), exit code and the child's own peak RSS.
 
     ``os.wait4`` gives the resource usage of this one child (ru_maxrss, kB on Linux, bytes on macOS), where
     ``resource.getrusage(RUSAGE_CHILDREN)`` would be the running maximum over every child so far.
@@ -88,7 +89,7 @@ def run_child(command: list[str], stdout_path: Path, stderr_path: Path) -> dict:
     parent_before = resource.getrusage(resource.RUSAGE_SELF)
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         began = time.perf_counter()
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         try:
             _, status, usage = os.wait4(child.pid, 0)
         except BaseException:

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from stylecraft import runtime
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+#: The real probe, for the tests of it (every test runs with it replaced, below).
+CPU_HAS_BF16 = runtime.cpu_has_bf16
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_native_bf16() -> Iterator[None]:
+    """Every test (and every module-scoped fixture) runs as on a CPU without native bf16, so that
+    ``precision`` auto means fp32 and no test's numbers depend on the CPU model; the tests of bf16 say so
+    themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "cpu_has_bf16", lambda: False)
+        yield
 
 
 def make_content(width: int = 64, height: int = 48) -> Image.Image:

@@ -23,7 +23,7 @@ GOLDEN = Path(__file__).parent / "golden"
 MODE = os.environ.get("STYLECRAFT_GOLDEN", "compare")
 SEED = ["--seed", "3"]
 #: Where a contact sheet's pictures are: (left, top, right, bottom) of each 32 x 24 cell under the title.
-CELLS = {"grid": [(8, 36, 40, 60), (8, 88, 40, 112)]}
+CELLS = {"grid": [(8, 36, 40, 60), (8, 106, 40, 130)]}
 
 
 def _inputs(folder: Path) -> dict[str, Path]:

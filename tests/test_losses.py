@@ -32,6 +32,20 @@ def test_gram_matrix_by_hand():
     assert torch.allclose(gram, expected)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_is_autograd_s_in_either_layout(layout):
+    # gram_matrix's backward pass is written by hand (one product where autograd takes two); gradcheck compares
+    # it with finite differences
+    features = torch.rand(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_matrix, (features,))
+    if layout is torch.channels_last:  # the network's layout: its gradient comes back channels-last
+        slopes: list[torch.Tensor] = []
+        inner = features * 1
+        inner.register_hook(slopes.append)
+        (gram_matrix(inner) * torch.rand(2, 3, 3, dtype=torch.float64)).sum().backward()
+        assert slopes[0].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_gram_matrix_per_batch_item():
     a = torch.tensor([[[1.0, 2.0]], [[3.0, 4.0]]])
     b = torch.tensor([[[0.0, 1.0]], [[2.0, 0.0]]])  # [[0+1, 0+0], [0, 4+0]] / 2

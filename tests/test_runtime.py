@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from conftest import make_content, make_style
+from conftest import CPU_HAS_BF16, make_content, make_style
 
 import stylecraft
 from stylecraft import api, runtime
@@ -114,3 +114,44 @@ def test_transfer_training_and_applying_run_in_ieee_fp32_and_leave_the_setting(o
     stylise(TransformerNet(8).eval(), torch.rand(1, 3, 20, 24))
     assert on_cuda and set(on_cuda) == {"ieee"}
     assert user_setting.fp32_precision == "tf32"
+
+
+def test_cpu_flags_come_from_cpuinfo_and_none_without_it(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: a Xeon\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert runtime.cpu_flags(str(info)) == {"fpu", "avx512f", "avx512_bf16", "amx_tile"}
+    assert runtime.cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+@pytest.mark.parametrize(("flags", "native"), [({"avx2", "avx512f"}, False), ({"avx512f", "avx512_bf16"}, True),
+                                              ({"amx_tile", "amx_bf16"}, True), (set(), False)])
+def test_a_cpu_has_bf16_by_its_flags(monkeypatch, flags, native):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+    assert CPU_HAS_BF16() is native
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_for_the_optimiser_on_a_cpu_with_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: native)
+    assert Runtime.resolve("cpu", "auto", cpu_bf16=True).precision == ("bf16" if native else "fp32")
+    assert Runtime.resolve("cpu", "auto").precision == "fp32"  # training and the others keep fp32
+    for explicit in ("fp32", "bf16"):  # a precision asked for is the one used, on any CPU
+        assert Runtime.resolve("cpu", explicit, cpu_bf16=True).precision == explicit
+    assert Runtime.resolve(CUDA, "auto").precision == "bf16"
+
+
+def test_a_bf16_transfer_scores_as_the_fp32_one_and_auto_picks_it_where_the_cpu_has_bf16(monkeypatch):
+    photo, painting = make_content(96, 72), make_style(96, 96)
+    options = {"size": 96, "iterations": 40, "seed": 2}
+    fp32 = api.run("transfer", photo, painting, precision="fp32", **options)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    bf16 = api.run("transfer", photo, painting, **options)
+    assert (fp32.settings["precision"], bf16.settings["precision"]) == ("fp32", "bf16")
+    # The feature network really ran in bf16; the pictures differ as much as any two orders of summation make
+    # them (the optimisation is chaotic), so the numbers are compared, not the pixels.
+    assert not torch.equal(fp32.image, bf16.image)
+    ours, theirs = fp32.settings["quality"], bf16.settings["quality"]
+    for name in ("content_distance", "style_distance", "colour_distance"):
+        assert theirs[name] == pytest.approx(ours[name], rel=0.05), name
+    assert theirs["structure_kept"] == pytest.approx(ours["structure_kept"], abs=0.03)

@@ -81,8 +81,16 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray) -> float:
     directions = np.random.default_rng(0).normal(size=(DIRECTIONS, a.shape[1]))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     levels = (np.arange(QUANTILES) + 0.5) / QUANTILES
-    found = np.quantile(a @ directions.T, levels, axis=0) - np.quantile(b @ directions.T, levels, axis=0)
+    found = _quantiles(directions @ a.T, levels) - _quantiles(directions @ b.T, levels)
     return float(np.abs(found).mean())
+
+
+def _quantiles(rows: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each row's quantiles at ``levels``, as ``np.quantile`` gives them, about three times sooner: the rows
+    sorted in place first (``np.quantile`` partitioning a copy of unsorted data took most of a transfer's
+    scoring)."""
+    rows.sort(axis=1)
+    return np.asarray(np.quantile(rows, levels, axis=1, overwrite_input=True))
 
 
 def _luminance(picture: torch.Tensor, canvas: tuple[int, int]) -> np.ndarray:

