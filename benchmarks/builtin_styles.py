@@ -15,6 +15,7 @@ the draft once, it takes minutes) are the only numbers that need the machine to 
 
     python benchmarks/builtin_styles.py [--size 512] [--styles a,b] [--photos x.jpg,y.jpg] [--one-photo-each]
                                         [--no-peer] [--json PATH] [--sheet PATH] [--repeats 3] [--no-timing]
+                                        [--network FILE]
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from stylecraft import api, feedforward, images, report
-from stylecraft.feedforward.styles import load_builtin, names, records
+from stylecraft import api, feedforward, images, report, runtime
+from stylecraft.feedforward.styles import builtin_file, load_builtin, names, records
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -99,13 +100,15 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-timing", action="store_true", help="scores only (they do not need a quiet machine)")
+    parser.add_argument("--network", type=Path, help="a network of the six styles to measure instead of the "
+                        "shipped one (e.g. tools/build_styles.py's benchmarks/results/models/builtin.pt)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
     args = parser.parse_args()
     if not (SHARED / "images").is_dir():
         print("builtin_styles: ../shared/images is needed", file=sys.stderr)
         return 2
-    builtin = load_builtin()
+    builtin = feedforward.load_model(args.network) if args.network else load_builtin()
     styles = args.styles.split(",") if args.styles else names(builtin)
     photos = [SHARED / "images" / "content" / p for p in args.photos.split(",")] if args.photos else sorted(
         (SHARED / "images" / "content").glob("*.jpg"))
@@ -132,7 +135,8 @@ def main() -> int:
             rows.append(row)
             cells.append([report.Cell(picture, f"{tool} {name}") for tool, picture in pictures.items()])
             print(json.dumps(row), flush=True)
-    timing = {} if args.no_timing else time_1024(builtin, styles[0], photos[0], work, args.repeats, use_peer)
+    timing = {} if args.no_timing else time_1024(args.network or builtin_file(), styles[0], photos[0], work,
+                                                 args.repeats, use_peer)
     summary = {"cpu": cpu(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "seconds_1024": timing, "cards": {r["name"]: r.get("steps") for r in records(builtin)}}
@@ -144,22 +148,23 @@ def main() -> int:
     return 0
 
 
-def time_1024(builtin: feedforward.StyleModel, name: str, photo: Path, work: Path, repeats: int,
+def time_1024(network: Path, name: str, photo: Path, work: Path, repeats: int,
               use_peer: bool) -> dict[str, float]:
-    """Seconds to paint one 1024 px picture, the network loaded: the median of ``repeats``."""
+    """Seconds to paint one 1024 px picture, the network loaded: the median of ``repeats``, with torch, ONNX
+    Runtime and, where the CPU has native bf16, OpenVINO in bf16 (`apply --backend openvino --precision
+    bf16`)."""
     source = at_size(photo, 1024, work)
-    model = feedforward.styles.painting(builtin, name)
     found = {}
-    for backend in ("torch", "onnx"):
-        loaded = model if backend == "torch" else feedforward.StyleModel(
-            *feedforward.onnx_session(feedforward.to_onnx(model), "cpu"))
+    backends = [("torch", "fp32"), ("onnx", "fp32")] + ([("openvino", "bf16")] if runtime.cpu_has_bf16() else [])
+    for backend, precision in backends:
+        loaded = api.load_style_model(network, backend=backend, precision=precision, style=name, device="cpu")
         api.apply_model(loaded, source)  # warm-up
         times = []
         for _ in range(repeats):
             began = time.perf_counter()
             api.apply_model(loaded, source)
             times.append(time.perf_counter() - began)
-        found[f"built-in ({backend})"] = statistics.median(times)
+        found[f"built-in ({backend} {precision})"] = statistics.median(times)
     began = time.perf_counter()
     api.run("transfer", source, [painting_path(name)], preset="draft", size=1024, seed=0, score=False)
     found["draft (optimiser)"] = time.perf_counter() - began
