@@ -105,7 +105,13 @@ def train(args: argparse.Namespace) -> int:
         COMMAND.write_text(f"{before or this}\n")
     else:
         COMMAND.write_text(f"{before} && {this}\n" if before else f"{this}\n")
-    return subprocess.call([sys.executable, "-m", "stylecraft", *command[1:]])
+    code = subprocess.call([sys.executable, "-m", "stylecraft", *command[1:]])
+    if WORK.exists() and "--resume" not in command:  # a run stopped early: record the steps it took
+        start = feedforward.load_model(builtin_file()).metadata["steps"] if "--init" in command else 0
+        done = int(feedforward.load_model(WORK).metadata["steps"]) - int(start)
+        head, _, tail = COMMAND.read_text().rpartition(f"--steps {args.steps} ")
+        COMMAND.write_text(f"{head}--steps {done} {tail}")
+    return code
 
 
 def _card(record: dict[str, str], training: dict[str, object], steps: int, command: str,
