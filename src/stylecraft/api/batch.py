@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import checks, feedforward, files, images
+from ..choices import PRECISIONS
 from ..errors import ConfigError, ImageError, UsageError, one_line
 from ..feedforward.data import PHOTO_TYPES
 from ..optimize import PRESETS
@@ -50,7 +51,8 @@ class Item:
 class BatchSettings:
     """What every picture of a batch is painted with: a real-time ``model`` (a file every worker can read, or a
     built-in style's name or blend) or the optimiser towards ``style`` (a painting) with the ``preset``'s
-    defaults; ``size`` (long side; None: the input's for a network, the preset's for the optimiser)."""
+    defaults; ``size`` (long side; None: the input's for a network, the preset's for the optimiser);
+    ``precision`` the optimiser's (auto: bf16 where the worker's device has it, :func:`.transfer.run`)."""
 
     model: str | None = None
     style: str | None = None
@@ -62,6 +64,7 @@ class BatchSettings:
     batch_size: int = 4
     tile: int = feedforward.TILE
     device: str = "auto"
+    precision: str = "auto"
 
     def validate(self) -> None:
         """ConfigError unless exactly one way of painting is chosen and the numbers make sense."""
@@ -77,10 +80,11 @@ class BatchSettings:
         checks.at_least("iterations", self.iterations, 1)
         checks.at_least("batch_size", self.batch_size, 1)
         checks.at_least("tile", self.tile, 64)
+        checks.choice("precision", self.precision, PRECISIONS)
 
     def record(self) -> dict[str, Any]:
         """The settings a manifest records and a resumed run must match (not where or how fast it ran)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "device")}
+        return {k: v for k, v in asdict(self).items() if k not in ("batch_size", "device", "precision")}
 
 
 @dataclass
@@ -227,8 +231,8 @@ def paint_optimised(item: Item, settings: BatchSettings, run_id: str, stop: Stop
                                  ("seed", settings.seed), ("preserve_color", settings.preserve_color or None))
                if v is not None}
     try:
-        result = run("transfer", item.input, settings.style, device=settings.device, preset=settings.preset,
-                     stop=stop, **options)
+        result = run("transfer", item.input, settings.style, device=settings.device, precision=settings.precision,
+                     preset=settings.preset, stop=stop, **options)
     except UsageError as exc:
         return Record(item.input, item.output, settings.record(), time.perf_counter() - began,
                       error=one_line(exc))

@@ -137,7 +137,8 @@ def run_apply(args: argparse.Namespace) -> int:
 def run_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(model=args.model, style=args.style, preset=args.preset, size=args.size,
                              preserve_color=args.preserve_color, iterations=args.iterations, seed=args.seed,
-                             batch_size=args.batch_size, tile=args.tile, device=args.device)
+                             batch_size=args.batch_size, tile=args.tile, device=args.device,
+                             precision=args.precision)
     settings.validate()
     engine = engine_for(args.engine, args.address, args.workers, args.gpus_per_worker)
 

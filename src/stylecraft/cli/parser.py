@@ -383,6 +383,9 @@ def add_batch(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        "(default 4)")
     batch.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
     batch.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (on each worker; default auto)")
+    batch.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="with --style: the feature network's precision (default auto: bf16 where the worker's "
+                            "CUDA device or CPU has it, fp32 elsewhere)")
     batch.add_argument("--force", action="store_true", help="paint again what the manifest records as done")
     add_engine(batch, "paint", "actors (--model) or tasks (--style) at once")
 
