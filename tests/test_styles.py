@@ -175,6 +175,9 @@ def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> No
     assert again.metadata["steps"] == 5 and again.metadata["initialised_from"] == str(tmp_path / "first.pt")
     for key, value in first.net.state_dict().items():
         assert torch.equal(again.net.state_dict()[key], value)  # lr 0: exactly the weights it started from
+    # resumed to 4 steps of its own, the network still counts the 3 it started from
+    api.train_network(styles, photos, tmp_path / "again.pt", steps=4, resume=tmp_path / "again.pt.ckpt", **TINY)
+    assert feedforward.load_model(tmp_path / "again.pt").metadata["steps"] == 7
     with pytest.raises(ConfigError, match="width 8 painting a, b; this run trains width 4"):
         api.train_network(styles, photos, tmp_path / "x.pt", steps=1, init=tmp_path / "first.pt",
                           **{**TINY, "network_width": "4"})

@@ -101,17 +101,23 @@ def train(args: argparse.Namespace) -> int:
     command, before = train_command(args)
     print(shlex.join(command), flush=True)
     this = shlex.join(command).replace(f"{ROOT}/", "").replace(str(ROOT.parent), "..")
-    if "--resume" in command:  # the run it continues wrote the commands already
-        COMMAND.write_text(f"{before or this}\n")
+    if "--resume" in command and before:  # the run it continues wrote the commands already
+        COMMAND.write_text(last_steps(before, args.steps))
     else:
         COMMAND.write_text(f"{before} && {this}\n" if before else f"{this}\n")
     code = subprocess.call([sys.executable, "-m", "stylecraft", *command[1:]])
-    if WORK.exists() and "--resume" not in command:  # a run stopped early: record the steps it took
-        start = feedforward.load_model(builtin_file()).metadata["steps"] if "--init" in command else 0
-        done = int(feedforward.load_model(WORK).metadata["steps"]) - int(start)
-        head, _, tail = COMMAND.read_text().rpartition(f"--steps {args.steps} ")
-        COMMAND.write_text(f"{head}--steps {done} {tail}")
+    checkpoint = WORK.with_name(WORK.name + ".ckpt")
+    if checkpoint.exists():  # the steps the last command took, if it stopped early or was resumed further
+        done = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
+        COMMAND.write_text(last_steps(COMMAND.read_text(), done))
     return code
+
+
+def last_steps(chain: str, steps: int) -> str:
+    """``chain`` of commands with the last one's ``--steps`` set to ``steps``: a checkpoint's step counts from
+    the start of the run it belongs to, however often that run was resumed."""
+    head, _, tail = chain.strip().rpartition(" --steps ")
+    return f"{head} --steps {steps} {tail.partition(' ')[2]}\n"
 
 
 def _card(record: dict[str, str], training: dict[str, object], steps: int, command: str,

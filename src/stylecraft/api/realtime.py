@@ -72,19 +72,23 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         data_set = feedforward.PhotoFolder(data, config.size)
         sample_tensor = _first_sample(sample, data_set, config.size)
         state = _load_checkpoint(resume) if resume is not None else None
+        # The steps of the network a run started from (--init), kept in its checkpoints for a --resume to count.
+        before = int(state.get("steps_before", 0)) if state else 0
         if start is not None:
             state = {"state_dict": cast(feedforward.TransformerNet, start.net).state_dict()}
+            before = int(start.metadata.get("steps", 0))
         result = feedforward.train(config, vgg, style_tensors, data_set, sample=sample_tensor, runtime=runtime,
                                    resume=state, callbacks=callbacks,
-                                   on_checkpoint=lambda payload: save_atomically(payload, checkpoint_path),
+                                   on_checkpoint=lambda payload: save_atomically({**payload, "steps_before": before},
+                                                                                 checkpoint_path),
                                    processes=processes, stop=stop,
                                    base=cast(feedforward.TransformerNet, base.net) if base else None)
         if not processes.main:
             return result
-        save_atomically(result.checkpoint, checkpoint_path)
+        save_atomically({**result.checkpoint, "steps_before": before}, checkpoint_path)
         fingerprints = [feedforward.model.style_fingerprint(one) for one in style_images]
         metadata: dict[str, Any] = {
-            "stylecraft": version(), "steps": result.steps + (int(start.metadata.get("steps", 0)) if start else 0),
+            "stylecraft": version(), "steps": before + result.steps,
             "photos_seen": result.seen,
             "processes": processes.world_size, "skipped_photos": result.skipped, "data": str(data),
             "training": asdict(config), "model": network.model, "stopped": result.stopped}
