@@ -22,24 +22,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+from transfer_vs_pastiche import cpu_model
 
 from stylecraft import api, images
 from stylecraft.feedforward.styles import builtin_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WINDOW = 20
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def windows(history: list[dict[str, float]], key: str, every: int) -> list[float]:
@@ -89,7 +83,7 @@ def main() -> int:
         print(json.dumps({name: found[name]}), flush=True)
     every = max(WINDOW, args.steps // 5)
     print(f"\n{args.style.name}: {args.steps} steps at {args.size} px, batch {args.batch_size}, {args.precision} "
-          f"({cpu()}); losses: the mean of {WINDOW} steps ending at each step shown")
+          f"({cpu_model()}); losses: the mean of {WINDOW} steps ending at each step shown")
     print(f"{'run':8} " + " ".join(f"{f'style@{s}':>10}" for s in range(every, args.steps + 1, every))
           + f" {'s/step':>7} {'style d':>8} {'colour d':>8} {'content d':>9} {'structure':>9}")
     for name, row in found.items():
@@ -99,7 +93,7 @@ def main() -> int:
               f" {numbers['style_distance']:>8.3f} {numbers['colour_distance']:>8.3f}"
               f" {numbers['content_distance']:>9.3f} {numbers['structure_kept']:>9.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu(), "settings": vars(args) | {"style": str(args.style)},
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "settings": vars(args) | {"style": str(args.style)},
                                          "runs": found}, indent=1, default=str))
     return 0
 

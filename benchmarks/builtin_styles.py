@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
+from transfer_vs_pastiche import cpu_model
 
 from stylecraft import api, feedforward, images, report, runtime
 from stylecraft.feedforward.styles import builtin_file, load_builtin, names, records
@@ -45,13 +45,6 @@ PAINTING_FILES = {"shipwreck": "shipwreck_of_the_minotaur.jpg"}
 
 def painting_path(name: str) -> Path:
     return SHARED / "paintings" / PAINTING_FILES.get(name, name.replace("-", "_") + ".jpg")
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def draft(photo: Path, painting: Path, size: int) -> Path:
@@ -137,7 +130,7 @@ def main() -> int:
             print(json.dumps(row), flush=True)
     timing = {} if args.no_timing else time_1024(args.network or builtin_file(), styles[0], photos[0], work,
                                                  args.repeats, use_peer)
-    summary = {"cpu": cpu(), "threads": __import__("torch").get_num_threads(), "size": args.size,
+    summary = {"cpu": cpu_model(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "seconds_1024": timing, "cards": {r["name"]: r.get("steps") for r in records(builtin)}}
     print_table(rows, summary, use_peer)

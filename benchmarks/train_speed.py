@@ -13,24 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from transfer_vs_pastiche import cpu_model
 
 from stylecraft.features import FeatureNetwork
 from stylecraft.feedforward import WIDTHS, TrainConfig, TransformerNet
 from stylecraft.objective import Objective, Targets
 from stylecraft.runtime import Runtime
-
-
-def cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def step_seconds(width: int, size: int, batch: int, precision: str, steps: int, channels_last: bool = False) -> float:
@@ -71,7 +64,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
-    print(f"{cpu()}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    print(f"{cpu_model()}, {torch.get_num_threads()} threads, batch {args.batch_size}")
     print(f"{'width':>8} {'size':>5} {'fp32 s/step':>12} {'bf16 s/step':>12} {'bf16 speed-up':>14} "
           f"{'bf16+channels_last':>19}")
     for width in args.widths.split(","):
@@ -84,7 +77,7 @@ def main() -> None:
             print(f"{width:>8} {size:>5} {found['fp32']:>12.2f} {found['bf16']:>12.2f} "
                   f"{found['fp32'] / found['bf16']:>13.2f}x {found['bf16_channels_last']:>19.2f}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu(), "threads": torch.get_num_threads(),
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "threads": torch.get_num_threads(),
                                          "batch_size": args.batch_size, "rows": rows}, indent=1))
 
 

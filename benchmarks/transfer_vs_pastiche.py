@@ -502,6 +502,11 @@ def _git() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "src_modified": bool(status) if status is not None else None}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s), for the tables: every figure names the CPU it ran on."""
+    return _cpuinfo()["model"] or platform.machine()
+
+
 def machine_metadata(device: str) -> dict:
     cpu = _cpuinfo()
     meta = {"hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
