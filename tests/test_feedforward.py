@@ -95,6 +95,27 @@ def test_saturation_penalty_only_beyond_the_tanh_range(trained):
         TrainConfig(saturation_weight=-1).validate()
 
 
+def test_spike_penalty_counts_local_spikes_and_training_shrinks_them(trained, photos, tmp_path):
+    from stylecraft.feedforward.net import SPIKE, spike_penalty
+
+    ramp = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)  # within +-1.8 standard deviations
+    assert spike_penalty(ramp) == 0
+    spiked = ramp.clone()
+    spiked[0, 0, 10, 10] = 1000.0  # one position, about 64 standard deviations out
+    assert spike_penalty(spiked) > (60 - SPIKE) ** 2 / ramp.numel()
+    assert "spikes" not in trained[1].history[0]  # the paper's loss by default
+    out = tmp_path / "spikes.pt"
+    result = api.train_network(photos.parent / "style.png", photos, out, steps=12, lr=5e-3, spike_weight=1000.0,
+                               **TINY)
+    spikes = [row["spikes"] for row in result.history]
+    assert sum(spikes[-3:]) / 3 < 0.5 * sum(spikes[:3]) / 3
+    assert all(row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"] + row["saturation"]
+                                             + row["spikes"], rel=1e-5) for row in result.history)
+    assert feedforward.load_model(out).metadata["training"]["spike_weight"] == 1000.0
+    with pytest.raises(ConfigError, match="`spike_weight`"):
+        TrainConfig(spike_weight=-1).validate()
+
+
 def test_loss_margin_leaves_the_crop_edges_out_of_the_loss(photos, tmp_path):
     first = {}
     for margin in (0, 8):

@@ -78,7 +78,8 @@ def train_command(args: argparse.Namespace) -> tuple[list[str], str]:
                "--names", ",".join(style_name(r["file"]) for r in records), "--data", str(PHOTOS), "-o", str(WORK),
                "--steps", str(args.steps), "--size", str(args.size), "--batch-size", str(args.batch_size),
                "--width", args.width, "--device", args.device, "--precision", args.precision,
-               "--checkpoint-every", "100", "--sample-every", "500", "--color-weight", str(args.color_weight)]
+               "--checkpoint-every", "100", "--sample-every", "500", "--color-weight", str(args.color_weight),
+               "--spike-weight", str(args.spike_weight)]
     before = ""
     checkpoint = WORK.with_name(WORK.name + ".ckpt")
     if checkpoint.exists():
@@ -132,7 +133,8 @@ def _card(record: dict[str, str], training: dict[str, object], steps: int, comma
         "steps": steps, "steps_of_this_style": steps // 6, "batch_size": training["batch_size"],
         "size": training["size"], "style_size": training["style_size"] or training["size"],
         "content_weight": training["content_weight"], "style_weight": training["style_weight"],
-        "tv_weight": training["tv_weight"], "color_weight": training.get("color_weight", 0.0), "lr": training["lr"],
+        "tv_weight": training["tv_weight"], "color_weight": training.get("color_weight", 0.0),
+        "spike_weight": training.get("spike_weight", 0.0), "lr": training["lr"],
         "trained_on": device, "command": command,
     }
 
@@ -245,6 +247,7 @@ def main() -> int:
     run.add_argument("--precision", default="auto", help="auto: bf16 on CUDA; pass bf16 on CPUs with AVX-512 BF16")
     run.add_argument("--fresh", action="store_true", help="start from scratch, not from the shipped network")
     run.add_argument("--color-weight", type=float, default=0.0, help="the colour term's weight (train's)")
+    run.add_argument("--spike-weight", type=float, default=0.0, help="the spike penalty's weight (train's)")
     pack = sub.add_parser("package")
     pack.add_argument("--trained-on", default=machine(), help="the machine it was trained on, for the cards")
     pack.add_argument("--quality", type=Path, help="benchmarks/builtin_styles.py --json output: its numbers go "

@@ -298,6 +298,9 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     train.add_argument("--saturation-weight", type=number, help="penalty on outputs stuck far into the tanh's "
                        f"flat ends, where dark blots form and cannot recover (default {t.saturation_weight:g}; 0: "
                        "the paper's plain tanh)")
+    train.add_argument("--spike-weight", type=number, help="penalty on local spikes in the normalisations' inputs, "
+                       "which show as blots of one colour in dark areas (default "
+                       f"{t.spike_weight:g}, the paper's loss; the built-in styles: 10)")
     train.add_argument("--loss-margin", type=integer, help="pixels at each side of a crop left out of the loss, "
                        f"against a dotted line along the edges; 0: the paper's loss (default {t.loss_margin})")
     train.add_argument("--sample", help="validation photo for the samples (default: the first photo)")

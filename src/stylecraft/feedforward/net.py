@@ -36,6 +36,8 @@ from .settings import WIDTHS
 
 #: Pre-tanh magnitude beyond which training pushes back: tanh(2.5) covers 99.3% of the output range.
 SATURATION = 2.5
+#: Standard deviations beyond which an instance-normalised activation counts as a spike (see spike_penalty).
+SPIKE = 4.0
 
 
 class StyleNorm(nn.Module):
@@ -158,3 +160,16 @@ def picture(logits: torch.Tensor) -> torch.Tensor:
 def saturation_penalty(logits: torch.Tensor) -> torch.Tensor:
     """Mean squared excess of pre-tanh values beyond +-SATURATION: 0 for a network that stays in range."""
     return torch.relu(logits.abs() - SATURATION).pow(2).mean()
+
+
+def spike_penalty(features: torch.Tensor) -> torch.Tensor:
+    """Mean squared excess of ``features`` (a normalisation's input), instance-normalised, beyond +-SPIKE.
+
+    An instance-normalised network learns to make a strong local spike in most channels at one place, which
+    dominates each channel's statistics and so lets it scale the rest of the picture as the normalisation
+    would not (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", call them
+    droplets). The spike comes out as a blot of one colour, in the dark or flat areas where the content loss
+    costs least; the blot moves and changes colour as training goes on, but stays. Penalising the spikes takes
+    the mechanism away."""
+    normalised = F.instance_norm(features.float())
+    return torch.relu(normalised.abs() - SPIKE).pow(2).mean()

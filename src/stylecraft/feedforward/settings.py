@@ -32,7 +32,9 @@ class TrainConfig:
     overrides ``epochs``. Content at relu2_2 and style at relu1_2, relu2_2, relu3_3, relu4_3 follow it.
     ``network_width`` is the transformer network's width: full, compact or a number of channels.
     ``saturation_weight`` weighs :func:`.net.saturation_penalty`, which keeps the output tanh out of its flat
-    ends (0 turns it off). ``color_weight`` weighs the colour term of ``transfer`` (the distance between the
+    ends (0 turns it off). ``spike_weight`` weighs :func:`.net.spike_penalty`, which keeps the normalisations'
+    inputs free of the local spikes that show as blots of one colour (0, the paper's loss, turns it off).
+    ``color_weight`` weighs the colour term of ``transfer`` (the distance between the
     pictures' pixel colours and the painting's), which the paper's loss does not have. ``loss_margin`` pixels
     at each side of a crop are left out of the content and style terms (the TV term still covers them): VGG's
     zero padding makes its features there unlike anywhere else, and the network can learn to paint a dotted
@@ -52,6 +54,7 @@ class TrainConfig:
     tv_weight: float = 1.0
     color_weight: float = 0.0
     saturation_weight: float = 1.0
+    spike_weight: float = 0.0
     loss_margin: int = 16
     style_size: int | None = None
     sample_every: int = 500
@@ -83,5 +86,5 @@ class TrainConfig:
             raise ConfigError(f"`loss_margin` {self.loss_margin} must be >= 0 and leave at least 32 px of the "
                               f"{self.size} px crop (`loss_margin` 0 turns it off)")
         for name in ("epochs", "lr", "content_weight", "style_weight", "tv_weight", "color_weight",
-                     "saturation_weight"):
+                     "saturation_weight", "spike_weight"):
             checks.non_negative(name, getattr(self, name))

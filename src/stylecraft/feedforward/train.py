@@ -13,10 +13,11 @@ Styles are added to a trained network of several (``base``) by training their sc
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..runtime import Runtime
 from .apply import stylise
 from .data import PhotoFolder, collate
 from .distributed import SINGLE, Processes, all_agree, total
-from .net import StyleNorm, TransformerNet, saturation_penalty
+from .net import StyleNorm, TransformerNet, saturation_penalty, spike_penalty
 from .settings import TrainConfig
 
 
@@ -155,6 +156,19 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
                     runtime, processes, steps, step)
 
 
+@contextlib.contextmanager
+def _normalised_inputs(net: TransformerNet, wanted: bool) -> Iterator[list[torch.Tensor]]:
+    """The inputs of ``net``'s normalisation layers in the forward passes run inside, when ``wanted``."""
+    inputs: list[torch.Tensor] = []
+    hooks = [layer.register_forward_hook(lambda _layer, args, _output: inputs.append(args[0]))
+             for layer in net.modules() if wanted and isinstance(layer, (StyleNorm, torch.nn.InstanceNorm2d))]
+    try:
+        yield inputs
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor]:
     """One optimiser step on ``batch``; return the loss terms."""
     config, runtime = session.config, session.runtime
@@ -166,12 +180,15 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     with runtime.work():
         targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn],
                           session.colour_targets[turn])
-        with runtime.autocast():
+        with runtime.autocast(), _normalised_inputs(session.net, bool(config.spike_weight)) as inputs:
             output, logits = session.model(batch, with_logits=True)
         terms: dict[str, torch.Tensor] = session.objective(output.float(), targets, margin=config.loss_margin)
         if config.saturation_weight:
             terms["saturation"] = config.saturation_weight * saturation_penalty(logits.float())
             terms["total"] = terms["total"] + terms["saturation"]
+        if config.spike_weight:
+            terms["spikes"] = config.spike_weight * torch.stack([spike_penalty(x) for x in inputs]).mean()
+            terms["total"] = terms["total"] + terms["spikes"]
         session.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         session.optimizer.step()
