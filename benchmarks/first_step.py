@@ -82,19 +82,17 @@ def measure(version: str, source: Path, cold: bool, args: argparse.Namespace, ou
     env = {**os.environ, "PYTHONPATH": str(source)}
     stylecraft = [sys.executable, "-m", "stylecraft"]
     content, style = args.images / "content" / "chicago.jpg", args.images / "style" / "the_resevoir_at_poitiers.jpg"
+    transfer = [*stylecraft, "transfer", str(content), str(style), "-o", str(out / f"{version}.png"), "--quality",
+                "standard", "--size", str(args.size), "--seed", "0"]
     row: dict[str, float | None] = {}
-    for name, run in (("import torch", lambda: time_exit([sys.executable, "-c", "import torch"], env)),
-                      ("--help", lambda: time_exit([*stylecraft, "--help"], env)),
-                      ("transfer", lambda: time_first_step(
-                          [*stylecraft, "transfer", str(content), str(style), "-o", str(out / f"{version}.png"),
-                           "--quality", "standard", "--size", str(args.size), "--seed", "0"], env))):
+    for name, command in (("import torch", [sys.executable, "-c", "import torch"]),
+                          ("--help", [*stylecraft, "--help"])):
         if cold:
             drop_caches()
-        value = run()
-        if isinstance(value, dict):
-            row.update({f"transfer: {k}": v for k, v in value.items()})
-        else:
-            row[name] = value
+        row[name] = time_exit(command, env)
+    if cold:
+        drop_caches()
+    row.update({f"transfer: {k}": v for k, v in time_first_step(transfer, env).items()})
     return row
 
 
@@ -113,14 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     states = ("cold", "warm") if can_drop else ("warm",)
     if not can_drop:
         print(f"first_step: cold runs not measured: {DROP} needs root", file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="first-step-"))
-    versions = {"baseline": export_baseline(args.baseline, work), "new": Path(__file__).resolve().parents[1] / "src"}
-    runs: dict[str, list[dict[str, float | None]]] = {f"{v} {s}": [] for s in states for v in versions}
-    for round_ in range(args.repeats):
-        order = list(versions) if round_ % 2 == 0 else list(reversed(versions))
-        for state in states:
-            for version in order:
-                runs[f"{version} {state}"].append(measure(version, versions[version], state == "cold", args, work))
+    runs: dict[str, list[dict[str, float | None]]] = {}
+    with tempfile.TemporaryDirectory(prefix="first-step-") as folder:
+        work = Path(folder)
+        versions = {"baseline": export_baseline(args.baseline, work),
+                    "new": Path(__file__).resolve().parents[1] / "src"}
+        for round_ in range(args.repeats):
+            order = list(versions) if round_ % 2 == 0 else list(reversed(versions))
+            for state in states:
+                for version in order:
+                    runs.setdefault(f"{version} {state}", []).append(
+                        measure(version, versions[version], state == "cold", args, work))
     rows = {key: {name: statistics.median(r[name] for r in found if r[name] is not None)
                   for name in found[0]} for key, found in runs.items()}
     names = list(next(iter(rows.values())))
