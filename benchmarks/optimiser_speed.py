@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: the optimiser of this tree against an earlier commit's, on the same pairs, interleaved.
 
-Each run is a child process, ``python -m stylecraft transfer CONTENT STYLE --quality PRESET --seed 0``, with
+Each run is a child process, ``python -m stylecraft transfer CONTENT STYLE --quality PRESET --seed S``, with
 ``PYTHONPATH`` set to one version's ``src``: the baseline's is exported from git (``git archive``, default
 commit c990529, the code before issue 25) into the out dir, and the new one is this tree's. The two alternate
 pair by pair, and which goes first alternates too (baseline-new, new-baseline, ...), so that both meet the
@@ -14,6 +14,7 @@ it writes a side-by-side sheet (content | style | baseline | new) to look at.
     python benchmarks/optimiser_speed.py                          # standard preset, 512 px, six pairs
     python benchmarks/optimiser_speed.py --preset draft           # 384 px
     python benchmarks/optimiser_speed.py --preset fine            # 1024 px
+    python benchmarks/optimiser_speed.py --only 2 --seed 1        # one pair again, another seed: the spread
     python benchmarks/optimiser_speed.py --baseline HEAD --baseline-args="--precision fp32"   # one knob, A/B
 """
 
@@ -78,7 +79,7 @@ def run_transfer(version: str, source: Path, content: Path, style: Path, args: a
         stale.unlink(missing_ok=True)
     extra = args.baseline_args if version == "baseline" else args.new_args
     command = [sys.executable, "-m", "stylecraft", "transfer", str(content), str(style), "-o", str(output),
-               "--quality", args.preset, "--size", str(args.size), "--seed", "0", "--history", str(history),
+               "--quality", args.preset, "--size", str(args.size), "--seed", str(args.seed), "--history", str(history),
                "--quiet", "--device", "cpu", *shlex.split(args.args), *shlex.split(extra)]
     logs = args.out_dir / f"{name}.stdout.txt", args.out_dir / f"{name}.stderr.txt"
     environment = {**os.environ, "PYTHONPATH": str(source)}
@@ -153,6 +154,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="stylecraft's --quality for both (default standard)")
     parser.add_argument("--size", type=int, help="output long side (default: the preset's)")
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help=f"the first N pairs (default {len(PAIRS)})")
+    parser.add_argument("--only", help="these pairs instead, by number from 1, e.g. \"2,3\"")
+    parser.add_argument("--seed", type=int, default=0, help="the transfers' --seed (default 0)")
     parser.add_argument("--baseline", default=BASELINE, help=f"git revision of the baseline (default {BASELINE})")
     parser.add_argument("--args", default="", help="extra transfer options for both, e.g. \"--iterations 20\"")
     parser.add_argument("--baseline-args", default="", help="extra transfer options for the baseline only")
@@ -169,6 +172,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.size = args.size or PRESETS[args.preset].get("size", TransferConfig().size)
     if not 1 <= args.pairs <= len(PAIRS):
         parser.error(f"--pairs: 1 to {len(PAIRS)}")
+    try:
+        args.chosen = ([int(n) for n in args.only.split(",")] if args.only
+                       else list(range(1, args.pairs + 1)))
+    except ValueError:
+        parser.error(f"--only: numbers from 1 to {len(PAIRS)}, comma-separated, not {args.only!r}")
+    if not all(1 <= n <= len(PAIRS) for n in args.chosen):
+        parser.error(f"--only: numbers from 1 to {len(PAIRS)}")
     tag = f"optimiser-speed-{args.preset}-{args.size}"
     args.out_dir = args.out_dir or RESULTS / tag
     args.json = args.json or RESULTS / f"{tag}-{os.uname().nodename}.json"
@@ -177,7 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pairs = [(args.images / "content" / c, args.images / "style" / s) for c, s in PAIRS[: args.pairs]]
+    pairs = [(args.images / "content" / c, args.images / "style" / s) for c, s in (PAIRS[n - 1] for n in args.chosen)]
     missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
     if missing:
         print(f"optimiser_speed: skipped: missing {', '.join(missing)}; nothing was run", file=sys.stderr)
@@ -188,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"benchmark": "optimiser_speed", "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "settings": {"preset": args.preset, "size": args.size, "baseline": args.baseline, "args": args.args,
                          "baseline_args": args.baseline_args, "new_args": args.new_args, "target": args.target,
-                         "sources": {k: str(v) for k, v in sources.items()}},
+                         "pairs": args.chosen, "seed": args.seed, "sources": {k: str(v) for k, v in sources.items()}},
             "git": _git(), "machine": machine_metadata("cpu"), "pairs": []}
     for index, (content, style) in enumerate(pairs):
         label = f"{content.stem} x {style.stem}"
