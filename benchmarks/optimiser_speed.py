@@ -14,7 +14,7 @@ it writes a side-by-side sheet (content | style | baseline | new) to look at.
     python benchmarks/optimiser_speed.py                          # standard preset, 512 px, six pairs
     python benchmarks/optimiser_speed.py --preset draft           # 384 px
     python benchmarks/optimiser_speed.py --preset fine            # 1024 px
-    python benchmarks/optimiser_speed.py --only 2 --seed 1        # one pair again, another seed: the spread
+    python benchmarks/optimiser_speed.py --only 2,6               # these pairs only (numbered from 1)
     python benchmarks/optimiser_speed.py --baseline HEAD --baseline-args="--precision fp32"   # one knob, A/B
 """
 
@@ -155,7 +155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="output long side (default: the preset's)")
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help=f"the first N pairs (default {len(PAIRS)})")
     parser.add_argument("--only", help="these pairs instead, by number from 1, e.g. \"2,3\"")
-    parser.add_argument("--seed", type=int, default=0, help="the transfers' --seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="the transfers' --seed (default 0; it matters only "
+                        "where a run starts from noise, e.g. --args=\"--init noise\")")
     parser.add_argument("--baseline", default=BASELINE, help=f"git revision of the baseline (default {BASELINE})")
     parser.add_argument("--args", default="", help="extra transfer options for both, e.g. \"--iterations 20\"")
     parser.add_argument("--baseline-args", default="", help="extra transfer options for the baseline only")
