@@ -71,13 +71,14 @@ def export_baseline(revision: str, folder: Path) -> Path:
     return target / "src"
 
 
-def run_transfer(version: str, source: Path, content: Path, style: Path, args: argparse.Namespace) -> dict:
-    """One transfer by the code in ``source``, in its own process; its times and files."""
+def run_transfer(version: str, source: Path, content: Path, style: Path, args: argparse.Namespace,
+                 extra: str) -> dict:
+    """One transfer by the code in ``source``, with ``args``' preset, size, seed and ``--args`` plus ``extra``,
+    in its own process; its times and files (named after the pair and ``version``)."""
     name = f"{content.stem}__{style.stem}_{version}"
     output, history = args.out_dir / f"{name}.png", args.out_dir / f"{name}_history.json"
     for stale in (output, history):
         stale.unlink(missing_ok=True)
-    extra = args.baseline_args if version == "baseline" else args.new_args
     command = [sys.executable, "-m", "stylecraft", "transfer", str(content), str(style), "-o", str(output),
                "--quality", args.preset, "--size", str(args.size), "--seed", str(args.seed), "--history", str(history),
                "--quiet", "--device", "cpu", *shlex.split(args.args), *shlex.split(extra)]
@@ -101,18 +102,24 @@ def cpu_seconds(run: dict) -> float:
     return float(run["user_cpu_s"] + run["system_cpu_s"])
 
 
+def quality_changes(baseline: dict, new: dict) -> dict:
+    """Each distance's relative change from ``baseline``'s numbers to ``new``'s, structure's change, and
+    whether all are within the issue's bar (``quality_kept``)."""
+    found = {f"{name}_change": new[name] / baseline[name] - 1 for name in DISTANCES}
+    found["structure_change"] = new["structure_kept"] - baseline["structure_kept"]
+    found["quality_kept"] = (all(abs(found[f"{n}_change"]) <= DISTANCE_TOLERANCE for n in DISTANCES)
+                             and abs(found["structure_change"]) <= STRUCTURE_TOLERANCE)
+    return found
+
+
 def compare(baseline: dict, new: dict, target: float) -> dict:
-    """The new run against the baseline's: time ratios, each distance's relative change, structure's change,
-    and whether the pair meets the bar."""
+    """The new run against the baseline's: time ratios, the quality changes, and whether the pair meets the
+    bar."""
     found = {"wall_ratio": new["wall_s"] / baseline["wall_s"],
              "cpu_ratio": cpu_seconds(new) / cpu_seconds(baseline)}
     if baseline.get("optimisation_s") and new.get("optimisation_s"):
         found["optimisation_ratio"] = new["optimisation_s"] / baseline["optimisation_s"]
-    for name in DISTANCES:
-        found[f"{name}_change"] = new[name] / baseline[name] - 1
-    found["structure_change"] = new["structure_kept"] - baseline["structure_kept"]
-    found["quality_kept"] = (all(abs(found[f"{n}_change"]) <= DISTANCE_TOLERANCE for n in DISTANCES)
-                             and abs(found["structure_change"]) <= STRUCTURE_TOLERANCE)
+    found.update(quality_changes(baseline, new))
     found["fast_enough"] = found["wall_ratio"] <= target
     return found
 
@@ -150,50 +157,71 @@ def table(pairs: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="optimiser_speed.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="standard",
-                        help="stylecraft's --quality for both (default standard)")
-    parser.add_argument("--size", type=int, help="output long side (default: the preset's)")
     parser.add_argument("--pairs", type=int, default=len(PAIRS), help=f"the first N pairs (default {len(PAIRS)})")
-    parser.add_argument("--only", help="these pairs instead, by number from 1, e.g. \"2,3\"")
-    parser.add_argument("--seed", type=int, default=0, help="the transfers' --seed (default 0; it matters only "
-                        "where a run starts from noise, e.g. --args=\"--init noise\")")
     parser.add_argument("--baseline", default=BASELINE, help=f"git revision of the baseline (default {BASELINE})")
-    parser.add_argument("--args", default="", help="extra transfer options for both, e.g. \"--iterations 20\"")
     parser.add_argument("--baseline-args", default="", help="extra transfer options for the baseline only")
     parser.add_argument("--new-args", default="", help="extra transfer options for the new code only")
     parser.add_argument("--target", type=float, default=0.5, help="the bar on new / baseline wall time "
                         "(default 0.5)")
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with content/ and style/ "
-                        f"(default {DEFAULT_IMAGES})")
-    parser.add_argument("--out-dir", type=Path, help="pictures, logs and the exported baseline (default "
-                        "benchmarks/results/optimiser-speed-<preset>-<size>/)")
-    parser.add_argument("--json", type=Path, help="results file (default benchmarks/results/"
-                        "optimiser-speed-<preset>-<size>-<hostname>.json)")
+    common_options(parser, "optimiser-speed")
     args = parser.parse_args(argv)
-    args.size = args.size or PRESETS[args.preset].get("size", TransferConfig().size)
     if not 1 <= args.pairs <= len(PAIRS):
         parser.error(f"--pairs: 1 to {len(PAIRS)}")
+    settle(parser, args, "optimiser-speed")
+    return args
+
+
+def common_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """The options of every benchmark that runs transfers on the six pairs: preset, size, pairs, seed, extra
+    transfer options, pictures and where the results go (``name``-preset-size)."""
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="standard",
+                        help="stylecraft's --quality (default standard)")
+    parser.add_argument("--size", type=int, help="output long side (default: the preset's)")
+    parser.add_argument("--only", help="these pairs, by number from 1, e.g. \"2,3\"")
+    parser.add_argument("--seed", type=int, default=0, help="the transfers' --seed (default 0; it matters only "
+                        "where a run starts from noise, e.g. --args=\"--init noise\")")
+    parser.add_argument("--args", default="", help="extra transfer options for every run, e.g. \"--iterations 20\"")
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with content/ and style/ "
+                        f"(default {DEFAULT_IMAGES})")
+    parser.add_argument("--out-dir", type=Path, help=f"pictures and logs (default benchmarks/results/{name}-"
+                        "<preset>-<size>/)")
+    parser.add_argument("--json", type=Path, help=f"results file (default benchmarks/results/{name}-<preset>-"
+                        "<size>-<hostname>.json)")
+
+
+def settle(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> None:
+    """Fill in ``args``' size (the preset's), chosen pair numbers (``--only``, else the first ``--pairs``),
+    out dir and results file (``name``-preset-size); a bad ``--only`` is a usage error."""
+    args.size = args.size or PRESETS[args.preset].get("size", TransferConfig().size)
     try:
         args.chosen = ([int(n) for n in args.only.split(",")] if args.only
-                       else list(range(1, args.pairs + 1)))
+                       else list(range(1, getattr(args, "pairs", len(PAIRS)) + 1)))
     except ValueError:
         parser.error(f"--only: numbers from 1 to {len(PAIRS)}, comma-separated, not {args.only!r}")
     if not all(1 <= n <= len(PAIRS) for n in args.chosen):
         parser.error(f"--only: numbers from 1 to {len(PAIRS)}")
-    tag = f"optimiser-speed-{args.preset}-{args.size}"
+    tag = f"{name}-{args.preset}-{args.size}"
     args.out_dir = args.out_dir or RESULTS / tag
     args.json = args.json or RESULTS / f"{tag}-{os.uname().nodename}.json"
-    return args
+
+
+def chosen_pairs(args: argparse.Namespace, prog: str) -> list[tuple[Path, Path]] | None:
+    """The chosen pairs' (photo, painting) paths, with the out dir made; None, having said so, where a
+    picture is missing (no ../shared/images)."""
+    pairs = [(args.images / "content" / c, args.images / "style" / s) for c, s in (PAIRS[n - 1] for n in args.chosen)]
+    missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
+    if missing:
+        print(f"{prog}: skipped: missing {', '.join(missing)}; nothing was run", file=sys.stderr)
+        return None
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pairs = [(args.images / "content" / c, args.images / "style" / s) for c, s in (PAIRS[n - 1] for n in args.chosen)]
-    missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
-    if missing:
-        print(f"optimiser_speed: skipped: missing {', '.join(missing)}; nothing was run", file=sys.stderr)
+    pairs = chosen_pairs(args, "optimiser_speed")
+    if pairs is None:
         return 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     sources = {"baseline": export_baseline(args.baseline, args.out_dir), "new": REPO / "src"}
     evaluator = Evaluator(None)  # type: ignore[arg-type]  # None: `stylecraft score`'s own evaluation size
     data = {"benchmark": "optimiser_speed", "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -207,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = {}
         for version in order:
             print(f"[{index + 1}/{len(pairs)}] {version}: {label} ...", file=sys.stderr, flush=True)
-            runs[version] = run_transfer(version, sources[version], content, style, args)
+            extra = args.baseline_args if version == "baseline" else args.new_args
+            runs[version] = run_transfer(version, sources[version], content, style, args, extra)
             if runs[version]["returncode"] != 0:
                 print(f"optimiser_speed: {version} failed on {label}:\n{runs[version]['stderr_tail']}",
                       file=sys.stderr)

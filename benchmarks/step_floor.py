@@ -11,6 +11,10 @@ as the optimiser runs it (``Objective.evaluate``: forward, the losses in fp32, b
 the blocks' sum is the losses, the Gram matrices and the casts. Each precision is timed as the optimiser
 runs it: fp32, and bf16 autocast of the network (``Runtime.autocast``).
 
+``--device cuda`` measures a GPU the same way: the clock is the wall clock after the device has finished
+its queued work, fp32 is IEEE fp32 as stylecraft runs it (``Runtime.work``, not cuDNN's TF32), and the peak's
+matrix product and convolution are 4x and 16x larger, enough to fill the chip.
+
 On a machine shared with other work, ``--threads 1 --clock thread`` counts the CPU time of the one thread
 that computes instead of the wall time, which leaves out the time spent waiting for a core; the peak is then
 one core's. Prints a table and writes JSON (default ``benchmarks/results/step-floor-<size>-<cpu>.json``, with
@@ -18,6 +22,7 @@ one core's. Prints a table and writes JSON (default ``benchmarks/results/step-fl
 
     python benchmarks/step_floor.py [--size 512] [--repeats 5] [--precisions fp32,bf16] [--json PATH]
     python benchmarks/step_floor.py --threads 1 --clock thread     # on a busy machine
+    python benchmarks/step_floor.py --device cuda                   # a GPU: step-floor-512-cuda-<gpu>.json
 """
 
 from __future__ import annotations
@@ -45,6 +50,26 @@ Clock: TypeAlias = Callable[[], float]
 CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
+def synchronised(clock: Clock, device: torch.device) -> Clock:
+    """``clock``, read after ``device`` has finished the work queued on it (CUDA runs asynchronously)."""
+    if device.type != "cuda":
+        return clock
+
+    def read() -> float:
+        torch.cuda.synchronize(device)
+        return clock()
+
+    return read
+
+
+def machine_name(device: torch.device) -> str:
+    """A short name for the machine measured, for file names: the GPU's model (cuda-h100), or the CPU's."""
+    if device.type == "cuda":
+        words = torch.cuda.get_device_name(device).lower().split()
+        return "cuda-" + next((w for w in words if any(c.isdigit() for c in w)), words[-1])
+    return cpu_name()
+
+
 def cpu_name() -> str:
     """A short name for this CPU for file names: its family and its widest arithmetic (xeon-amx, epyc-avx512bf16)."""
     meta = machine_metadata("cpu")
@@ -67,17 +92,20 @@ def median_seconds(work: Callable[[], object], repeats: int, clock: Clock) -> fl
     return statistics.median(times)
 
 
-def peak(precision: str, repeats: int, clock: Clock) -> dict[str, float]:
+def peak(precision: str, repeats: int, clock: Clock, device: torch.device) -> dict[str, float]:
     """FLOP/s of a 2048 x 2048 matrix product and of a 512 -> 512 3x3 convolution at 64 x 64 (VGG's widest
-    layer, channels-last as the network runs), each alone in ``precision``."""
-    dtype, n = DTYPES[precision], 2048
-    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
-    conv = nn.Conv2d(512, 512, 3, padding=1).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    layer, channels-last as the network runs), each alone in ``precision``; on a GPU 8192 x 8192 and a batch
+    of 16."""
+    scale = 4 if device.type == "cuda" else 1
+    dtype, n, batch = DTYPES[precision], 2048 * scale, scale * scale
+    a, b = torch.rand(n, n, dtype=dtype, device=device), torch.rand(n, n, dtype=dtype, device=device)
+    conv = nn.Conv2d(512, 512, 3, padding=1).to(device=device, dtype=dtype,  # type: ignore[call-overload]
+                                                 memory_format=torch.channels_last)
     conv.requires_grad_(False)
-    x = torch.rand(1, 512, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(batch, 512, 64, 64, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         matmul = 2 * n**3 / median_seconds(lambda: a @ b, repeats, clock)
-        convolution = 2 * 512 * 512 * 9 * 64 * 64 / median_seconds(lambda: conv(x), repeats, clock)
+        convolution = batch * 2 * 512 * 512 * 9 * 64 * 64 / median_seconds(lambda: conv(x), repeats, clock)
     return {"matmul_flops": matmul, "conv_flops": convolution, "peak_flops": max(matmul, convolution)}
 
 
@@ -131,14 +159,13 @@ def measure_step(objective: Objective, pixels: torch.Tensor, targets: object, re
     return median_seconds(step, repeats, clock)
 
 
-def run(size: int, repeats: int, precisions: list[str], clock: Clock) -> dict:
-    """Every block's and the whole step's FLOPs, times and fraction of peak, per precision."""
+def run(size: int, repeats: int, precisions: list[str], clock: Clock, device: torch.device) -> dict:
+    """Every block's and the whole step's FLOPs, times and fraction of peak, per precision, on ``device``."""
     config = TransferConfig()
-    cpu = torch.device("cpu")
-    net = FeatureNetwork().build([*config.content_layers, *config.style_layers], cpu)
+    net = FeatureNetwork().build([*config.content_layers, *config.style_layers], device)
     width, height = size, max(1, size * 3 // 4)
     generator = torch.Generator().manual_seed(0)
-    photo, painting, pixels = (torch.rand(1, 3, height, width, generator=generator) for _ in range(3))
+    photo, painting, pixels = (torch.rand(1, 3, height, width, generator=generator).to(device) for _ in range(3))
     inputs, x = {}, net.preprocess(pixels).contiguous(memory_format=torch.channels_last)
     groups = blocks(net)
     flops = {}
@@ -156,15 +183,16 @@ def run(size: int, repeats: int, precisions: list[str], clock: Clock) -> dict:
     record: dict = {"size": [width, height], "layers": net.names, "flops": flops, "peaks": {}, "blocks": {},
                     "step_s": {}}
     for precision in precisions:
-        runtime = Runtime(cpu, precision)
-        record["peaks"][precision] = peak(precision, repeats, clock)
-        record["blocks"][precision] = {name: measure_block(block, inputs[name], runtime, repeats, clock)
-                                       for name, block in groups.items()}
-        objective = Objective(net, content_layers=config.content_layers, style_layers=config.style_layers,
-                              content_weight=config.content_weight, style_weight=config.style_weight,
-                              tv_weight=config.tv_weight, autocast=runtime.autocast)
-        targets = objective.targets(photo, [painting], [1.0])
-        record["step_s"][precision] = measure_step(objective, pixels, targets, repeats, clock)
+        runtime = Runtime(device, precision)
+        with runtime.work():
+            record["peaks"][precision] = peak(precision, repeats, clock, device)
+            record["blocks"][precision] = {name: measure_block(block, inputs[name], runtime, repeats, clock)
+                                           for name, block in groups.items()}
+            objective = Objective(net, content_layers=config.content_layers, style_layers=config.style_layers,
+                                  content_weight=config.content_weight, style_weight=config.style_weight,
+                                  tv_weight=config.tv_weight, autocast=runtime.autocast)
+            targets = objective.targets(photo, [painting], [1.0])
+            record["step_s"][precision] = measure_step(objective, pixels, targets, repeats, clock)
     return record
 
 
@@ -208,6 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after a warm-up (default 5)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32 and bf16 "
                         "(default both)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, help="torch's threads (default: torch's own choice)")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="wall time, or the CPU time of "
                         "the calling thread (with --threads 1 only; default wall)")
@@ -221,6 +250,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--size must be at least 16 (VGG's deepest block) and --repeats at least 1")
     if args.clock == "thread" and args.threads != 1:
         parser.error("--clock thread counts one thread's time: give --threads 1")
+    if args.device not in ("cpu", "cuda"):
+        parser.error(f"--device: cpu or cuda, not {args.device!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.device == "cuda" and args.clock == "thread":
+        parser.error("--clock thread times the CPU: on a GPU use the wall clock")
+    args.device = torch.device(args.device)
     return args
 
 
@@ -228,16 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    meta = machine_metadata("cpu")
+    meta = machine_metadata(args.device.type)
     meta["bf16_flags"] = sorted(BF16_FLAGS & cpu_flags())
+    clock = synchronised(CLOCKS[args.clock], args.device)
     record = {"benchmark": "step_floor", "machine": meta, "clock": args.clock,
-              **run(args.size, args.repeats, args.precisions, CLOCKS[args.clock])}
+              **run(args.size, args.repeats, args.precisions, clock, args.device)}
     threads = "-1thread" if args.threads == 1 else ""
-    path = args.json or RESULTS / f"step-floor-{args.size}-{cpu_name()}{threads}.json"
+    path = args.json or RESULTS / f"step-floor-{args.size}-{machine_name(args.device)}{threads}.json"
     write_json(path, record)
     width, height = record["size"]
     print(f"one step of the standard preset at {width} x {height}: VGG-19 to relu5_1, forward and backward to "
-          f"the pixels; {meta['cpu_model']}, {meta['torch_threads']} threads, torch {meta['torch']}, "
+          f"the pixels; {meta.get('gpu') or meta['cpu_model']}, {meta['torch_threads']} threads, torch "
+          f"{meta['torch']}, "
           f"{args.clock} clock")
     print(table(record))
     print(f"results: {path}")
