@@ -3,17 +3,19 @@
 
 In order, on one pair (default chicago x the_resevoir_at_poitiers):
 
-1. ``cold CLI``: ``stylecraft transfer --quality standard --size 512`` as the first command on the machine,
-   timed from launch to exit (torch's CUDA libraries read from disk, CUDA's kernels loaded lazily, cuDNN's
-   first choices); then ``CLI again``, the same command a second time.
+1. ``cold CLI``: ``stylecraft transfer --quality standard --size 512`` as the first stylecraft process on a
+   fresh machine, timed from launch to exit (its own CUDA context, kernels loaded lazily, cuDNN's first
+   choices; this script has imported torch before it, so torch's files may already be in the page cache);
+   then ``CLI again``, the same command a second time.
 2. ``warm``: ``stylecraft.transfer(...)`` in this process, as a server, a notebook or the studio runs it:
    the median of ``--repeats`` after one warm-up, from reading the files to the picture.
 3. ``fine``: ``--quality fine`` (1024 px) from the command line.
 4. ``print``: ``--quality print --size 4096`` from the command line.
 5. The step floor (``step_floor.py --device cuda``): one step's blocks against the GPU's measured peak.
 
-Every picture is scored with ``stylecraft score``'s numbers. Prints a table and writes ``gpu-speed.json``,
-the pictures and the floor's JSON into ``--out``. ``--device cpu --smoke`` checks the pipeline on a
+Every picture is scored with ``stylecraft score``'s numbers. Prints a table and writes ``gpu-speed.json``
+(after each step, so a run cut short keeps what it measured), the pictures and the floor's JSON into
+``--out``; a step that fails is recorded and the next one runs. ``--device cpu --smoke`` checks the pipeline on a
 machine without a GPU (its numbers mean nothing)::
 
     python benchmarks/gpu_speed.py --out /tmp/gpu                       # on the GPU machine
@@ -68,16 +70,19 @@ def warm(args: argparse.Namespace) -> dict:
     if args.smoke:
         options.update(size=int(SMOKE["--size"]), iterations=int(SMOKE["iterations"]))
     output = args.out / "warm.png"
-    times = []
-    for _ in range(args.repeats + 1):
-        began = time.perf_counter()
-        picture = stylecraft.transfer(args.content, args.style, **options)
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    picture.save(output)
-    return {"name": "warm", "options": options, "output": str(output), "returncode": 0, "seconds": times,
-            "wall_s": statistics.median(times[1:])}
+    times: list[float] = []
+    record: dict = {"name": "warm", "options": options, "output": str(output), "seconds": times}
+    try:
+        for _ in range(args.repeats + 1):
+            began = time.perf_counter()
+            picture = stylecraft.transfer(args.content, args.style, **options)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - began)
+        picture.save(output)
+    except Exception as error:  # noqa: BLE001 - recorded, so the steps after it still run
+        return {**record, "returncode": 1, "error": repr(error), "wall_s": sum(times)}
+    return {**record, "returncode": 0, "wall_s": statistics.median(times[1:])}
 
 
 def step_floor(args: argparse.Namespace) -> dict:
@@ -122,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                   "smoke": args.smoke, "pair": [str(args.content), str(args.style)],
                   "machine": machine_metadata(args.device), "runs": []}
     evaluator = Evaluator(None)  # type: ignore[arg-type]  # None: `stylecraft score`'s own evaluation size
-    runs = [command_line(*COMMANDS[0], args), command_line(*COMMANDS[1], args), warm(args),
-            *(command_line(*c, args) for c in COMMANDS[2:])]
-    for run in runs:
+    steps = [*(lambda c=c: command_line(*c, args) for c in COMMANDS[:2]), lambda: warm(args),
+             *(lambda c=c: command_line(*c, args) for c in COMMANDS[2:])]
+    for step in steps:
+        run = step()
         print(f"{run['name']}: {run['wall_s']:.2f} s, exit {run['returncode']}", file=sys.stderr, flush=True)
         if run["returncode"] == 0:
             run.update(evaluator.distances(Path(run["output"]), args.content, args.style))

@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--new-args", default="", help="extra transfer options for the new code only")
     parser.add_argument("--target", type=float, default=0.5, help="the bar on new / baseline wall time "
                         "(default 0.5)")
-    common_options(parser, "optimiser-speed")
+    common_options(parser, "optimiser-speed", "pictures, logs and the exported baseline")
     args = parser.parse_args(argv)
     if not 1 <= args.pairs <= len(PAIRS):
         parser.error(f"--pairs: 1 to {len(PAIRS)}")
@@ -171,9 +171,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def common_options(parser: argparse.ArgumentParser, name: str) -> None:
-    """The options of every benchmark that runs transfers on the six pairs: preset, size, pairs, seed, extra
-    transfer options, pictures and where the results go (``name``-preset-size)."""
+def common_options(parser: argparse.ArgumentParser, name: str, outputs: str = "pictures and logs") -> None:
+    """The options of every benchmark that runs transfers on the six pairs: preset, size, ``--only``, seed,
+    extra transfer options, pictures, and where the results go (``name``-preset-size; ``outputs`` says what
+    the out dir holds)."""
     parser.add_argument("--preset", choices=tuple(PRESETS), default="standard",
                         help="stylecraft's --quality (default standard)")
     parser.add_argument("--size", type=int, help="output long side (default: the preset's)")
@@ -183,7 +184,7 @@ def common_options(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--args", default="", help="extra transfer options for every run, e.g. \"--iterations 20\"")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder with content/ and style/ "
                         f"(default {DEFAULT_IMAGES})")
-    parser.add_argument("--out-dir", type=Path, help=f"pictures and logs (default benchmarks/results/{name}-"
+    parser.add_argument("--out-dir", type=Path, help=f"{outputs} (default benchmarks/results/{name}-"
                         "<preset>-<size>/)")
     parser.add_argument("--json", type=Path, help=f"results file (default benchmarks/results/{name}-<preset>-"
                         "<size>-<hostname>.json)")

@@ -5,12 +5,13 @@ against which a change's quality numbers (``optimiser_speed.py``'s bar) are read
 An optimisation of a few hundred L-BFGS steps is chaotic: the order of floating-point sums, or a photo that
 differs by one grey level on some of its values, sends it down another path to an equally good picture. This
 script measures that spread. Per pair and per precision it runs the transfer on the photo itself and on
-``--jitters`` copies of it, each with one grey level added to or taken from a random tenth of its values
-(lossless PNG, a different random draw each), and scores every picture against the original photo and the
-painting with ``stylecraft score``'s numbers. It reports, per precision, how far the copies' numbers move from
-the photo's, and how many copies stay within the bar that ``optimiser_speed.py`` applies to a change (content,
-style and colour distances within 3 %, structure within 0.02); and, from the second precision on, how far its
-photo run is from the first precision's, which is the change ``optimiser_speed.py`` measures for bf16.
+``--jitters`` copies of it, each with one grey level added to or taken from a random tenth of its values (a
+little less: a value at 0 or 255 stays in range; lossless PNG, a different random draw each), and scores every
+picture against the original photo and the painting with ``stylecraft score``'s numbers. It reports, per
+precision, how far the copies' numbers move from the photo's, and how many copies stay within the bar that
+``optimiser_speed.py`` applies to a change (content, style and colour distances within 3 %, structure within
+0.02); and, from the second precision on, how far its photo run is from the first precision's, which is the
+change ``optimiser_speed.py`` measures for bf16.
 
     python benchmarks/optimiser_spread.py                          # standard, 512 px, six pairs, fp32 and bf16
     python benchmarks/optimiser_spread.py --only 2 --jitters 4     # sailboat x candy, four copies
@@ -40,16 +41,18 @@ from PIL import Image
 from transfer_vs_pastiche import REPO, Evaluator, _git, machine_metadata, write_json
 
 from stylecraft import images
-from stylecraft.choices import PRECISIONS
 
 #: Share of the photo's values moved by one grey level in a jittered copy.
 JITTERED_SHARE = 0.1
 NUMBERS = (*DISTANCES, "structure_kept")
+#: The --precision values compared: "auto" is one of these, whichever the CPU picks.
+MEASURED = ("fp32", "bf16")
 
 
 def jittered(photo: Path, seed: int, folder: Path) -> Path:
     """A lossless copy of ``photo`` with one grey level added or taken on a random ``JITTERED_SHARE`` of its
-    values (seeded, so a rerun makes the same copy)."""
+    values (seeded, so a rerun makes the same copy). Values already at 0 or 255 stay put where the step would
+    leave the range, so slightly fewer than that share move."""
     rng = np.random.default_rng(seed)
     values = np.asarray(images.load_image(photo).convert("RGB"), dtype=np.int16)
     step = (rng.random(values.shape) < JITTERED_SHARE) * rng.choice(np.array([-1, 1], dtype=np.int16), values.shape)
@@ -98,9 +101,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.jitters < 1:
         parser.error("--jitters: at least 1")
     args.precision_list = args.precisions.split(",")
-    unknown = [p for p in args.precision_list if p not in PRECISIONS]
+    unknown = [p for p in args.precision_list if p not in MEASURED]
     if unknown:
-        parser.error(f"--precisions: {', '.join(unknown)} is not one of {', '.join(PRECISIONS)}")
+        parser.error(f"--precisions: {', '.join(unknown)} is not one of {', '.join(MEASURED)}")
+    if len(set(args.precision_list)) < len(args.precision_list):
+        parser.error(f"--precisions: each at most once, not {args.precisions!r}")
     settle(parser, args, "optimiser-spread")
     return args
 

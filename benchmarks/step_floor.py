@@ -13,7 +13,7 @@ runs it: fp32, and bf16 autocast of the network (``Runtime.autocast``).
 
 ``--device cuda`` measures a GPU the same way: the clock is the wall clock after the device has finished
 its queued work, fp32 is IEEE fp32 as stylecraft runs it (``Runtime.work``, not cuDNN's TF32), and the peak's
-matrix product and convolution are 4x and 16x larger, enough to fill the chip.
+matrix product is 8192 x 8192 and the convolution runs a batch of 16, enough to fill the chip.
 
 On a machine shared with other work, ``--threads 1 --clock thread`` counts the CPU time of the one thread
 that computes instead of the wall time, which leaves out the time spent waiting for a core; the peak is then
