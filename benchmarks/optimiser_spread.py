@@ -10,18 +10,21 @@ little less: a value at 0 or 255 stays in range; lossless PNG, a different rando
 picture against the original photo and the painting with ``stylecraft score``'s numbers. It reports, per
 precision, how far the copies' numbers move from the photo's, and how many copies stay within the bar that
 ``optimiser_speed.py`` applies to a change (content, style and colour distances within 3 %, structure within
-0.02); and, from the second precision on, how far its photo run is from the first precision's, which is the
-change ``optimiser_speed.py`` measures for bf16.
+0.02); and, from the second precision on, how far its photo run is from the first precision's (the change
+``optimiser_speed.py`` measures for bf16) and how far the means over the photo's and the copies' runs are
+(the same change, less most of the optimiser's own spread).
 
     python benchmarks/optimiser_spread.py                          # standard, 512 px, six pairs, fp32 and bf16
     python benchmarks/optimiser_spread.py --only 2 --jitters 4     # sailboat x candy, four copies
     python benchmarks/optimiser_spread.py --precisions fp32        # fp32 alone
+    python benchmarks/optimiser_spread.py --report benchmarks/results/optimiser-spread-standard-512-vm.json
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -72,20 +75,30 @@ def spread(reference: dict, copies: list[dict]) -> dict:
     return found
 
 
+def means(result: dict) -> dict:
+    """Each number's mean over the photo's run and its copies' runs: one precision's picture, less the
+    optimiser's own spread."""
+    runs = [result["photo"], *result["copies"]]
+    return {name: statistics.mean(run[name] for run in runs) for name in NUMBERS}
+
+
+def moves(changes: dict) -> str:
+    return (", ".join(f"{name[:-9]} {changes[f'{name}_change']:+.1%}" for name in DISTANCES)
+            + f", structure {changes['structure_change']:+.3f}")
+
+
 def table(pairs: list[dict]) -> str:
     head = ["pair", "precision", "photo: content / style / colour / structure", "copies: largest content",
-            "style", "colour", "structure", "copies within the bar", "against first precision"]
+            "style", "colour", "structure", "copies within the bar", "photo against first precision",
+            "means against first precision"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for pair in pairs:
         for precision, result in pair["precisions"].items():
             s, photo = result["spread"], result["photo"]
-            moved = result.get("against_first")
-            against = "" if moved is None else (
-                ", ".join(f"{name[:-9]} {moved[f'{name}_change']:+.1%}" for name in DISTANCES)
-                + f", structure {moved['structure_change']:+.3f}")
+            against = [moves(result[key]) if key in result else "" for key in ("against_first", "means_against_first")]
             cells = [pair["label"], precision, " / ".join(f"{photo[k]:.3f}" for k in NUMBERS),
                      *(f"{s[f'largest_{n}_change']:+.1%}" for n in DISTANCES),
-                     f"{s['largest_structure_change']:+.3f}", f"{s['within_bar']} of {s['copies']}", against]
+                     f"{s['largest_structure_change']:+.3f}", f"{s['within_bar']} of {s['copies']}", *against]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -96,6 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precisions", default="fp32,bf16",
                         help="comma-separated --precision values, the first the one the others are read "
                         "against (default fp32,bf16)")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="run nothing: recompute the comparisons of "
+                        "an earlier results file (rewritten in place) and print its table")
     common_options(parser, "optimiser-spread")
     args = parser.parse_args(argv)
     if args.jitters < 1:
@@ -110,8 +125,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def summarise(data: dict) -> None:
+    """Fill in ``data``'s comparisons from its runs: each precision's spread, the later precisions against
+    the first (photo's run and means), and the summary over pairs."""
+    precisions = data["settings"]["precisions"]
+    for pair in data["pairs"]:
+        first = pair["precisions"][precisions[0]]
+        for precision in precisions:
+            result = pair["precisions"][precision]
+            result["spread"] = spread(result["photo"], result["copies"])
+            if precision != precisions[0]:
+                result["against_first"] = quality_changes(first["photo"], result["photo"])
+                result["means_against_first"] = quality_changes(means(first), means(result))
+
+    def count(precision: str, key: str) -> int:
+        return sum(pair["precisions"][precision][key]["quality_kept"] for pair in data["pairs"])
+
+    data["summary"] = {
+        "copies_within_bar": {p: sum(pair["precisions"][p]["spread"]["within_bar"] for pair in data["pairs"])
+                              for p in precisions},
+        "copies_per_precision": len(data["pairs"]) * data["settings"]["jitters"],
+        "photo_within_bar_of_first": {p: count(p, "against_first") for p in precisions[1:]},
+        "means_within_bar_of_first": {p: count(p, "means_against_first") for p in precisions[1:]},
+        "median_largest_colour_change": {
+            p: statistics.median(abs(pair["precisions"][p]["spread"]["largest_colour_distance_change"])
+                                 for pair in data["pairs"]) for p in precisions}}
+
+
+def report(data: dict) -> None:
+    """Print ``data``'s table and summary lines."""
+    settings, summary, machine = data["settings"], data["summary"], data["machine"]
+    precisions, pairs = settings["precisions"], len(data["pairs"])
+    print(f"{settings['preset']} preset, {settings['size']} px, photo and {settings['jitters']} copies moved by one "
+          f"grey level on {settings['jittered_share']:.0%} of the values; {machine['cpu_model']}, "
+          f"{machine['usable_cores']} cores")
+    print(table(data["pairs"]))
+    print("\ncopies within the bar (distances within "
+          f"{DISTANCE_TOLERANCE:.0%}, structure within {STRUCTURE_TOLERANCE} of the photo's run): "
+          + ", ".join(f"{p} {n} of {summary['copies_per_precision']}"
+                      for p, n in summary["copies_within_bar"].items()))
+    for p in precisions[1:]:
+        print(f"{p} against {precisions[0]}, pairs within the bar: the photo's run "
+              f"{summary['photo_within_bar_of_first'][p]} of {pairs}, the means of the photo's and the copies' "
+              f"runs {summary['means_within_bar_of_first'][p]} of {pairs}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        data = json.loads(args.report.read_text())
+        summarise(data)
+        write_json(args.report, data)
+        report(data)
+        return 0
     pairs = chosen_pairs(args, "optimiser_spread")
     if pairs is None:
         return 0
@@ -122,9 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                          "args": args.args, "pairs": args.chosen},
             "git": _git(), "machine": machine_metadata("cpu"), "pairs": []}
     for index, (content, style) in enumerate(pairs):
-        label = f"{content.stem} x {style.stem}"
         photos = [content, *(jittered(content, seed, args.out_dir) for seed in range(1, args.jitters + 1))]
-        pair: dict = {"label": label, "precisions": {}}
+        pair: dict = {"label": f"{content.stem} x {style.stem}", "precisions": {}}
         for precision in args.precision_list:
             runs = []
             for photo in photos:
@@ -136,31 +201,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"{run['stderr_tail']}", file=sys.stderr)
                     return 1
                 runs.append({**run, **evaluator.distances(Path(run["output"]), content, style)})
-            result = {"photo": runs[0], "copies": runs[1:], "spread": spread(runs[0], runs[1:])}
-            if pair["precisions"]:
-                first = next(iter(pair["precisions"].values()))
-                result["against_first"] = quality_changes(first["photo"], runs[0])
-            pair["precisions"][precision] = result
+            pair["precisions"][precision] = {"photo": runs[0], "copies": runs[1:]}
         data["pairs"].append(pair)
         write_json(args.json, data)
-    within = {p: sum(pair["precisions"][p]["spread"]["within_bar"] for pair in data["pairs"])
-              for p in args.precision_list}
-    copies = len(data["pairs"]) * args.jitters
-    data["summary"] = {"copies_within_bar": within, "copies_per_precision": copies,
-                       "median_largest_colour_change": {
-                           p: statistics.median(abs(pair["precisions"][p]["spread"]["largest_colour_distance_change"])
-                                                for pair in data["pairs"]) for p in args.precision_list}}
+    summarise(data)
     write_json(args.json, data)
-    print(f"{args.preset} preset, {args.size} px, photo and {args.jitters} copies moved by one grey level on "
-          f"{JITTERED_SHARE:.0%} of the values; {data['machine']['cpu_model']}, {data['machine']['usable_cores']} "
-          "cores")
-    print(table(data["pairs"]))
-    print("\ncopies within the bar (distances within "
-          f"{DISTANCE_TOLERANCE:.0%}, structure within {STRUCTURE_TOLERANCE} of the photo's run): "
-          + ", ".join(f"{p} {n} of {copies}" for p, n in within.items()))
+    report(data)
     print(f"results: {args.json}\npictures: {args.out_dir}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
