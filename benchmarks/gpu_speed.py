@@ -5,8 +5,9 @@ In order, on one pair (default chicago x the_resevoir_at_poitiers):
 
 1. ``cold CLI``: ``stylecraft transfer --quality standard --size 512`` as the first stylecraft process on a
    fresh machine, timed from launch to exit (its own CUDA context, kernels loaded lazily, cuDNN's first
-   choices; this script has imported torch before it, so torch's files may already be in the page cache);
-   then ``CLI again``, the same command a second time.
+   choices). This script has imported torch before it, so torch's files may be in the page cache already;
+   the scorer's network and the machine's description wait until it has run. Then ``CLI again``, the same
+   command a second time.
 2. ``warm``: ``stylecraft.transfer(...)`` in this process, as a server, a notebook or the studio runs it:
    the median of ``--repeats`` after one warm-up, from reading the files to the picture.
 3. ``fine``: ``--quality fine`` (1024 px) from the command line.
@@ -15,21 +16,23 @@ In order, on one pair (default chicago x the_resevoir_at_poitiers):
 
 Every picture is scored with ``stylecraft score``'s numbers. Prints a table and writes ``gpu-speed.json``
 (after each step, so a run cut short keeps what it measured), the pictures and the floor's JSON into
-``--out``; a step that fails is recorded and the next one runs. ``--device cpu --smoke`` checks the pipeline on a
-machine without a GPU (its numbers mean nothing)::
+``--out``; a step that fails is recorded and the next one runs. ``--device cpu --smoke`` checks the pipeline
+on a machine without a GPU in about three minutes (its numbers mean nothing)::
 
     python benchmarks/gpu_speed.py --out /tmp/gpu                       # on the GPU machine
-    python benchmarks/gpu_speed.py --device cpu --smoke --out /tmp/gpu  # the pipeline, in a minute, anywhere
+    python benchmarks/gpu_speed.py --device cpu --smoke --out /tmp/gpu  # the pipeline, anywhere
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -45,6 +48,8 @@ COMMANDS = (("cold CLI", ("--quality", "standard", "--size", "512")),
             ("print", ("--quality", "print", "--size", "4096")))
 #: What --smoke runs instead: the same steps, small and short.
 SMOKE = {"--size": "64", "iterations": "4"}
+#: The floor's seconds at most: a few minutes of a short lease.
+FLOOR_TIMEOUT_S = 300
 
 
 def command_line(name: str, options: tuple[str, ...], args: argparse.Namespace) -> dict:
@@ -70,19 +75,16 @@ def warm(args: argparse.Namespace) -> dict:
     if args.smoke:
         options.update(size=int(SMOKE["--size"]), iterations=int(SMOKE["iterations"]))
     output = args.out / "warm.png"
-    times: list[float] = []
-    record: dict = {"name": "warm", "options": options, "output": str(output), "seconds": times}
-    try:
-        for _ in range(args.repeats + 1):
-            began = time.perf_counter()
-            picture = stylecraft.transfer(args.content, args.style, **options)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - began)
-        picture.save(output)
-    except Exception as error:  # noqa: BLE001 - recorded, so the steps after it still run
-        return {**record, "returncode": 1, "error": repr(error), "wall_s": sum(times)}
-    return {**record, "returncode": 0, "wall_s": statistics.median(times[1:])}
+    times = []
+    for _ in range(args.repeats + 1):
+        began = time.perf_counter()
+        picture = stylecraft.transfer(args.content, args.style, **options)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    picture.save(output)
+    return {"name": "warm", "options": options, "output": str(output), "returncode": 0, "seconds": times,
+            "wall_s": statistics.median(times[1:])}
 
 
 def step_floor(args: argparse.Namespace) -> dict:
@@ -90,9 +92,32 @@ def step_floor(args: argparse.Namespace) -> dict:
     path = args.out / f"step-floor-{args.device}.json"
     command = [sys.executable, str(HERE / "step_floor.py"), "--device", args.device, "--json", str(path),
                *(["--size", "64", "--repeats", "1"] if args.smoke else [])]
-    found = subprocess.run(command, capture_output=True, text=True)
+    try:
+        found = subprocess.run(command, capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"command": command, "returncode": 124, "json": str(path),
+                "printed": f"step floor: stopped after {FLOOR_TIMEOUT_S} s"}
     return {"command": command, "returncode": found.returncode, "json": str(path),
             "printed": found.stdout + found.stderr}
+
+
+def attempt(name: str, step: Callable[[], dict]) -> dict:
+    """Run one step; one that raises is recorded as failed, so the steps after it still run in a short lease."""
+    began = time.perf_counter()
+    try:
+        return step()
+    except Exception as error:  # noqa: BLE001 - recorded in the results, not lost with the rest
+        return {"name": name, "returncode": 1, "error": repr(error), "wall_s": time.perf_counter() - began}
+
+
+def score(run: dict, evaluator: Evaluator, args: argparse.Namespace) -> None:
+    """Add ``stylecraft score``'s numbers to a run that made a picture (or the reason they are missing)."""
+    if run["returncode"] != 0:
+        return
+    try:
+        run.update(evaluator.distances(Path(run["output"]), args.content, args.style))
+    except Exception as error:  # noqa: BLE001 - the run's time still counts
+        run["score_error"] = repr(error)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,16 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     data: dict = {"benchmark": "gpu_speed", "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                  "smoke": args.smoke, "pair": [str(args.content), str(args.style)],
-                  "machine": machine_metadata(args.device), "runs": []}
-    evaluator = Evaluator(None)  # type: ignore[arg-type]  # None: `stylecraft score`'s own evaluation size
-    steps = [*(lambda c=c: command_line(*c, args) for c in COMMANDS[:2]), lambda: warm(args),
-             *(lambda c=c: command_line(*c, args) for c in COMMANDS[2:])]
-    for step in steps:
-        run = step()
+                  "smoke": args.smoke, "pair": [str(args.content), str(args.style)], "runs": []}
+    steps = [(name, functools.partial(command_line, name, options, args)) for name, options in COMMANDS]
+    steps.insert(2, ("warm", functools.partial(warm, args)))
+    for index, (name, step) in enumerate(steps):
+        run = attempt(name, step)
         print(f"{run['name']}: {run['wall_s']:.2f} s, exit {run['returncode']}", file=sys.stderr, flush=True)
-        if run["returncode"] == 0:
-            run.update(evaluator.distances(Path(run["output"]), args.content, args.style))
+        if index == 0:  # after the cold step: the scorer's network and the machine's description would warm it
+            data["machine"] = machine_metadata(args.device)
+            evaluator = Evaluator(None)  # type: ignore[arg-type]  # None: `stylecraft score`'s evaluation size
+        score(run, evaluator, args)
         data["runs"].append(run)
         write_json(args.out / "gpu-speed.json", data)
     data["step_floor"] = step_floor(args)

@@ -6,13 +6,14 @@ An optimisation of a few hundred L-BFGS steps is chaotic: the order of floating-
 differs by one grey level on some of its values, sends it down another path to an equally good picture. This
 script measures that spread. Per pair and per precision it runs the transfer on the photo itself and on
 ``--jitters`` copies of it, each with one grey level added to or taken from a random tenth of its values (a
-little less: a value at 0 or 255 stays in range; lossless PNG, a different random draw each), and scores every
-picture against the original photo and the painting with ``stylecraft score``'s numbers. It reports, per
-precision, how far the copies' numbers move from the photo's, and how many copies stay within the bar that
+little less: a value at 0 or 255 stays in range; lossless PNG, a different random draw each; a photo larger
+than the run's size is shrunk first, so the optimiser sees less than one grey level), and scores every picture
+against the original photo and the painting with ``stylecraft score``'s numbers. It reports, per precision,
+how far the copies' numbers move from the photo's, and how many copies stay within the bar that
 ``optimiser_speed.py`` applies to a change (content, style and colour distances within 3 %, structure within
 0.02); and, from the second precision on, how far its photo run is from the first precision's (the change
-``optimiser_speed.py`` measures for bf16) and how far the means over the photo's and the copies' runs are
-(the same change, less most of the optimiser's own spread).
+``optimiser_speed.py`` measures for bf16) and how far the means over the photo's and the copies' runs are (the
+same change, part of the optimiser's own spread averaged away).
 
     python benchmarks/optimiser_spread.py                          # standard, 512 px, six pairs, fp32 and bf16
     python benchmarks/optimiser_spread.py --only 2 --jitters 4     # sailboat x candy, four copies
@@ -48,7 +49,7 @@ from stylecraft import images
 #: Share of the photo's values moved by one grey level in a jittered copy.
 JITTERED_SHARE = 0.1
 NUMBERS = (*DISTANCES, "structure_kept")
-#: The --precision values compared: "auto" is one of these, whichever the CPU picks.
+#: The --precision values compared ("auto" is left out: it resolves to one of these).
 MEASURED = ("fp32", "bf16")
 
 
@@ -109,10 +110,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precisions", default="fp32,bf16",
                         help="comma-separated --precision values, the first the one the others are read "
                         "against (default fp32,bf16)")
-    parser.add_argument("--report", type=Path, metavar="JSON", help="run nothing: recompute the comparisons of "
-                        "an earlier results file (rewritten in place) and print its table")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="run nothing: print an earlier results "
+                        "file's table, its comparisons recomputed")
+    parser.add_argument("--rewrite", action="store_true", help="with --report: write the recomputed "
+                        "comparisons back into the file")
     common_options(parser, "optimiser-spread")
     args = parser.parse_args(argv)
+    if args.report:
+        given = [f"--{name}" for name in ("jitters", "precisions", "only", "preset", "size", "args")
+                 if getattr(args, name) != parser.get_default(name)]
+        if given:
+            parser.error(f"--report prints what a results file holds; {', '.join(given)} would not apply")
+        if not args.report.is_file():
+            parser.error(f"--report: no file {args.report}")
+    elif args.rewrite:
+        parser.error("--rewrite goes with --report")
     if args.jitters < 1:
         parser.error("--jitters: at least 1")
     args.precision_list = args.precisions.split(",")
@@ -156,14 +168,17 @@ def report(data: dict) -> None:
     """Print ``data``'s table and summary lines."""
     settings, summary, machine = data["settings"], data["summary"], data["machine"]
     precisions, pairs = settings["precisions"], len(data["pairs"])
+    unfinished = "" if pairs == len(settings["pairs"]) else f" ({pairs} of {len(settings['pairs'])} pairs run)"
     print(f"{settings['preset']} preset, {settings['size']} px, photo and {settings['jitters']} copies moved by one "
           f"grey level on {settings['jittered_share']:.0%} of the values; {machine['cpu_model']}, "
-          f"{machine['usable_cores']} cores")
+          f"{machine['usable_cores']} cores{unfinished}")
     print(table(data["pairs"]))
     print("\ncopies within the bar (distances within "
           f"{DISTANCE_TOLERANCE:.0%}, structure within {STRUCTURE_TOLERANCE} of the photo's run): "
           + ", ".join(f"{p} {n} of {summary['copies_per_precision']}"
                       for p, n in summary["copies_within_bar"].items()))
+    print("median over pairs of the copies' largest colour move: " + ", ".join(
+        f"{p} {move:.1%}" for p, move in summary["median_largest_colour_change"].items()))
     for p in precisions[1:]:
         print(f"{p} against {precisions[0]}, pairs within the bar: the photo's run "
               f"{summary['photo_within_bar_of_first'][p]} of {pairs}, the means of the photo's and the copies' "
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         data = json.loads(args.report.read_text())
         summarise(data)
-        write_json(args.report, data)
+        if args.rewrite:
+            write_json(args.report, data)
         report(data)
         return 0
     pairs = chosen_pairs(args, "optimiser_spread")
@@ -209,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     report(data)
     print(f"results: {args.json}\npictures: {args.out_dir}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
