@@ -31,6 +31,7 @@ from transfer_vs_pastiche import RESULTS, machine_metadata
 
 from stylecraft import api, feedforward
 from stylecraft.api.batch import BatchSettings, Engine, LocalEngine
+from stylecraft.photos import find_photos
 from stylecraft.progress import Count
 
 TRAIN = Path(__file__).resolve().parents[2] / "shared" / "train"
@@ -74,7 +75,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        listed = feedforward.find_photos(args.photos)[:args.count]
+        listed = find_photos(args.photos)[:args.count]
         chosen = work / "photos.txt"
         chosen.write_text("".join(f"{path.resolve()}\n" for path in listed))
         model = work / "compact.pt"

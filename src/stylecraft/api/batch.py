@@ -25,10 +25,10 @@ from typing import Any, Protocol
 from .. import checks, feedforward, files, images
 from ..choices import PRECISIONS
 from ..errors import ConfigError, ImageError, UsageError, one_line
-from ..feedforward.data import PHOTO_TYPES
 from ..optimize import PRESETS
+from ..photos import PHOTO_TYPES, find_photos
 from ..progress import Count, Stop, requested
-from .realtime import apply_many, load_style_model
+from .realtime import Model, apply_many, load_style_model
 from .transfer import run
 
 #: The manifest's name in the destination.
@@ -136,7 +136,7 @@ def collect(sources: Sequence[str | os.PathLike[str]], destination: str | os.Pat
                      if Path(p).is_file() and Path(p).suffix.lower() in PHOTO_TYPES]
             found.update((p, p.relative_to(base)) for p in paths)
         elif Path(source).is_dir():
-            found.update((p, p.relative_to(source)) for p in feedforward.find_photos(source))
+            found.update((p, p.relative_to(source)) for p in find_photos(source))
         elif Path(source).suffix.lower() in LIST_TYPES and Path(source).is_file():
             listed = [Path(source).parent / line.strip() for line in Path(source).read_text().splitlines()
                       if line.strip() and not line.startswith("#")]
@@ -197,7 +197,7 @@ def _save(item: Item, picture: Any, metadata: dict[str, Any], settings: BatchSet
     return Record(item.input, item.output, settings.record(), seconds, metadata.get("quality"))
 
 
-def paint_with_model(model: feedforward.StyleModel, items: Sequence[Item], settings: BatchSettings,
+def paint_with_model(model: Model, items: Sequence[Item], settings: BatchSettings,
                      run_id: str) -> Iterator[Record]:
     """Paint ``items`` with a loaded network, in batches of pictures of one size (the batched ``apply`` path),
     writing each output; yield each record (with the error of a picture that cannot be read)."""

@@ -19,9 +19,11 @@ from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..feedforward.settings import BACKENDS as BACKENDS
 from ..images import ImageInput
+from ..photos import PhotoFolder
 from ..progress import Stop
 from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
+from .one_pass import OnePass, is_painting, load_one_pass
 from .transfer import route
 from .version import version
 
@@ -69,7 +71,7 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         style_images = [images.load_image(one) for one in styles]
         style_tensors = [images.resize_long_side(images.to_tensor(one), config.style_size or config.size)
                          for one in style_images]
-        data_set = feedforward.PhotoFolder(data, config.size)
+        data_set = PhotoFolder(data, config.size)
         sample_tensor = _first_sample(sample, data_set, config.size)
         state = _load_checkpoint(resume) if resume is not None else None
         # The steps of the network a run started from (--init), kept in its checkpoints for a --resume to count.
@@ -161,7 +163,7 @@ def _name(source: ImageInput) -> str:
     return "<image>" if isinstance(source, (Image.Image, bytes)) else str(source)
 
 
-def _first_sample(sample: ImageInput | None, data: feedforward.PhotoFolder, size: int) -> torch.Tensor:
+def _first_sample(sample: ImageInput | None, data: PhotoFolder, size: int) -> torch.Tensor:
     if sample is not None:
         return images.resize_long_side(images.to_tensor(images.load_image(sample)), size)
     for path in data.paths:
@@ -179,19 +181,29 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",
-                     precision: str = "fp32", style: str | None = None) -> feedforward.StyleModel:
-    """Load a trained network for ``backend``: "torch" (a model file, or a built-in style's name or blend such
-    as ``great-wave:0.7,udnie:0.3``); "onnx" (ONNX Runtime) or "openvino" (OpenVINO, CPU only), each running
-    an exported ``.onnx`` file or a model exported on the fly; or "auto" (ONNX Runtime for ``.onnx`` files,
-    else torch). ``style`` picks or blends the styles of a network file of several (default: its first).
+#: What paints in one pass: a trained network, or paintings with the universal decoders.
+Model = feedforward.StyleModel | OnePass
 
-    ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it,
-    and the pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked
-    (docs/performance.md gives their speed and error).
-    """
+
+def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",
+                     precision: str = "fp32", style: str | None = None) -> Model:
+    """Load what paints in one pass. A picture (``painting.jpg``) or a blend of pictures (``a.jpg:0.7,b.jpg:0.3``)
+    means "these paintings, in one pass" with the built-in universal decoders and the default settings
+    (:func:`.one_pass.load_one_pass` takes the others). Otherwise a trained network for ``backend``: "torch" (a
+    model file, or a built-in style's name or blend such as ``great-wave:0.7,udnie:0.3``); "onnx" (ONNX Runtime) or
+    "openvino" (OpenVINO, CPU only), each running an exported ``.onnx`` file or a model exported on the fly; or
+    "auto" (ONNX Runtime for ``.onnx`` files, else torch). ``style`` picks or blends the styles of a network file of
+    several (default: its first).
+
+    ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it, and the
+    pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked (docs/performance.md gives
+    their speed and error)."""
     checks.choice("backend", backend, BACKENDS)
     checks.choice("precision", precision, tuple(feedforward.PRECISIONS))
+    if is_painting(model):
+        if backend not in ("auto", "torch") or style is not None:
+            raise ConfigError(f"{model}: a painting runs with the torch backend and takes no `style`")
+        return load_one_pass(model, device=device, precision=precision)
     if precision != "fp32" and backend != "openvino":
         raise ConfigError(f"`precision` {precision} runs with `backend` openvino; the others run fp32")
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -223,13 +235,14 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], 
     files.atomic_write_bytes(output, data)
 
 
-def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: ImageInput, *, size: int | None = None,
-                preserve_color: bool = False, device: str = "auto", tile: int = feedforward.TILE,
+def apply_model(model: str | os.PathLike[str] | Model, image: ImageInput, *, size: int | None = None,
+                preserve_color: bool = False, device: str = "auto", tile: int | None = None,
                 backend: str = "auto", precision: str = "fp32", style: str | None = None) -> Image.Image:
-    """Paint ``image`` with a trained real-time network: a model file, an exported ``.onnx`` file, or a
-    StyleModel from :func:`load_style_model` (load once to paint many pictures). A picture with a side over
-    ``tile`` pixels runs in exact tiles of that size (the rule of the optimiser's ``tile`` too)."""
-    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+    """Paint ``image`` in one pass: with a trained real-time network (a model file, an exported ``.onnx`` file),
+    a painting (``painting.jpg``, or a blend), or what :func:`load_style_model` or :func:`.load_one_pass` loaded
+    (load once to paint many pictures). A picture with a side over ``tile`` pixels runs in exact tiles of that
+    size (the rule of the optimiser's ``tile`` too; default 2048 for a network, 1024 for a painting)."""
+    loaded = model if isinstance(model, (feedforward.StyleModel, OnePass)) else load_style_model(
         model, backend=backend, device=device, precision=precision)
     [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)
     if isinstance(picture, ImageError):
@@ -237,8 +250,16 @@ def apply_model(model: str | os.PathLike[str] | feedforward.StyleModel, image: I
     return picture
 
 
-def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batch_size: int = 4,
-               size: int | None = None, preserve_color: bool = False, tile: int = feedforward.TILE
+def paint_tensor(model: Model, batch: torch.Tensor, *, preserve_color: bool = False,
+                 tile: int | None = None) -> torch.Tensor:
+    """Paint a (N, 3, H, W) batch in [0, 1] with a network or paintings; ``tile`` None: each one's default."""
+    if isinstance(model, OnePass):
+        return model.paint(batch, preserve_color=preserve_color, tile=tile)
+    return feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile or feedforward.TILE)
+
+
+def apply_many(model: Model, sources: Sequence[Source], *, batch_size: int = 4,
+               size: int | None = None, preserve_color: bool = False, tile: int | None = None
                ) -> Iterator[tuple[Source, Image.Image | ImageError]]:
     """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
 
@@ -262,7 +283,7 @@ def apply_many(model: feedforward.StyleModel, sources: Sequence[Source], *, batc
             same_size.setdefault(tuple(tensors[index].shape), []).append(index)
         for indices in same_size.values():
             batch = torch.cat([tensors[i] for i in indices])
-            painted = feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile)
+            painted = paint_tensor(model, batch, preserve_color=preserve_color, tile=tile)
             for row, index in enumerate(indices):
                 results[index] = images.to_pil(painted[row:row + 1])
         yield from zip(chunk, results, strict=True)

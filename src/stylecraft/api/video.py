@@ -41,7 +41,8 @@ from ..progress import CANCELLED, Count, Stop, requested
 from ..video.flow import PRESET, FlowEstimator, Steadier
 from ..video.io import VideoInfo, VideoReader, check_video_output, open_writer
 from ..video.settings import FRAME_ITERATIONS, STABILITY, TEMPORAL_WEIGHT
-from .realtime import load_style_model
+from .one_pass import OnePass
+from .realtime import Model, load_style_model, paint_tensor
 from .transfer import run
 
 #: A video's progress: frames done of the frames the container announces.
@@ -67,19 +68,19 @@ def check_stability(stability: float) -> None:
         raise ConfigError(f"`stability` must be from 0 to 1 (got {stability})")
 
 
-def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames: Iterable[Frame], *,
+def paint_frames(model: str | os.PathLike[str] | Model, frames: Iterable[Frame], *,
                  stability: float = STABILITY, batch_size: int = 4, preserve_color: bool = False,
-                 tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
+                 tile: int | None = None, device: str = "auto", backend: str = "auto",
                  flow: str = PRESET, stop: Stop | None = None) -> Generator[np.ndarray, None, None]:
-    """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network,
-    ``batch_size`` at a time, and yield the painted frames in order as uint8 arrays, steadied by
-    ``stability`` (the blend weight of the previous painted frame; 0: each frame painted on its own; up to 1)
-    along the optical flow of DIS preset ``flow``. ``stop`` (a ``threading.Event`` or anything with
-    ``is_set()``), when set, ends it after the frames already painted."""
+    """Paint ``frames`` ((H, W, 3) uint8 RGB arrays or PIL images, all one size) with a real-time network or a painting
+    in one pass (its statistics taken once for every frame), ``batch_size`` at a time, and yield the painted frames
+    in order as uint8 arrays, steadied by ``stability`` (the blend weight of the previous painted frame; 0: each
+    frame painted on its own; up to 1) along the optical flow of DIS preset ``flow``. ``stop`` (a
+    ``threading.Event`` or anything with ``is_set()``), when set, ends it after the frames already painted."""
     check_stability(stability)
     if batch_size < 1:
         raise ConfigError("`batch_size` must be at least 1")
-    loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+    loaded = model if isinstance(model, (feedforward.StyleModel, OnePass)) else load_style_model(
         model, backend=backend, device=device)
     steady = Steadier(stability, flow)
     batch: list[np.ndarray] = []
@@ -94,13 +95,13 @@ def paint_frames(model: str | os.PathLike[str] | feedforward.StyleModel, frames:
         yield from _paint(loaded, batch, steady, preserve_color, tile)
 
 
-def _paint(model: feedforward.StyleModel, batch: list[np.ndarray], steady: Steadier, preserve_color: bool,
-           tile: int) -> Iterator[np.ndarray]:
+def _paint(model: Model, batch: list[np.ndarray], steady: Steadier, preserve_color: bool,
+           tile: int | None) -> Iterator[np.ndarray]:
     if any(frame.shape != batch[0].shape for frame in batch):
         raise ConfigError("the frames of a video must all have one size")
     tensor = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div(255)
     with torch.inference_mode():
-        painted = feedforward.apply(model.net, tensor, preserve_color=preserve_color, tile=tile)
+        painted = paint_tensor(model, tensor, preserve_color=preserve_color, tile=tile)
     pictures = painted.clamp(0, 1).mul(255).add(0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
     for frame, picture in zip(batch, pictures, strict=True):
         yield steady(frame, picture)
@@ -120,10 +121,10 @@ class VideoResult:
 
 
 def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
-                model: str | os.PathLike[str] | feedforward.StyleModel | None = None,
+                model: str | os.PathLike[str] | Model | None = None,
                 styles: Sequence[ImageInput] = (), stability: float = STABILITY, size: int | None = None,
                 start: float = 0.0, duration: float | None = None, fps: float | None = None, batch_size: int = 4,
-                preserve_color: bool = False, tile: int = feedforward.TILE, device: str = "auto", backend: str = "auto",
+                preserve_color: bool = False, tile: int | None = None, device: str = "auto", backend: str = "auto",
                 frame_iterations: int = FRAME_ITERATIONS, flow: str = PRESET,
                 callbacks: Sequence[Callable[[VideoProgress], None]] = (), stop: Stop | None = None,
                 progress: Callable[[int, VideoInfo], None] | None = None, **options: object) -> VideoResult:
@@ -150,7 +151,7 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
                              device, _Watch(callbacks, reader.info), stop, options)
         if options:
             raise ConfigError(f"unknown option {next(iter(options))!r} for a real-time model")
-        loaded = model if isinstance(model, feedforward.StyleModel) else load_style_model(
+        loaded = model if isinstance(model, (feedforward.StyleModel, OnePass)) else load_style_model(
             model, backend=backend, device=device)
         watch, stopped = _Watch(callbacks, reader.info), None
         with open_writer(output, reader.info, reader.path, reader.start) as writer, \

@@ -22,7 +22,7 @@ from .parser import build_parser, command_parser, in_cli_words
 #: imported only once the arguments are good: ``--help`` and usage errors answer without it.
 COMMANDS = {"layers": "list_layers", "grid": "run_grid", "train": "run_train", "apply": "run_apply",
             "video": "run_video", "export": "run_export", "serve": "run_serve", "batch": "run_batch",
-            "score": "run_score", "styles": "run_styles"}
+            "score": "run_score", "styles": "run_styles", "train-decoders": "run_train_decoders"}
 
 
 def _interrupt(signum: int, frame: object) -> None:

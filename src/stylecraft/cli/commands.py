@@ -20,12 +20,13 @@ from ..api.engines import engine_for
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
 from ..features import FeatureNetwork, layer_names
-from ..feedforward import TrainConfig, find_photos
+from ..feedforward import TrainConfig
 from ..optimize import INITS, SCALE_SPLIT, Progress, Result, TransferConfig
 from ..progress import Count, Event
 from ..quality import DISTANCES, STRUCTURE, Quality
 from ..runtime import resolve_device
 from ..studio.config import StudioConfig
+from ..universal.settings import DecoderConfig, PaintConfig
 from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words, names
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -86,6 +87,18 @@ def run_train(args: argparse.Namespace) -> int:
     return _finish(args, result.stopped, where, "network")
 
 
+#: `train-decoders`' options, by their parameter names.
+DECODER_FIELDS = frozenset(f.name for f in fields(DecoderConfig))
+
+
+def run_train_decoders(args: argparse.Namespace) -> int:
+    options = {k: v for k, v in vars(args).items() if k in DECODER_FIELDS and v is not None}
+    with _ProgressBar("train-decoders", "step", args) as bar:
+        result = api.train_decoders(args.data, args.output, device=args.device, precision=args.precision,
+                                    resume=args.resume, init=args.init, callbacks=[bar], **options)
+    return _finish(args, result.stopped, f"{args.output} ({result.steps} steps)", "decoders")
+
+
 def run_export(args: argparse.Namespace) -> int:
     api.export_model(args.model, args.output, style=args.style)
     _say(args, f"wrote {args.output}")
@@ -93,6 +106,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from ..photos import find_photos  # loads torch: not for --help
+
+    if not api.is_painting(args.model):
+        given = [name for name in ONE_PASS_OPTIONS if getattr(args, name) is not None]
+        if given:
+            flag = "mask" if given[0] == "masks" else given[0].replace("_", "-")
+            raise UsageError(f"--{flag} goes with a painting (a picture file), not a network")
     sources: list[Path] = []
     for item in map(Path, args.inputs):
         if item.is_dir():
@@ -108,8 +128,8 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         output.mkdir(parents=True, exist_ok=True)
         targets = [images.check_output_path(output / (s.stem + ".png"), sources) for s in sources]
-    model = api.load_style_model(args.model, backend=args.backend, device=args.device, precision=args.precision,
-                                 style=args.style)
+    model = _one_pass(args) if api.is_painting(args.model) else api.load_style_model(
+        args.model, backend=args.backend, device=args.device, precision=args.precision, style=args.style)
     destination = dict(zip(sources, targets, strict=True))
     painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
                              preserve_color=args.preserve_color, tile=args.tile)
@@ -132,6 +152,19 @@ def run_apply(args: argparse.Namespace) -> int:
         return 1
     _say(args, f"wrote {done} image(s) to {output}")
     return 0
+
+
+#: `apply`'s options for a painting, by their parameter names.
+ONE_PASS_OPTIONS = ("strength", "strengths", "style_size", "levels", "transform", "masks", "decoders")
+
+
+def _one_pass(args: argparse.Namespace) -> api.OnePass:
+    """`apply`'s paintings, checked and with their statistics taken."""
+    if args.backend not in ("auto", "torch") or args.style is not None:
+        raise UsageError("a painting runs with the torch backend and takes no --style")
+    changes = {name: getattr(args, name) for name in ONE_PASS_OPTIONS[:5] if getattr(args, name) is not None}
+    return api.load_one_pass(args.model, masks=args.masks, config=PaintConfig().replace(**changes),
+                             decoders=args.decoders, device=args.device, precision=args.precision)
 
 
 def run_batch(args: argparse.Namespace) -> int:

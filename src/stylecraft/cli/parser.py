@@ -19,6 +19,9 @@ from ..feedforward.settings import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.settings import TILE as REALTIME_TILE
 from ..optimize.settings import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
 from ..studio.config import StudioConfig
+from ..universal.settings import LEVELS as UNIVERSAL_LEVELS
+from ..universal.settings import TILE as UNIVERSAL_TILE
+from ..universal.settings import TRANSFORMS, DecoderConfig, PaintConfig
 from ..video.settings import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
 from ..video.settings import STABILITY as VIDEO_STABILITY
 from ..video.settings import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
@@ -26,6 +29,7 @@ from ..video.settings import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
 DEFAULTS = TransferConfig()
 NETWORK = FeatureNetwork()
 STUDIO = StudioConfig()
+ONE_PASS = PaintConfig()
 #: Parameters a command takes under another name.
 ALIASES = {"init_image": "--init", "backend": "--backend"}
 #: What ``--tile N`` means for every command that takes it (the optimiser's and the real-time networks').
@@ -235,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_styles(grid)
 
     add_train(sub, common)
+    add_train_decoders(sub, common)
     add_apply(sub, common)
     add_video(sub, common)
     add_batch(sub, common)
@@ -319,18 +324,49 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     train.add_argument("--weights", help="VGG weight file (default: the Oxford VGG-19 weights)")
 
 
+def add_train_decoders(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
+    d = DecoderConfig()
+    train = sub.add_parser("train-decoders", parents=[common], help="train the decoders that paint any painting "
+                           "in one pass", description="Train decoders that rebuild photos from VGG-19's features "
+                           "(Li et al. 2017) on folders of photos: no painting is needed. `stylecraft apply "
+                           "PAINTING.jpg` then paints with them (--decoders). Ctrl-C keeps the decoders so far.")
+    train.add_argument("data", nargs="+", help="folders of training photos")
+    train.add_argument("-o", "--output", required=True, help="the decoders file to write (a checkpoint goes beside "
+                       "it, OUTPUT.ckpt)")
+    train.add_argument("--steps", type=integer, help=f"training steps in all (default {d.steps})")
+    train.add_argument("--batch-size", type=integer, help=f"default {d.batch_size}")
+    train.add_argument("--size", type=integer, help=f"crop size in pixels (default {d.size})")
+    train.add_argument("--lr", type=number, help=f"Adam's step size (default {d.lr:g})")
+    train.add_argument("--width", type=number, help="the decoders' inner channels as a share of the encoder's "
+                       f"(default {d.width:g})")
+    train.add_argument("--levels", type=names, help=f"default {','.join(d.levels)}")
+    train.add_argument("--feature-weight", type=number, help=f"default {d.feature_weight:g}")
+    train.add_argument("--checkpoint-every", type=integer, help=f"default {d.checkpoint_every}")
+    train.add_argument("--seed", type=integer, help=f"default {d.seed}")
+    train.add_argument("--workers", type=integer, help=f"data-loading processes (default {d.workers})")
+    train.add_argument("--resume", help="continue from a checkpoint (OUTPUT.ckpt)")
+    train.add_argument("--init", help="start from a decoders file (the built-in set: its path from "
+                       "`python -c 'import stylecraft.universal as u; print(u.builtin_file())'`), fresh optimiser")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA and on CPUs "
+                       "with native bf16, else fp32")
+
+
 def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
-    apply = sub.add_parser("apply", parents=[common], help="stylise photos with a trained network",
-                           description="Stylise image files or folders with a model from `stylecraft train`.")
-    apply.add_argument("model", help="the model file, an ONNX file from `stylecraft export`, or a built-in "
-                       "style's name or blend such as great-wave or great-wave:0.7,udnie:0.3 (`stylecraft styles`)")
+    apply = sub.add_parser("apply", parents=[common], help="stylise photos in one pass: a trained network or any "
+                           "painting", description="Stylise image files or folders in one pass: with a model from "
+                           "`stylecraft train`, a built-in style, or any painting (a picture file; nothing to train).")
+    apply.add_argument("model", help="the model file, an ONNX file from `stylecraft export`, a built-in style's name "
+                       "or blend such as great-wave or great-wave:0.7,udnie:0.3 (`stylecraft styles`), or a painting "
+                       "(a picture file) or a blend of paintings such as a.jpg:0.7,b.jpg:0.3")
     apply.add_argument("--style", help="for a network file of several styles: the style's name or a blend "
                        "(default: its first)")
     apply.add_argument("inputs", nargs="+", metavar="input", help="images or folders of images")
     apply.add_argument("-o", "--output", required=True, help="an image file for one input, else a folder")
     apply.add_argument("--size", type=integer, help="long side of the result (default: the input's)")
     apply.add_argument("--preserve-color", action="store_true", help="keep the photos' colours")
-    apply.add_argument("--tile", type=integer, default=REALTIME_TILE, help=f"{TILE_RULE} (default {REALTIME_TILE})")
+    apply.add_argument("--tile", type=integer, help=f"{TILE_RULE} (default {REALTIME_TILE} for a network, "
+                       f"{UNIVERSAL_TILE} for a painting)")
     apply.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     apply.add_argument("--batch-size", type=integer, default=4, help="pictures of the same size run together "
                        "(default 4)")
@@ -339,8 +375,25 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
                        "files (default auto)")
     apply.add_argument("--precision", choices=tuple(RUNTIME_PRECISIONS), default="fp32",
-                       help="fp32, or bf16/fp16 with --backend openvino: faster on CPUs with bf16 (AVX-512 BF16, "
-                       "AMX), slightly different pictures (default fp32, the same on every CPU)")
+                       help="fp32, or bf16/fp16 with --backend openvino, or bf16 for a painting: faster on CPUs with "
+                       "bf16 (AVX-512 BF16, AMX), slightly different pictures (default fp32, the same on every CPU)")
+    painting = apply.add_argument_group("with a painting", "Any painting in one pass (Li et al. 2017's universal "
+                                        "style transfer): the photo's features take the painting's statistics at "
+                                        "each level and are decoded.")
+    painting.add_argument("--strength", type=number, help="how far toward the painting, 0 (the photo) to 1 "
+                          f"(default {ONE_PASS.strength:g})")
+    painting.add_argument("--strengths", type=floats, help="one strength per level, deepest first, instead of "
+                          "--strength")
+    painting.add_argument("--style-size", type=integer, help="the painting's long side, which sets the scale of "
+                          f"its strokes (default {ONE_PASS.style_size})")
+    painting.add_argument("--levels", type=names, help=f"the levels of the cascade, deepest first, from "
+                          f"{','.join(UNIVERSAL_LEVELS[:4])} (default {','.join(ONE_PASS.levels)})")
+    painting.add_argument("--transform", choices=TRANSFORMS, help="wct: whitening and colouring (the painting's "
+                          f"covariance); adain: its mean and spread alone (default {ONE_PASS.transform})")
+    painting.add_argument("--mask", action="append", dest="masks", metavar="MASK", help="a region for each "
+                          "painting, in order (white: its region); the photo is kept where no mask covers it")
+    painting.add_argument("--decoders", help="a decoders file from `stylecraft train-decoders` (default: the "
+                          "built-in set)")
     export = sub.add_parser("export", parents=[common], help="export a trained network to ONNX",
                             description="Write a model from `stylecraft train` as an ONNX file with dynamic "
                             "height and width, for `stylecraft apply --backend onnx` or any ONNX runtime.")

@@ -1,4 +1,3 @@
-from . import data as data
 from . import distributed as distributed
 from . import exact as exact
 from . import export as export
@@ -11,9 +10,6 @@ from . import runtimes as runtimes
 from . import settings as settings
 from . import styles as styles
 from .apply import apply as apply
-from .data import PHOTO_TYPES as PHOTO_TYPES
-from .data import PhotoFolder as PhotoFolder
-from .data import find_photos as find_photos
 from .export import to_onnx as to_onnx
 from .loaded import Network as Network
 from .loaded import RuntimeNet as RuntimeNet

@@ -30,10 +30,10 @@ from ..errors import ImageError
 from ..features import VGG
 from ..losses import StyleTarget
 from ..objective import Objective, Targets
+from ..photos import PhotoFolder, collate
 from ..progress import CANCELLED, Stop, requested
 from ..runtime import Runtime
 from .apply import stylise
-from .data import PhotoFolder, collate
 from .distributed import SINGLE, Processes, all_agree, total
 from .net import StyleNorm, TransformerNet, saturation_penalty, spike_penalty
 from .settings import TrainConfig

@@ -28,9 +28,10 @@ from typing import Any, Protocol
 from PIL import Image
 
 from .. import api, images
+from ..api.realtime import Model
 from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
-from ..feedforward import StyleModel, styles
+from ..feedforward import styles
 from ..optimize import Checkpoint, Progress
 from ..progress import Stop
 from ..video.io import VideoReader
@@ -85,7 +86,7 @@ class ModelFile:
     suffix: str
     style: str | None
 
-    def load(self, device: str) -> StyleModel:
+    def load(self, device: str) -> Model:
         """The model, loaded on ``device``."""
         if self.data is None:
             return api.load_style_model(styles.builtin_file(), device=device, style=self.style)
@@ -96,7 +97,7 @@ class ModelFile:
 
 
 def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures: Sequence[Image.Image],
-                  masks: Sequence[Image.Image] | None, model: StyleModel | ModelFile | None, device: str,
+                  masks: Sequence[Image.Image] | None, model: Model | ModelFile | None, device: str,
                   preview_every: int, report: Report, stop: Stop, resume: Path | None = None) -> Painted:
     """Paint a picture job: with the real-time ``model`` (options' method "model"), or by the optimiser towards
     ``style_pictures`` (each in its region of ``masks``, when the job paints regions), reporting progress and a
@@ -336,7 +337,7 @@ class Worker:
             return self._stopped_state(), None
         return "done", None
 
-    def _model(self, name: str) -> StyleModel:
+    def _model(self, name: str) -> Model:
         """The real-time model called ``name`` (a built-in style or a file in the models folder), loaded on the
         worker's device."""
         path, style = model_source(self.models, name)

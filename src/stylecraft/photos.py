@@ -1,4 +1,5 @@
-"""Photo folders: finding the pictures under a folder, and serving them as random square training crops."""
+"""Photo folders: finding the pictures under a folder, and serving them as random square training crops (for
+the real-time networks and the universal decoders alike)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .. import images
-from ..errors import ImageError
+from . import images
+from .errors import ImageError
 
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
