@@ -477,3 +477,23 @@ def test_cli_serve_refuses_unsafe_or_impossible_settings(monkeypatch: pytest.Mon
         assert "another studio is already using" in capsys.readouterr().err
     finally:
         store.close()
+
+
+def test_an_uploaded_painting_gives_a_one_pass_preview_before_the_optimiser(tmp_path: Path) -> None:
+    from stylecraft.studio.worker import paint_picture
+
+    reports: list[tuple[dict, bytes | None]] = []
+    options = {"method": "optimise", "size": 64, "iterations": 2, "style_weight": 10.0, "preserve_color": False}
+    halves = [Image.new("L", (64, 48), 0), Image.new("L", (64, 48), 0)]
+    halves[0].paste(255, (0, 0, 32, 48))
+    halves[1].paste(255, (32, 0, 64, 48))
+    for masks in (None, halves):  # the brush's regions take one painting each
+        reports.clear()
+        styles = [make_style()] if masks is None else [make_style(), make_style(seed=1).rotate(90)]
+        paint_picture(options, make_content(), styles, masks, None, "cpu", 1,
+                      lambda fields, preview: reports.append((fields, preview)), threading.Event())
+        first = next(fields for fields, preview in reports if preview is not None)
+        assert first["preview"] == -1 and first["iteration"] == 0  # before the optimiser's first iteration
+        picture = Image.open(io.BytesIO(next(p for _, p in reports if p is not None)))
+        assert picture.size == (64, 48)
+        assert [f["preview"] for f, p in reports if p is not None][1:] == [1, 2]  # then the optimiser's

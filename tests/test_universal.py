@@ -331,3 +331,15 @@ def test_a_stop_signal_ends_training_with_the_decoders_so_far(tmp_path) -> None:
                                 levels=("relu1_1",), steps=50, precision="fp32", stop=stop)
     assert result.stopped == "cancelled" and result.steps == 1
     assert universal.load_decoders(tmp_path / "d.pt")[1]["steps"] == 1
+
+
+def test_the_optimiser_can_start_from_the_one_pass_picture(tmp_path, content_path, style_path) -> None:
+    out = tmp_path / "out.png"
+    assert main(["transfer", str(content_path), str(style_path), "-o", str(out), "--init", "one-pass", "--size",
+                 "48", "--iterations", "2", "--seed", "1", "--quiet"]) == 0
+    assert images.read_metadata(out)["init"] == "one-pass"
+    start = api.apply_model(api.load_one_pass(style_path, device="cpu"), make_content())
+    noise = api.run("transfer", content_path, [style_path], size=48, iterations=1, init="noise", seed=1).image
+    first = api.run("transfer", content_path, [style_path], size=48, iterations=1, init="one-pass", seed=1).image
+    start_tensor = images.resize(images.to_tensor(start), (48, 36))
+    assert float((first - start_tensor).abs().mean()) < float((noise - start_tensor).abs().mean())

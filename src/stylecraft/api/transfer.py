@@ -20,8 +20,9 @@ from PIL import Image
 
 from .. import checks, images, torchfile
 from ..errors import ConfigError
-from ..features import FeatureNetwork
+from ..features import VGG, FeatureNetwork
 from ..images import ImageInput
+from ..objective import Regions
 from ..optimize import (
     Callback,
     Checkpoint,
@@ -34,11 +35,12 @@ from ..optimize import (
     soft_warning,
     synthesise,
 )
-from ..optimize.memory import plan_memory
+from ..optimize.memory import MemoryPlan, plan_memory
 from ..optimize.timing import duration, expected_seconds
 from ..progress import Stop
 from ..runtime import Runtime
 from .masks import load_regions
+from .one_pass import load_one_pass
 from .score import score_tensors
 from .version import version
 
@@ -254,24 +256,14 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         full = images.fit_long_side(*content_image.size, config.size)
     else:
         full = _texture_canvas(config, style_tensors[0])
-    if max_memory is not None:
-        checks.non_negative("max_memory", max_memory)
-    scales = schedule(config, full)
-    memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
+    memory = _plan(net, config, full, runtime, max_memory, on_plan)
     config = config.replace(optimizer=memory.optimizer)
-    if on_plan is not None:
-        with runtime.work():
-            seconds = expected_seconds(net, scales, lambda size: memory.tiling(net, size), runtime.autocast)
-        on_plan(f"{memory.describe(net, scales)}; expected time about {duration(seconds)}")
-        warning = soft_warning(scales)
-        if warning:
-            on_plan(warning)
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None
     regions = None
     if content_image is not None and (masks is not None or style_masks is not None):
         regions = load_regions(masks if masks is not None else [Image.new("L", content_image.size, 255)],
                                style_masks, content_image, style_tensors, full, on_plan).to(runtime.device)
-    init = images.to_tensor(images.load_image(init_image)) if init_image is not None else None
+    init = _start_picture(config, mode, content_tensor, style_tensors, init_image, regions, device)
     runtime.reset_peak_memory()
     if temporal is not None:
         checks.non_negative("temporal_weight", temporal.weight)
@@ -297,14 +289,54 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         result.settings["resumed_at"] = checkpoint.done
     if result.checkpoint is not None:  # what a resumed run checks its inputs against
         result.settings["inputs"] = inputs or _fingerprints(content_image, style_tensors)
-    if score and result.stopped is None and mode is Mode.TRANSFER and len(style_tensors) == 1 \
-            and content_image is not None:
-        try:  # against the photo as given, so that `stylecraft score` gives the same numbers for the saved file
-            result.settings["quality"] = score_tensors(result.image, images.to_tensor(content_image),
-                                                       style_tensors[0]).as_dict()
-        except KeyboardInterrupt:  # the picture is done: Ctrl-C while it is scored still keeps it
-            result.stopped = "interrupted"
+    if score and mode is Mode.TRANSFER and len(style_tensors) == 1 and content_image is not None:
+        _score(result, content_image, style_tensors[0])
     return result
+
+
+def _plan(net: VGG, config: TransferConfig, full: tuple[int, int], runtime: Runtime, max_memory: float | None,
+          on_plan: Callable[[str], None] | None) -> MemoryPlan:
+    """How the run fits the memory budget (whole or in tiles, which optimiser), told to ``on_plan`` with the
+    expected time before any work."""
+    if max_memory is not None:
+        checks.non_negative("max_memory", max_memory)
+    scales = schedule(config, full)
+    memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
+    if on_plan is not None:
+        with runtime.work():
+            seconds = expected_seconds(net, scales, lambda size: memory.tiling(net, size), runtime.autocast)
+        on_plan(f"{memory.describe(net, scales)}; expected time about {duration(seconds)}")
+        warning = soft_warning(scales)
+        if warning:
+            on_plan(warning)
+    return memory
+
+
+def _start_picture(config: TransferConfig, mode: Mode, content: torch.Tensor | None, styles: Sequence[torch.Tensor],
+                   init_image: ImageInput | None, regions: Regions | None, device: str) -> torch.Tensor | None:
+    """The start picture handed to the optimiser: the user's own, or with ``init`` one-pass the photo painted in
+    one pass (with the styles' blend, or each in its region); None for the optimiser's named starts."""
+    if init_image is not None:
+        return images.to_tensor(images.load_image(init_image))
+    if config.start(mode) != "one-pass":
+        return None
+    assert content is not None  # validate() refuses one-pass without a content image and a style
+    pictures = [images.to_pil(style) for style in styles]
+    masks = None if regions is None else [images.to_pil(m.expand(3, -1, -1)[None].cpu()) for m in regions.masks]
+    loaded = load_one_pass(pictures, weights=None if masks else config.blend(len(styles)), masks=masks,
+                           device=device)
+    return loaded.paint(content, preserve_color=config.preserve_color)
+
+
+def _score(result: Result, content: Image.Image, style: torch.Tensor) -> None:
+    """A finished transfer's quality numbers into its settings, against the photo as given, so that
+    `stylecraft score` gives the same numbers for the saved file."""
+    if result.stopped is not None:
+        return
+    try:
+        result.settings["quality"] = score_tensors(result.image, images.to_tensor(content), style).as_dict()
+    except KeyboardInterrupt:  # the picture is done: Ctrl-C while it is scored still keeps it
+        result.stopped = "interrupted"
 
 
 def transfer(content: ImageInput, style: ImageInput | Sequence[ImageInput], *,

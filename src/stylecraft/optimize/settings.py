@@ -35,8 +35,10 @@ class Mode(str, Enum):
 MODES = tuple(mode.value for mode in Mode)
 OPTIMIZERS = ("lbfgs", "adam")
 #: Start images by name; a picture of one's own is given as ``init_image`` instead. "palette" is the content
-#: recoloured to the style's colours (their mean and covariance), so the picture starts in the painting's palette.
-INITS = ("noise", "content", "style", "palette")
+#: recoloured to the style's colours (their mean and covariance), so the picture starts in the painting's palette;
+#: "one-pass" is the photo painted in one pass with the universal decoders (``apply PAINTING.jpg``), made at the API
+#: boundary and handed to the optimiser as a start picture.
+INITS = ("noise", "content", "style", "palette", "one-pass")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 #: The split of scale control where none is given: the first style layer taken from the coarse style
 #: (the most balanced in the sweep of benchmarks/regions.py --parts scale; docs/regions.md).
@@ -197,9 +199,9 @@ class TransferConfig:
     def _check_mode(self, mode: Mode) -> None:
         if self.preserve_color and not mode.uses_content:
             raise ConfigError("`preserve_color` needs a content image; a texture has none")
-        if self.init in ("content", "palette") and not mode.uses_content:
+        if self.init in ("content", "palette", "one-pass") and not mode.uses_content:
             raise ConfigError(f"`init` {self.init} needs a content image; a texture has none")
-        if self.init in ("style", "palette") and not mode.uses_style:
+        if self.init in ("style", "palette", "one-pass") and not mode.uses_style:
             raise ConfigError(f"`init` {self.init} needs a style image; a reconstruction has none")
         active = {"content": self.content_weight if mode.uses_content else 0.0,
                   "style": self.style_weight if mode.uses_style else 0.0, "tv": self.tv_weight}

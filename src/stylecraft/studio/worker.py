@@ -109,6 +109,7 @@ def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures:
         loaded = model.load(device) if isinstance(model, ModelFile) else model
         picture = api.apply_model(loaded, content, size=options["size"], preserve_color=options["preserve_color"])
         return Painted(picture, dict(options), None, 1)
+    _one_pass_preview(options, content, style_pictures, masks, device, report)
     result = api.run("transfer", content, list(style_pictures), masks=masks,
                      callbacks=[_progress(report, preview_every)],
                      device=device, stop=stop, size=options["size"], iterations=options["iterations"],
@@ -116,6 +117,20 @@ def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures:
                      seed=options.get("seed"), resume=resume)
     return Painted(images.to_pil(result.image), result.settings, result.stopped, result.iterations, result.seed,
                    result.settings.get("quality"), result.checkpoint)
+
+
+def _one_pass_preview(options: dict[str, Any], content: Image.Image, style_pictures: Sequence[Image.Image],
+                      masks: Sequence[Image.Image] | None, device: str, report: Report) -> None:
+    """The paintings in one pass (each in its region with ``masks``), reported as the job's first preview within
+    seconds, before the optimiser's first; a painting the decoders cannot take (one flat colour) has none."""
+    try:
+        loaded = api.load_one_pass(list(style_pictures), masks=masks, device=device)
+        picture = api.apply_model(loaded, content, size=options["size"], preserve_color=options["preserve_color"])
+    except StylecraftError as exc:
+        log.info("no one-pass preview: %s", one_line(exc))
+        return
+    # Previews are numbered by the optimiser's iteration (0: none yet); -1 is this one, before the first.
+    report({"iterations": options["iterations"], "iteration": 0, "preview": -1}, images.encode_image(picture, "JPEG"))
 
 
 def _progress(report: Report, preview_every: int) -> Callable[[Progress], None]:
