@@ -87,6 +87,19 @@ def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(clus
     assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 7  # nothing painted again
 
 
+def test_a_painting_paints_on_ray_as_it_does_here(cluster, tmp_path):
+    """A picture where a network is expected: each worker takes the painting's statistics once."""
+    photos(tmp_path / "in", 3)
+    make_style(64, 64).save(tmp_path / "painting.png")
+    settings = BatchSettings(model=str(tmp_path / "painting.png"), batch_size=2)
+    result = api.paint_batch([tmp_path / "in"], tmp_path / "ray", settings, engine=RayEngine(workers=1))
+    local = api.paint_batch([tmp_path / "in"], tmp_path / "local", settings)
+    assert len(result.painted) == len(local.painted) == 3
+    for record in local.painted:
+        name = Path(record.output).name
+        assert np.abs(pixels(tmp_path / "ray" / name) - pixels(tmp_path / "local" / name)).max() <= 1
+
+
 def test_the_optimiser_runs_one_task_a_picture(cluster, tmp_path):
     photos(tmp_path / "in", 2, side=32)
     make_style(32, 32).save(tmp_path / "style.png")

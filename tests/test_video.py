@@ -133,6 +133,16 @@ def test_the_cli_paints_a_video_and_keeps_its_sound(clip, model, tmp_path, capsy
     assert capsys.readouterr().err == ""
 
 
+def test_the_cli_paints_a_video_with_any_painting_in_one_pass(clip, tmp_path) -> None:
+    painting = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(painting)
+    out = tmp_path / "painted.mp4"
+    assert main(["video", str(clip), "-o", str(out), "--model", str(painting), "--duration", "0.5", "--quiet"]) == 0
+    made = describe(out)
+    assert made["frames"] == FRAMES // 4 and made["size"] == (WIDTH, HEIGHT)
+    assert np.abs(made["pictures"][2].astype(float) - describe(clip)["pictures"][2]).mean() > 10
+
+
 def test_a_part_at_another_size_and_rate(clip, model, tmp_path) -> None:
     out = tmp_path / "part.mkv"
     assert main(["video", str(clip), "-o", str(out), "--model", str(model), "--start", "0.5", "--duration", "1",

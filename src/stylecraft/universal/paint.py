@@ -48,7 +48,7 @@ def _encoder_radius(vgg: VGG, level: str) -> int:
 
 
 def _decoder_radius(decoder: Decoder) -> int:
-    stride, radius = 2 ** (int(decoder.level[4]) - 1), 0
+    stride, radius = _stride(decoder.level), 0
     for module in decoder.body:
         if isinstance(module, nn.Conv2d):
             radius += stride
@@ -64,46 +64,51 @@ class Painter:
     def __init__(self, encoder: VGG, decoders: Decoders, runtime: Runtime) -> None:
         self.encoder, self.decoders, self.runtime = encoder, decoders, runtime
 
-    def _features(self, image: torch.Tensor, level: str) -> torch.Tensor:
+    def _features(self, image: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
         with self.runtime.autocast():
-            found: torch.Tensor = self.encoder(image.to(self.runtime.device), [level])[level]
-        return found.float()
+            found: dict[str, torch.Tensor] = self.encoder(image.to(self.runtime.device), list(levels))
+        return {level: features.float() for level, features in found.items()}
 
-    def _tiling(self, level: str, tile: int) -> Tiling:
-        decoder = self.decoders[level]
-        assert isinstance(decoder, Decoder)
-        reach = _encoder_radius(self.encoder, level) + _decoder_radius(decoder)
-        return Tiling(math.ceil(tile / ALIGN) * ALIGN, math.ceil(reach / ALIGN) * ALIGN, ALIGN)
-
-    def _boxes(self, image: torch.Tensor, level: str, tile: int) -> list[Box]:
+    def _boxes(self, image: torch.Tensor, levels: Sequence[str], tile: int) -> list[Box]:
+        """Tiles whose halo covers the encoder's and the decoder's reach at the deepest of ``levels``."""
+        reach = 0
+        for level in levels:
+            decoder = self.decoders[level]
+            assert isinstance(decoder, Decoder)
+            reach = max(reach, _encoder_radius(self.encoder, level) + _decoder_radius(decoder))
         height, width = image.shape[-2:]
-        return self._tiling(level, tile).boxes(width, height)
+        tiling = Tiling(math.ceil(tile / ALIGN) * ALIGN, math.ceil(reach / ALIGN) * ALIGN, ALIGN)
+        return tiling.boxes(width, height)
 
-    def _stats(self, image: torch.Tensor, level: str, tile: int,
-               masks: torch.Tensor | None = None) -> list[Stats]:
-        """The whole picture's statistics at ``level`` (one per mask region, or one), summed over tiles."""
-        stride = 2 ** (int(level[4]) - 1)
-        parts: list[Stats] | None = None
-        for box in self._boxes(image, level, tile):
+    def _stats(self, image: torch.Tensor, levels: Sequence[str], boxes: list[Box], masks: torch.Tensor | None,
+               whole: dict[str, torch.Tensor] | None = None) -> dict[str, list[Stats]]:
+        """The whole picture's statistics at each of ``levels`` (one per mask region, or one), summed over the
+        tiles' interiors; ``whole``: the features of a picture that is one tile, already computed."""
+        parts: dict[str, list[Stats]] = {}
+        for box in boxes:
             left, top, right, bottom = box.crop
-            feats = self._features(image[..., top:bottom, left:right], level)
+            feats = whole or self._features(image[..., top:bottom, left:right], levels)
             il, it, ir, ib = box.interior
-            inner = feats[..., (it - top) // stride:(ib - top) // stride, (il - left) // stride:(ir - left) // stride]
-            if masks is None:
-                found = [Stats.of(inner)]
-            else:
-                weights = _at(masks, (image.shape[-2], image.shape[-1]), stride)
-                window = weights[..., it // stride:ib // stride, il // stride:ir // stride]
-                found = [Stats.of(inner, weight) for weight in window[:, 0]]
-            parts = found if parts is None else [a + b for a, b in zip(parts, found, strict=True)]
-        assert parts is not None  # a picture has at least one tile
+            for level in levels:
+                stride = _stride(level)
+                inner = feats[level][..., (it - top) // stride:(ib - top) // stride,
+                                     (il - left) // stride:(ir - left) // stride]
+                if masks is None:
+                    found = [Stats.of(inner)]
+                else:
+                    window = _at(masks, (image.shape[-2], image.shape[-1]), stride)[
+                        ..., it // stride:ib // stride, il // stride:ir // stride]
+                    found = [Stats.of(inner, weight) for weight in window[:, 0]]
+                parts[level] = [a + b for a, b in zip(parts[level], found, strict=True)] if level in parts else found
         return parts
 
     def painting(self, picture: torch.Tensor, levels: Sequence[str], tile: int = 1024) -> Painting:
-        """A painting's statistics at ``levels``, from a (1, 3, H, W) picture in [0, 1]."""
+        """A painting's statistics at ``levels``, from a (1, 3, H, W) picture in [0, 1]: one encoder pass a
+        tile for all levels."""
         picture = _pad(picture)
         with torch.no_grad():
-            return Painting({level: self._stats(picture, level, tile)[0] for level in levels})
+            stats = self._stats(picture, levels, self._boxes(picture, levels, tile), None)
+        return Painting({level: found[0] for level, found in stats.items()})
 
     def paint(self, photo: torch.Tensor, paintings: Sequence[Painting], weights: Sequence[float],
               config: PaintConfig, masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -120,26 +125,30 @@ class Painter:
         height, width = photo.shape[-2:]
         picture = _pad(photo.float())
         for level, strength in zip(config.levels, config.level_strengths(), strict=True):
+            boxes = self._boxes(picture, [level], config.tile)
+            # A picture of one tile is encoded once for its statistics and its decoding; tiles are encoded twice.
+            whole = self._features(picture, [level]) if len(boxes) == 1 else None
+            contents = self._stats(picture, [level], boxes, masks, whole)[level]
             styles = [painting.stats[level] for painting in paintings]
-            contents = self._stats(picture, level, config.tile, masks)
             if masks is None:
                 maps = [mixed(config.transform, contents[0], styles, weights, strength)]
             else:
                 maps = [mixed(config.transform, content, [style], [1.0], strength)
                         for content, style in zip(contents, styles, strict=True)]
-            picture = self._decode(picture, level, maps, config.tile, masks)
+            picture = self._decode(picture, level, maps, boxes, masks, whole)
         result = picture[..., :height, :width].clamp(0, 1).cpu()
         return colour.restore_colour(result, photo) if config.preserve_color else result
 
-    def _decode(self, image: torch.Tensor, level: str, maps: list[tuple[torch.Tensor, torch.Tensor]], tile: int,
-                masks: torch.Tensor | None) -> torch.Tensor:
+    def _decode(self, image: torch.Tensor, level: str, maps: list[tuple[torch.Tensor, torch.Tensor]],
+                boxes: list[Box], masks: torch.Tensor | None,
+                whole: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """``image`` with its ``level`` features mapped (by region with ``masks``) and decoded, tile by tile."""
-        stride = 2 ** (int(level[4]) - 1)
+        stride = _stride(level)
         weights = None if masks is None else _at(masks, (image.shape[-2], image.shape[-1]), stride)
         out = torch.empty_like(image)
-        for box in self._boxes(image, level, tile):
+        for box in boxes:
             left, top, right, bottom = box.crop
-            feats = self._features(image[..., top:bottom, left:right], level)
+            feats = (whole or self._features(image[..., top:bottom, left:right], [level]))[level]
             if weights is None:
                 mapped = apply_map(feats, *maps[0])
             else:
@@ -152,6 +161,11 @@ class Painter:
             il, it, ir, ib = box.interior
             out[..., it:ib, il:ir] = decoded[..., it - top:ib - top, il - left:ir - left]
         return out
+
+
+def _stride(level: str) -> int:
+    """How many pixels one position of ``level``'s features spans."""
+    return 1 << (int(level[4]) - 1)
 
 
 def _pad(image: torch.Tensor) -> torch.Tensor:

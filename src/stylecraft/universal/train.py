@@ -110,6 +110,8 @@ def train_decoders(config: DecoderConfig, vgg: VGG, data: Dataset[torch.Tensor |
         decoders.load_state_dict({k: v.float() for k, v in resume["state_dict"].items()})
         if "optimizer" in resume:
             optimizer.load_state_dict(resume["optimizer"])
+            for group in optimizer.param_groups:  # the run's own step size: a resumed run may lower it
+                group["lr"] = config.lr
             step = int(resume["step"])
     random.seed(config.seed + step)  # a resumed run sees other crops than the steps it already took
     loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
