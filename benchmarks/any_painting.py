@@ -12,10 +12,10 @@ statistics included, the decoders loaded), a second picture with the same painti
 Drafts and the peer's pictures are kept in benchmarks/results/models/drafts/ (ignored by git), shared with
 builtin_styles.py. The timings need the machine to themselves.
 
-    python benchmarks/any_painting.py [--size 512] [--photos x.jpg] [--paintings y.jpg] [--no-peer]
+    python benchmarks/any_painting.py [--size 512] [--photos x.jpg] [--paintings y.jpg] [--one-photo-each] [--no-peer]
                                       [--json PATH] [--sheet PATH] [--repeats 3] [--no-timing]
                                       [--decoders FILE] [--precision fp32|bf16] [--transform wct|adain]
-                                      [--levels relu4_1,...] [--strength 1.0]
+                                      [--levels relu4_1,...] [--strength 1.0] [--palette]
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512, help="the long side painted and scored")
     parser.add_argument("--photos", help="comma-separated photos of ../shared/images/content (default: all)")
     parser.add_argument("--paintings", help="comma-separated paintings of ../shared/images/style (default: all)")
+    parser.add_argument("--one-photo-each", action="store_true",
+                        help="pair each painting with one photo in turn (6 pairs) instead of every photo (30)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-timing", action="store_true", help="scores only (they do not need a quiet machine)")
@@ -59,6 +61,7 @@ def main() -> int:
     parser.add_argument("--transform", default=universal.PaintConfig().transform)
     parser.add_argument("--levels", help="the cascade's levels, deepest first (default: all four)")
     parser.add_argument("--strength", type=float, default=universal.PaintConfig().strength)
+    parser.add_argument("--palette", action=argparse.BooleanOptionalAction, default=universal.PaintConfig().palette)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--sheet", type=Path)
     args = parser.parse_args()
@@ -70,15 +73,15 @@ def main() -> int:
               else sorted((folder / "content").glob("*.jpg")))
     paintings = ([folder / "style" / p for p in args.paintings.split(",")] if args.paintings
                  else sorted(p for p in (folder / "style").iterdir() if p.suffix in (".jpg", ".png")))
-    config = universal.PaintConfig(transform=args.transform, strength=args.strength,
+    config = universal.PaintConfig(transform=args.transform, strength=args.strength, palette=args.palette,
                                    **({"levels": tuple(args.levels.split(","))} if args.levels else {}))
     use_peer = not args.no_peer and PEER.exists()
     rows, cells = [], []
     work = Path(tempfile.mkdtemp())
-    for painting in paintings:
+    for index, painting in enumerate(paintings):
         loaded = api.load_one_pass(str(painting), config=config, decoders=args.decoders, device="cpu",
                                    precision=args.precision)
-        for photo in photos:
+        for photo in [photos[index % len(photos)]] if args.one_photo_each else photos:
             source = at_size(photo, args.size, work)
             pictures = {"one pass": api.apply_model(loaded, source)}
             pictures["draft"] = Image.open(draft(source, painting, args.size)).convert("RGB")
@@ -96,7 +99,7 @@ def main() -> int:
     summary = {"cpu": cpu_model(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "config": {"transform": config.transform, "levels": list(config.levels),
-                          "strength": config.strength, "precision": args.precision},
+                          "strength": config.strength, "palette": config.palette, "precision": args.precision},
                "decoders": universal.load_decoders(args.decoders)[1].get("steps"), "seconds": timing}
     print_table(rows, summary, use_peer)
     if args.json:

@@ -154,15 +154,16 @@ def run_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-#: `apply`'s options for a painting, by their parameter names.
-ONE_PASS_OPTIONS = ("strength", "strengths", "style_size", "levels", "transform", "masks", "decoders")
+#: `apply`'s options for a painting, by their parameter names: PaintConfig's, then the masks and decoders.
+PAINT_OPTIONS = ("strength", "strengths", "style_size", "levels", "transform", "palette")
+ONE_PASS_OPTIONS = (*PAINT_OPTIONS, "masks", "decoders")
 
 
 def _one_pass(args: argparse.Namespace) -> api.OnePass:
     """`apply`'s paintings, checked and with their statistics taken."""
     if args.backend not in ("auto", "torch") or args.style is not None:
         raise UsageError("a painting runs with the torch backend and takes no --style")
-    changes = {name: getattr(args, name) for name in ONE_PASS_OPTIONS[:5] if getattr(args, name) is not None}
+    changes = {name: getattr(args, name) for name in PAINT_OPTIONS if getattr(args, name) is not None}
     return api.load_one_pass(args.model, masks=args.masks, config=PaintConfig().replace(**changes),
                              decoders=args.decoders, device=args.device, precision=args.precision)
 

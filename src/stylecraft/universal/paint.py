@@ -29,11 +29,17 @@ from .transforms import Stats, apply_map, mixed
 ALIGN = 16
 
 
+#: The long side a painting's colours are kept at for ``palette`` (their mean and covariance need no more).
+COLOURS_SIDE = 256
+
+
 @dataclass(frozen=True)
 class Painting:
-    """A painting's statistics at each level, computed once (:meth:`Painter.painting`)."""
+    """A painting's statistics at each level and its colours (a small copy of it), computed once
+    (:meth:`Painter.painting`)."""
 
     stats: dict[str, Stats]
+    colours: torch.Tensor
 
 
 def _encoder_radius(vgg: VGG, level: str) -> int:
@@ -105,10 +111,12 @@ class Painter:
     def painting(self, picture: torch.Tensor, levels: Sequence[str], tile: int = 1024) -> Painting:
         """A painting's statistics at ``levels``, from a (1, 3, H, W) picture in [0, 1]: one encoder pass a
         tile for all levels."""
+        colours = F.interpolate(picture, scale_factor=min(1.0, COLOURS_SIDE / max(picture.shape[-2:])),
+                                mode="area") if max(picture.shape[-2:]) > COLOURS_SIDE else picture
         picture = _pad(picture)
         with torch.no_grad():
             stats = self._stats(picture, levels, self._boxes(picture, levels, tile), None)
-        return Painting({level: found[0] for level, found in stats.items()})
+        return Painting({level: found[0] for level, found in stats.items()}, colours.cpu())
 
     def paint(self, photo: torch.Tensor, paintings: Sequence[Painting], weights: Sequence[float],
               config: PaintConfig, masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,7 +145,12 @@ class Painter:
                         for content, style in zip(contents, styles, strict=True)]
             picture = self._decode(picture, level, maps, boxes, masks, whole)
         result = picture[..., :height, :width].clamp(0, 1).cpu()
-        return colour.restore_colour(result, photo) if config.preserve_color else result
+        if config.preserve_color:
+            return colour.restore_colour(result, photo)
+        if config.palette and masks is None:
+            matched = colour.match_colour(result, [p.colours for p in paintings], weights)
+            result = config.strength * matched + (1 - config.strength) * result
+        return result
 
     def _decode(self, image: torch.Tensor, level: str, maps: list[tuple[torch.Tensor, torch.Tensor]],
                 boxes: list[Box], masks: torch.Tensor | None,

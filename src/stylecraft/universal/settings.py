@@ -71,7 +71,9 @@ class PaintConfig:
     the painting's statistics by ``transform`` and are decoded, and the next level starts from that picture.
     ``strength`` (0..1) is how far each level moves from the photo's own features toward the painting's
     statistics; ``strengths``, one per level, replaces it level by level. ``style_size`` is the long side the
-    painting is read at, which sets the scale of its strokes. ``preserve_color`` keeps the photo's colours.
+    painting is read at, which sets the scale of its strokes. ``palette`` moves the finished picture's colours
+    to the painting's (their mean and covariance, as the optimiser's palette start does), by ``strength``;
+    ``preserve_color`` keeps the photo's colours instead.
     """
 
     levels: tuple[str, ...] = ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
@@ -79,6 +81,7 @@ class PaintConfig:
     strength: float = 1.0
     strengths: tuple[float, ...] | None = None
     style_size: int = 512
+    palette: bool = False
     preserve_color: bool = False
     tile: int = TILE
 
