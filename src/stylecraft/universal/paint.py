@@ -147,9 +147,8 @@ class Painter:
         result = picture[..., :height, :width].clamp(0, 1).cpu()
         if config.preserve_color:
             return colour.restore_colour(result, photo)
-        if config.palette and masks is None:
-            matched = colour.match_colour(result, [p.colours for p in paintings], weights)
-            result = config.strength * matched + (1 - config.strength) * result
+        if config.palette:
+            result = _palette(result, paintings, weights, masks, config.strength)
         return result
 
     def _decode(self, image: torch.Tensor, level: str, maps: list[tuple[torch.Tensor, torch.Tensor]],
@@ -174,6 +173,20 @@ class Painter:
             il, it, ir, ib = box.interior
             out[..., it:ib, il:ir] = decoded[..., it - top:ib - top, il - left:ir - left]
         return out
+
+
+def _palette(picture: torch.Tensor, paintings: Sequence[Painting], weights: Sequence[float],
+             masks: torch.Tensor | None, strength: float) -> torch.Tensor:
+    """``picture`` with its colours moved toward the blend of the paintings' (or each painting's in its region of
+    ``masks``), ``strength`` of the way."""
+    if masks is None:
+        matched = colour.match_colour(picture, [p.colours for p in paintings], weights)
+    else:
+        regions = masks.float() / masks.float().sum(0, keepdim=True).clamp_min(1.0)
+        matched = picture * (1 - regions.sum(0, keepdim=True))
+        for painting, region in zip(paintings, regions, strict=True):
+            matched = matched + colour.match_colour(picture, painting.colours) * region
+    return strength * matched + (1 - strength) * picture
 
 
 def _stride(level: str) -> int:

@@ -81,7 +81,7 @@ class PaintConfig:
     strength: float = 1.0
     strengths: tuple[float, ...] | None = None
     style_size: int = 512
-    palette: bool = False
+    palette: bool = True
     preserve_color: bool = False
     tile: int = TILE
 
