@@ -23,15 +23,17 @@ from .features import VGG
 from .losses import Moments, guided_sums
 
 
-def receptive_radius(net: VGG) -> int:
-    """How far (pixels, each side) the deepest layer of ``net`` sees beyond its own position."""
+def receptive_radius(net: VGG, layer: str | None = None) -> int:
+    """How far (pixels, each side) ``layer`` (default: the deepest of ``net``) sees beyond its own position."""
     radius, stride = 0, 1
-    for module in net.layers.values():
+    for name, module in net.layers.items():
         if isinstance(module, nn.Conv2d):
             radius += (module.kernel_size[0] // 2) * stride
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             radius += stride
             stride *= 2
+        if name == layer:
+            break
     return radius
 
 

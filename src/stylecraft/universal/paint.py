@@ -20,15 +20,13 @@ from torch import nn
 from .. import colour
 from ..features import VGG
 from ..runtime import Runtime
-from ..tiling import Box, Tiling
+from ..tiling import Box, Tiling, receptive_radius
 from .decoders import Decoder, Decoders
 from .settings import PaintConfig
 from .transforms import Stats, apply_map, mixed
 
 #: Picture sides are padded to a multiple of this (the deepest level's stride), so decoding gives back the size.
 ALIGN = 16
-
-
 #: The long side a painting's colours are kept at for ``palette`` (their mean and covariance need no more).
 COLOURS_SIDE = 256
 
@@ -40,17 +38,6 @@ class Painting:
 
     stats: dict[str, Stats]
     colours: torch.Tensor
-
-
-def _encoder_radius(vgg: VGG, level: str) -> int:
-    radius, stride = 0, 1
-    for name in vgg.names[: vgg.names.index(level) + 1]:
-        if name.startswith("conv"):
-            radius += stride
-        elif name.startswith("pool"):
-            radius += stride
-            stride *= 2
-    return radius
 
 
 def _decoder_radius(decoder: Decoder) -> int:
@@ -81,7 +68,7 @@ class Painter:
         for level in levels:
             decoder = self.decoders[level]
             assert isinstance(decoder, Decoder)
-            reach = max(reach, _encoder_radius(self.encoder, level) + _decoder_radius(decoder))
+            reach = max(reach, receptive_radius(self.encoder, level) + _decoder_radius(decoder))
         height, width = image.shape[-2:]
         tiling = Tiling(math.ceil(tile / ALIGN) * ALIGN, math.ceil(reach / ALIGN) * ALIGN, ALIGN)
         return tiling.boxes(width, height)
