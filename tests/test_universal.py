@@ -14,7 +14,7 @@ import torch
 from conftest import make_content, make_style
 from PIL import Image
 
-from stylecraft import api, images, universal
+from stylecraft import ConfigError, api, images, universal
 from stylecraft.cli import main
 from stylecraft.runtime import Runtime
 from stylecraft.universal.transforms import Stats, apply_map, wct
@@ -343,3 +343,15 @@ def test_the_optimiser_can_start_from_the_one_pass_picture(tmp_path, content_pat
     first = api.run("transfer", content_path, [style_path], size=48, iterations=1, init="one-pass", seed=1).image
     start_tensor = images.resize(images.to_tensor(start), (48, 36))
     assert float((first - start_tensor).abs().mean()) < float((noise - start_tensor).abs().mean())
+
+
+def test_a_blend_spec_names_paintings_and_weights() -> None:
+    from stylecraft.api.one_pass import is_painting, parse_paintings
+
+    assert parse_paintings("a.jpg:3,b.png") == (["a.jpg", "b.png"], [0.75, 0.25])
+    assert parse_paintings("a.jpg:1e308,b.jpg:1e308")[1] == [0.5, 0.5]  # no overflow
+    assert is_painting("a.jpg:0.7,b.png:0.3") and is_painting("photo.JPG")
+    assert not is_painting("great-wave") and not is_painting("model.pt") and not is_painting("a.jpg,model.pt")
+    for bad, message in [("a.jpg:-1", ">= 0"), ("a.jpg:x", ">= 0"), ("a.jpg:0", "greater than 0")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_paintings(bad)

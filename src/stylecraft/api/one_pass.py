@@ -84,10 +84,11 @@ def parse_paintings(spec: str) -> tuple[list[str], list[float]]:
     for name, weight in _parts(spec):
         names.append(name)
         weights.append(checks.mix_weight(weight, f"painting {name}"))
-    total = sum(weights)
-    if total <= 0:
+    top = max(weights)
+    if top <= 0:
         raise ConfigError(f"{spec!r}: at least one painting's weight must be greater than 0")
-    return names, [weight / total for weight in weights]
+    shares = [weight / top for weight in weights]  # scaled first, so that huge weights do not overflow the sum
+    return names, [share / sum(shares) for share in shares]
 
 
 def load_painting(source: ImageInput, style_size: int) -> torch.Tensor:
