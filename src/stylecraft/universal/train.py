@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,14 @@ class DecoderResult:
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: str | None = None
     checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+def _quiet_worker(_worker: int) -> None:
+    """A data-loading process leaves Ctrl-C and SIGTERM to the main one, which stops after the step under way and
+    saves the decoders: a signal sent to the whole process group would otherwise kill the workers first and
+    fail the run with nothing saved."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def relative_error(picture: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -116,7 +125,7 @@ def train_decoders(config: DecoderConfig, vgg: VGG, data: Dataset[torch.Tensor |
     random.seed(config.seed + step)  # a resumed run sees other crops than the steps it already took
     loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
                         num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed + step),
-                        persistent_workers=config.workers > 0)
+                        persistent_workers=config.workers > 0, worker_init_fn=_quiet_worker)
     history: list[dict[str, float]] = []
     skipped, stopped, began = 0, None, time.perf_counter()
     decoders.train()
