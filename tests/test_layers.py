@@ -14,11 +14,11 @@ LAYERS = [
     {"errors", "progress", "choices"},
     {"checks", "files"},
     {"images"},
-    {"torchfile", "losses", "runtime", "video"},
+    {"torchfile", "losses", "runtime", "video", "photos"},
     {"features", "colour"},
     {"tiling"},
     {"objective"},
-    {"optimize", "feedforward", "report", "quality"},
+    {"optimize", "feedforward", "universal", "report", "quality"},
     {"api"},
     {"cli", "studio"},
 ]
