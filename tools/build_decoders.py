@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 from stylecraft import images, universal
-from stylecraft.api.decoders import cpu_name
-from stylecraft.runtime import Runtime
+from stylecraft.runtime import Runtime, cpu_name
 
 HELD_OUT = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "content"
 LIMIT = 15 * 2**20

@@ -9,6 +9,7 @@ autocast on CUDA and, for the optimiser, on CPUs that compute bf16 natively (:fu
 from __future__ import annotations
 
 import contextlib
+import platform
 import sys
 import threading
 from collections.abc import Iterator
@@ -43,19 +44,30 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags as Linux lists them; none where ``cpuinfo`` cannot be read (macOS, Windows).
-
-    torch's ``backends.cpu.get_cpu_capability()`` says "AVX512" with or without bf16, so it cannot tell."""
+def _cpuinfo_field(field: str, cpuinfo: str) -> str | None:
+    """The first value of ``field`` in Linux's ``cpuinfo``; None where it is missing or cannot be read."""
     try:
         with open(cpuinfo) as info:
             for line in info:
                 name, _, value = line.partition(":")
-                if name.strip() == "flags":
-                    return frozenset(value.split())
+                if name.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them; none where ``cpuinfo`` cannot be read (macOS, Windows).
+
+    torch's ``backends.cpu.get_cpu_capability()`` says "AVX512" with or without bf16, so it cannot tell."""
+    return frozenset((_cpuinfo_field("flags", cpuinfo) or "").split())
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as Linux reports it, else the platform's word for it (for records of where a
+    model was trained)."""
+    return _cpuinfo_field("model name", cpuinfo) or platform.processor() or platform.machine()
 
 
 def cpu_has_bf16() -> bool:

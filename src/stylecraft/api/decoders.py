@@ -4,7 +4,6 @@ their card: the file that ``apply PAINTING.jpg`` and :func:`.one_pass.load_one_p
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, cast
@@ -16,22 +15,9 @@ from .. import files, universal
 from ..errors import ConfigError, WeightsError
 from ..photos import PhotoFolder
 from ..progress import Stop
-from ..runtime import Runtime
+from ..runtime import Runtime, cpu_name
 from ..torchfile import load_safely, save_atomically
 from .version import version
-
-
-def cpu_name() -> str:
-    """The CPU's model name as Linux reports it, else the platform's word for it."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                name, _, value = line.partition(":")
-                if name.strip() == "model name":
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

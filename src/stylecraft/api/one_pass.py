@@ -8,7 +8,6 @@ trained network. Nothing is trained for the painting and nothing is downloaded.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -144,11 +143,8 @@ def load_one_pass(paintings: str | os.PathLike[str] | Image.Image | Sequence[Ima
 
 
 def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError(f"`weights`: {count} numbers >= 0, not all 0, one per painting (got {list(weights)})")
-    return [w / sum(weights) for w in weights]
+    checks.weights("weights", weights, count)
+    return checks.normalised(weights, count)
 
 
 def _mask(source: ImageInput) -> torch.Tensor:
