@@ -78,6 +78,8 @@ class Painter:
         """The whole picture's statistics at each of ``levels`` (one per mask region, or one), summed over the
         tiles' interiors; ``whole``: the features of a picture that is one tile, already computed."""
         parts: dict[str, list[Stats]] = {}
+        size = (image.shape[-2], image.shape[-1])
+        grids = {level: _at(masks, size, _stride(level)) for level in levels} if masks is not None else {}
         for box in boxes:
             left, top, right, bottom = box.crop
             feats = whole or self._features(image[..., top:bottom, left:right], levels)
@@ -89,8 +91,7 @@ class Painter:
                 if masks is None:
                     found = [Stats.of(inner)]
                 else:
-                    window = _at(masks, (image.shape[-2], image.shape[-1]), stride)[
-                        ..., it // stride:ib // stride, il // stride:ir // stride]
+                    window = grids[level][..., it // stride:ib // stride, il // stride:ir // stride]
                     found = [Stats.of(inner, weight) for weight in window[:, 0]]
                 parts[level] = [a + b for a, b in zip(parts[level], found, strict=True)] if level in parts else found
         return parts
