@@ -228,6 +228,15 @@ def test_the_same_painting_is_read_once_for_many_photos(tmp_path, painting, monk
     assert first.size == (64, 48) and second.size == (48, 64) and calls == []
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(painting, monkeypatch, native) -> None:
+    monkeypatch.setattr("stylecraft.runtime.cpu_has_bf16", lambda: native)
+    loaded = api.load_style_model(str(painting), device="cpu")
+    assert isinstance(loaded, api.OnePass)
+    assert loaded.painter.runtime.precision == ("bf16" if native else "fp32")
+    assert api.load_one_pass(str(painting), device="cpu", precision="fp32").painter.runtime.precision == "fp32"
+
+
 def test_batch_paints_a_folder_with_a_painting(tmp_path, painting) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

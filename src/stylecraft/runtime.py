@@ -3,7 +3,7 @@
 The algorithms (``optimize``, ``feedforward``) never probe devices: they get a :class:`Runtime`. One rule
 picks the device for the optimiser, training (each ``torchrun`` process then takes its own GPU) and
 applying a network: ``auto`` is CUDA if present, else Apple's MPS, else the CPU. ``auto`` precision is bf16
-autocast on CUDA and, for the optimiser, on CPUs that compute bf16 natively (:func:`cpu_has_bf16`).
+autocast on CUDA and, for the optimiser and the one pass, on CPUs that compute bf16 natively (:func:`cpu_has_bf16`).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Runtime:
     def resolve(cls, device: str | torch.device = "auto", precision: str = "auto", *,
                 cpu_bf16: bool = False) -> Runtime:
         """The runtime for a device name and a precision. ``auto`` precision is bf16 on CUDA, and with
-        ``cpu_bf16`` (the optimiser, whose losses and image stay fp32) on a CPU that has native bf16
+        ``cpu_bf16`` (the optimiser, whose losses and image stay fp32; the one pass) on a CPU that has native bf16
         (:func:`cpu_has_bf16`); fp32 elsewhere."""
         if precision not in PRECISIONS:
             raise ConfigError(f"`precision`: {precision!r} is not one of {', '.join(PRECISIONS)}")

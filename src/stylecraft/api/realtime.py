@@ -186,7 +186,7 @@ Model = feedforward.StyleModel | OnePass
 
 
 def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", device: str = "auto",
-                     precision: str = "fp32", style: str | None = None) -> Model:
+                     precision: str = "auto", style: str | None = None) -> Model:
     """Load what paints in one pass. A picture (``painting.jpg``) or a blend of pictures (``a.jpg:0.7,b.jpg:0.3``)
     means "these paintings, in one pass" with the built-in universal decoders and the default settings
     (:func:`.one_pass.load_one_pass` takes the others). Otherwise a trained network for ``backend``: "torch" (a
@@ -195,15 +195,17 @@ def load_style_model(model: str | os.PathLike[str], *, backend: str = "auto", de
     "auto" (ONNX Runtime for ``.onnx`` files, else torch). ``style`` picks or blends the styles of a network file of
     several (default: its first).
 
-    ``precision`` is fp32 unless asked: OpenVINO would otherwise pick bf16 by itself on CPUs that have it, and the
-    pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked (docs/performance.md gives
-    their speed and error)."""
+    ``precision`` auto is fp32 for a network: OpenVINO would otherwise pick bf16 by itself on CPUs that have it,
+    and the pictures would depend on the CPU. OpenVINO also runs "bf16" and "fp16" when asked (docs/performance.md
+    gives their speed and error). For a painting auto is bf16 where the CPU computes it natively
+    (:func:`.one_pass.load_one_pass`)."""
     checks.choice("backend", backend, BACKENDS)
-    checks.choice("precision", precision, tuple(feedforward.PRECISIONS))
+    checks.choice("precision", precision, ("auto", *feedforward.PRECISIONS))
     if is_painting(model):
         if backend not in ("auto", "torch") or style is not None:
             raise ConfigError(f"{model}: a painting runs with the torch backend and takes no `style`")
         return load_one_pass(model, device=device, precision=precision)
+    precision = "fp32" if precision == "auto" else precision
     if precision != "fp32" and backend != "openvino":
         raise ConfigError(f"`precision` {precision} runs with `backend` openvino; the others run fp32")
     is_onnx = Path(model).suffix.lower() == ".onnx"
@@ -237,7 +239,7 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], 
 
 def apply_model(model: str | os.PathLike[str] | Model, image: ImageInput, *, size: int | None = None,
                 preserve_color: bool = False, device: str = "auto", tile: int | None = None,
-                backend: str = "auto", precision: str = "fp32", style: str | None = None) -> Image.Image:
+                backend: str = "auto", precision: str = "auto", style: str | None = None) -> Image.Image:
     """Paint ``image`` in one pass: with a trained real-time network (a model file, an exported ``.onnx`` file),
     a painting (``painting.jpg``, or a blend), or what :func:`load_style_model` or :func:`.load_one_pass` loaded
     (load once to paint many pictures). A picture with a side over ``tile`` pixels runs in exact tiles of that

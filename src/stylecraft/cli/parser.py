@@ -374,9 +374,10 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                        help="torch; onnx (ONNX Runtime) or openvino (OpenVINO, CPU only), 1.5-2.3x faster than "
                        "torch on a CPU for the full network, a .pt model being exported first; auto: onnx for .onnx "
                        "files (default auto)")
-    apply.add_argument("--precision", choices=tuple(RUNTIME_PRECISIONS), default="fp32",
+    apply.add_argument("--precision", choices=("auto", *RUNTIME_PRECISIONS), default="auto",
                        help="fp32, or bf16/fp16 with --backend openvino, or bf16 for a painting: faster on CPUs with "
-                       "bf16 (AVX-512 BF16, AMX), slightly different pictures (default fp32, the same on every CPU)")
+                       "bf16 (AVX-512 BF16, AMX), slightly different pictures; auto: fp32 for a network (the same "
+                       "picture on every CPU), bf16 for a painting on CUDA and CPUs with native bf16 (default auto)")
     painting = apply.add_argument_group("with a painting", "Any painting in one pass (Li et al. 2017's universal "
                                         "style transfer): the photo's features take the painting's statistics at "
                                         "each level and are decoded.")
