@@ -8,12 +8,13 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_content
 from PIL import Image
 from test_studio import finished, studio, upload, wait_for
 
-from stylecraft import images
+from stylecraft import api, images
 from stylecraft.feedforward import TransformerNet, save_model, styles
 from stylecraft.studio.previews import PREVIEW_SIDE
 
@@ -90,6 +91,23 @@ def test_a_job_paints_with_a_built_in_style_by_name(tmp_path: Path) -> None:
         assert json.loads(result.text["stylecraft"])["model"] == NAMES[2]
         refused = client.post("/api/jobs", json={"content": photo, "method": "model", "model": "nope"})
         assert refused.status_code == 404 and NAMES[2] in refused.json()["error"]
+
+
+def test_a_job_paints_the_blends_apply_takes(tmp_path: Path) -> None:
+    """Before: the studio refused "great-wave:0.7,udnie:0.3" (no model ...), a blend `apply` paints."""
+    blend = f"{NAMES[0]}:0.7,{NAMES[1]}:0.3"
+    photo = make_content()
+    with studio(tmp_path) as client:
+        body = {"content": upload(client, photo, "photo.png"), "method": "model", "model": blend, "size": 48}
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code == 201, response.text
+        done = wait_for(client, response.json()["id"], finished)
+        assert done["state"] == "done", done
+        result = Image.open(io.BytesIO(client.get(done["result"]).content)).convert("RGB")
+        bad = client.post("/api/jobs", json={**body, "model": f"{NAMES[0]}:0.7,nope:0.3"})
+        assert bad.status_code == 400 and "unknown style 'nope'" in bad.json()["error"], bad.text
+    expected = api.apply_model(blend, photo, size=48, device="cpu")
+    assert np.abs(np.asarray(result, np.int16) - np.asarray(expected, np.int16)).max() <= 1
 
 
 def test_a_painting_becomes_a_style_upload_for_the_optimiser(tmp_path: Path) -> None:

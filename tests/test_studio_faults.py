@@ -22,6 +22,7 @@ from test_studio_safety import _new_job, _wait
 
 from stylecraft import cli
 from stylecraft.errors import ConfigError, UsageError
+from stylecraft.feedforward import TransformerNet, save_model
 from stylecraft.studio import app as studio_app
 from stylecraft.studio import store as studio_store
 from stylecraft.studio.config import StudioConfig
@@ -321,3 +322,74 @@ def test_store_updates_take_known_fields_only(tmp_path: Path) -> None:
     finally:
         store.close()
 
+
+
+# the store (issue 36) ------------------------------------------------------------------------------------------
+
+
+def test_an_emptied_database_is_refused_while_the_folder_holds_jobs(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                   served: list[tuple[object, ...]]) -> None:
+    """Before: a studio.db emptied to 0 bytes started an empty gallery, its jobs' folders and uploads orphaned."""
+    data = tmp_path / "data"
+    store = JobStore(data)
+    _new_job(store)
+    store.close()
+    (data / "studio.db").write_bytes(b"")
+    with pytest.raises(UsageError, match="is empty, but .* holds 1 jobs and 2 uploads"):
+        JobStore(data)
+    assert cli.main(["serve", "--data", str(data), "--port", "0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and served == []
+    JobStore(tmp_path / "fresh").close()  # an empty folder still starts with an empty database
+
+
+class _FullDatabase:
+    """A store's connection whose writes of jobs fail as on a full disk, with ``error``."""
+
+    def __init__(self, db: sqlite3.Connection, error: Exception) -> None:
+        self.db, self.error = db, error
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql.startswith("INSERT INTO jobs"):
+            raise self.error
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+def _sqlite_full() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined] - as sqlite3 sets it
+    return error
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), _sqlite_full()],
+                         ids=["ENOSPC", "SQLITE_FULL"])
+def test_a_job_created_on_a_full_disk_is_507_and_leaves_no_folder(tmp_path: Path, error: Exception) -> None:
+    """Before: a 500 ("internal error: database or disk is full") and an empty jobs/<id>/ left behind."""
+    with TestClient(studio_app.create_app(config(tmp_path)), base_url=BASE, raise_server_exceptions=False) as client:
+        content, style = upload(client, make_content()), upload(client, make_style())
+        store = client.app.state.store
+        store._db = _FullDatabase(store._db, error)
+        response = client.post("/api/jobs", json={"content": content, "styles": [style], "size": 32,
+                                                  "iterations": 1})
+        assert response.status_code == 507 and "disk is full" in response.json()["error"], response.text
+        assert list(store.jobs_dir.iterdir()) == []
+
+
+def test_a_damaged_model_file_is_refused_at_submission(tmp_path: Path) -> None:
+    """Before: a job on a damaged .pt was accepted (201) and failed when it ran."""
+    models = tmp_path / "models"
+    models.mkdir()
+    save_model(TransformerNet(width=4, residual_blocks=1), models / "tiny.pt", {"style": "stripes"})
+    whole = (models / "tiny.pt").read_bytes()
+    (models / "tiny.pt").write_bytes(whole[: len(whole) // 2])
+    with studio(tmp_path, models=models) as client:
+        body = {"content": upload(client, make_content()), "method": "model", "model": "tiny.pt", "size": 32}
+        refused = client.post("/api/jobs", json=body)
+        assert refused.status_code == 422, refused.text
+        assert "'tiny.pt' cannot be used" in refused.json()["error"] and str(models) not in refused.text
+        assert client.get("/api/jobs").json() == []
+        (models / "tiny.pt").write_bytes(whole)  # mended: the next submission reads it again
+        os.utime(models / "tiny.pt", ns=(0, 10**18))
+        assert client.post("/api/jobs", json=body).status_code == 201

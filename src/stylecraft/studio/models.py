@@ -12,9 +12,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from ..errors import shorten
+from .. import api
+from ..errors import ConfigError, StylecraftError, one_line, shorten
 from ..feedforward import StyleModel, load_model, styles
-from .store import NotFound
+from .store import NotFound, Unrunnable
 
 #: Model files the studio lists: from `stylecraft train`, and ONNX exports (run by onnxruntime if installed).
 MODEL_SUFFIXES = (".pt", ".onnx")
@@ -68,14 +69,44 @@ def offered(folder: Path) -> list[dict[str, Any]]:
 
 
 def model_source(folder: Path, name: str) -> tuple[Path, str | None]:
-    """The network file and the style of it that the model called ``name`` paints: a built-in style (the
-    built-in network, that style) or a model file listed in ``folder`` (its own style)."""
-    if any(record["name"] == name for record in list_builtin()):
-        return styles.builtin_file(), name
+    """The network file and the style of it that the model called ``name`` paints: a model file listed in
+    ``folder`` (its own style), or a built-in style or blend such as ``great-wave:0.7,udnie:0.3`` (the built-in
+    network, that style), read by the parser `stylecraft apply` uses. A blend with a bad part is a ConfigError
+    saying which; any other name is NotFound."""
     for model in list_models(folder):
         if model["name"] == name:
             path: Path = folder / model["name"]
             return path, None
+    try:
+        styles.parse_mix(name, [record["name"] for record in list_builtin()])
+        return styles.builtin_file(), name
+    except ConfigError:
+        if ":" in name or "," in name:
+            raise
     known = ", ".join(m["name"] for m in offered(folder))
     known = known or "none: put .pt files from `stylecraft train` (or their .onnx exports) in the models folder"
     raise NotFound(f"no model {shorten(name)!r}; available: {known}")
+
+
+def check_model(folder: Path, name: str) -> None:
+    """NotFound or a ConfigError as :func:`model_source` for a name it does not know; Unrunnable (one line, no
+    server folder) for a model file that cannot be loaded (damaged, or an ONNX file without ONNX Runtime), so
+    that a job is refused when submitted rather than failing when it runs."""
+    path, style = model_source(folder, name)
+    if style is not None:  # the built-in network, loaded and checked when the studio lists it
+        return
+    found = path.stat()
+    problem = _problem(path, found.st_mtime_ns, found.st_size)
+    if problem is not None:
+        raise Unrunnable(f"model {shorten(name)!r} cannot be used: {problem}")
+
+
+@functools.lru_cache(maxsize=32)
+def _problem(path: Path, modified: int, size: int) -> str | None:
+    """Why the model file at ``path`` (as it was at ``modified``, ``size`` bytes) cannot be loaded, or None: found
+    once a version of the file, not at every submission."""
+    try:
+        api.load_style_model(path, device="cpu")
+    except StylecraftError as exc:
+        return one_line(exc).replace(f"{path.parent}/", "")
+    return None

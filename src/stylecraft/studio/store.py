@@ -134,6 +134,8 @@ JobFile = Literal["preview", "result", "video", "thumb"]
 JOB_FILES: dict[JobFile, str] = {"preview": "preview.jpg", "result": "result.png", "video": "result.mp4",
                                  "thumb": "thumb.jpg"}
 PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+#: SQLite's result code for a full disk (``sqlite3.SQLITE_FULL`` from Python 3.11; 3.10 has only the message).
+SQLITE_FULL = 13
 
 
 class QueueFull(UsageError):
@@ -158,11 +160,14 @@ class Unrunnable(UsageError):
 
 @contextlib.contextmanager
 def disk_full_is_storage_full() -> Iterator[None]:
-    """Turn a full disk (ENOSPC, or a quota: EDQUOT) met in the block into StorageFull, as the quota is."""
+    """Turn a full disk met in the block into StorageFull, as the quota is: a file's ENOSPC (or a quota's
+    EDQUOT), or SQLite's "database or disk is full"."""
     try:
         yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+    except (OSError, sqlite3.OperationalError) as exc:
+        full = (exc.errno in (errno.ENOSPC, errno.EDQUOT) if isinstance(exc, OSError)
+                else getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or str(exc) == "database or disk is full")
+        if not full:
             raise
         raise StorageFull("the disk is full; delete old jobs in the gallery, or free space on the server's "
                           "disk") from None
@@ -251,6 +256,7 @@ class JobStore:
         try:
             self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
+            self._check_not_orphaning()
             self._db.execute("PRAGMA journal_mode=WAL")
             for path in (self.db_path, *(self.db_path.with_name(self.db_path.name + s) for s in ("-wal", "-shm"))):
                 with contextlib.suppress(FileNotFoundError):
@@ -288,6 +294,18 @@ class JobStore:
             detail = shorten(" ".join(str(problems[0]).split()))
             raise UsageError(f"the job database {self.db_path} is damaged ({detail}); move it away to start with an "
                              "empty one, or restore a copy")
+
+    def _check_not_orphaning(self) -> None:
+        """UsageError if the database is empty (emptied to 0 bytes, or missing) while the data folder holds jobs
+        or uploads: an empty gallery would leave them orphaned, taking space that nothing could free."""
+        if self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+            return
+        jobs = sum(1 for path in self.jobs_dir.iterdir() if ID_PATTERN.match(path.name))
+        uploads = len({path.name[:16] for path in self.uploads.iterdir() if ID_PATTERN.match(path.name[:16])})
+        if jobs or uploads:
+            raise UsageError(f"the job database {self.db_path} is empty, but {self.data} holds {jobs} jobs and "
+                             f"{uploads} uploads; restore a copy of the database, or move jobs/ and uploads/ away "
+                             "to start with an empty gallery")
 
     def close(self) -> None:
         """Close the database and let another studio open the data folder."""
@@ -371,7 +389,7 @@ class JobStore:
 
     def _record_upload(self, upload_id: str, name: str, size: tuple[int, int], kind: str,
                        seconds: float | None) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, disk_full_is_storage_full():
             self._db.execute("INSERT INTO uploads (id, name, width, height, created, kind, seconds) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", (upload_id, name, *size, time.time(), kind, seconds))
         return self.upload(upload_id)
@@ -440,10 +458,15 @@ class JobStore:
             for upload_id in [content, *styles]:
                 self.upload(upload_id)
             self._check_queue(max_queue)
-            private_folder(self.job_dir(job_id))
-            self._db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) "
-                             "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                             (job_id, json.dumps(options), content, json.dumps(styles), now, now))
+            try:
+                with disk_full_is_storage_full():
+                    private_folder(self.job_dir(job_id))
+                    self._db.execute("INSERT INTO jobs (id, state, options, content, styles, created, queued) "
+                                     "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                                     (job_id, json.dumps(options), content, json.dumps(styles), now, now))
+            except BaseException:  # no folder without its job
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+                raise
             job = self._job(job_id)
         self.on_change(job_id)
         return job

@@ -14,7 +14,7 @@ from ... import images
 from ...errors import ConfigError
 from ...features import downsampling
 from .. import regions
-from ..models import model_source
+from ..models import check_model
 from ..schemas import DEFAULTS, Error, Job, JobRequest
 from ..store import JobFile, JobStore, Unrunnable
 from ..views import PRIVATE, Runner, Settings, Store, picture_route, public_job
@@ -48,7 +48,7 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
             raise ConfigError("regions are painted with the optimiser: choose method 'optimise'")
         if not request.model:
             raise ConfigError("choose a real-time model")
-        model_source(config.models_folder, request.model)
+        check_model(config.models_folder, request.model)
         return [], pixels
     if not styles:
         raise ConfigError("add at least one style picture")
