@@ -229,6 +229,11 @@ BAD_OPTIONS = {
     "vgg16 without weights": (["--model", "vgg16"], "give a weights file (--weights)"),
     "missing weights file": (["--weights", "nowhere.pth"], "no such weights file"),
     "missing cuda": (["--device", "cuda"], "CUDA"),
+    "endless iterations": (["--iterations", "99999999999999999999"], "--iterations must be 1 to 100000"),
+    "overflowing style scale": (["--style-scale", "1e308"], "--style-scale must be"),
+    "too many scales": (["--scales", "100000"], "--scales must be 1 to 32"),
+    "no memory": (["--max-memory", "0"], "--max-memory must be"),
+    "a huge seed": (["--seed", str(2**64)], "--seed must be"),
 }
 
 
@@ -586,3 +591,35 @@ def test_resume_goes_on_from_an_interrupted_transfer_to_the_same_picture(capsys,
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(whole)))
     assert images.read_metadata(out)["quality"] == images.read_metadata(whole)["quality"]
     assert not sidecar.exists()  # finished: nothing left to resume
+
+
+def test_huge_and_tiny_blend_weights_blend_as_their_proportions(capsys, tmp_path, content_path, style_path):
+    """Before: 1e308,1e308 overflowed the weights' sum (float division by zero, exit 1) and 1e-320 became 0 in
+    float32 (exit 1)."""
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, style_path, "--style-blend", "1e308,1e308",
+                        "-o", out, *FAST)
+    assert code == 0 and images.read_metadata(out)["style_blend"] == [1e308, 1e308], err
+    pictures = {}
+    for spec in ("great-wave:1e308,udnie:1e308", "great-wave,udnie", "great-wave:1e-320", "great-wave"):
+        pictures[spec] = tmp_path / f"{len(pictures)}.png"
+        code, err = run_cli(capsys, "apply", spec, content_path, "-o", pictures[spec], "--quiet")
+        assert code == 0, err
+    for a, b in (("great-wave:1e308,udnie:1e308", "great-wave,udnie"), ("great-wave:1e-320", "great-wave")):
+        assert np.array_equal(np.asarray(Image.open(pictures[a])), np.asarray(Image.open(pictures[b])))
+
+
+@pytest.mark.parametrize("spec", ["great-wave:1e400", "great-wave:nan", "great-wave:0,udnie:0"])
+def test_a_blend_weight_that_is_no_usable_number_is_refused_in_one_line(capsys, tmp_path, content_path, spec):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "apply", spec, content_path, "-o", out, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "weight" in err and not out.exists(), err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_device_as_output_is_refused_in_one_line(capsys, tmp_path, content_path):
+    """Before: `apply -o /dev/full` exited 1 with a raw "[Errno 17] File exists"."""
+    for command in (["apply", "great-wave", content_path], ["transfer", content_path, content_path]):
+        code, err = run_cli(capsys, *command, "-o", "/dev/full", "--quiet")
+        assert code == 2 and err.count("\n") == 1 and "/dev/full" in err and "Errno" not in err, err
+    assert Path("/dev/full").is_char_device()

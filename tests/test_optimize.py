@@ -528,6 +528,11 @@ def no_work(monkeypatch):
     ({"style_loss": "cosine"}, "`style_loss`: 'cosine' is not one of gram, mean-std, wasserstein"),
     ({"preset": "superb"}, "`preset`: 'superb' is not one of draft, standard, fine"),
     ({"color_weight": -1.0}, "`color_weight`"),
+    ({"iterations": 10**20}, "`iterations` must be 1 to 100000"),
+    ({"scales": 100000}, "`scales` must be 1 to 32"),
+    ({"style_scale": 1e308}, "`style_scale` must be"),
+    ({"scale_iterations": (1, 10**9)}, "`scale_iterations` must be"),
+    ({"max_memory": 0.0}, "`max_memory` must be"),
 ])
 def test_bad_options_are_refused_before_any_work(content, stripes, no_work, options, words):
     with pytest.raises(ConfigError, match=words):

@@ -14,9 +14,34 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, TypeVar
 
-from .errors import ConfigError, one_line
+from .errors import ConfigError, one_line, shorten
 
 S = TypeVar("S")
+
+#: The range of every numeric setting, by its parameter name, both ends included: wide enough for any real use,
+#: narrow enough that no value overflows a computation, allocates without end or runs for days. Every check of
+#: a bounded number reads it here (:func:`within`), for the CLI, the API and the studio alike. Sides and tiles are
+#: pixels (65,536 is the studio's largest side too; the pixel limit, ``choices.MAX_PIXELS``, applies to the
+#: picture as well); ``max_memory`` is GiB; weights of loss terms are absolute, so they are bounded where a loss
+#: of float32 still has room.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "size": (1, 65536), "style_size": (1, 65536), "width": (1, 65536), "height": (1, 65536),
+    "min_size": (1, 65536), "tile": (16, 65536),
+    "iterations": (1, 100_000), "scale_iterations": (1, 100_000), "scales": (1, 32),
+    "style_scale": (0.01, 16.0), "lr": (1e-6, 1e3), "max_memory": (0.001, 1e6),
+    "content_weight": (0.0, 1e12), "style_weight": (0.0, 1e12), "tv_weight": (0.0, 1e12),
+    "color_weight": (0.0, 1e12), "seed": (0, 2**63 - 1), "batch_size": (1, 1024),
+}
+
+
+def within(name: str, value: float | None) -> None:
+    """ConfigError unless ``value`` (when given) lies in ``BOUNDS[name]``: refuses NaN, infinities and numbers
+    too large for any float alike (compared, never converted)."""
+    if value is None:
+        return
+    low, high = BOUNDS[name]
+    if not low <= value <= high:  # False for NaN too
+        raise ConfigError(f"`{name}` must be {low:g} to {high:g} (got {shorten(str(value), 40)})")
 
 
 def choice(name: str, value: object, choices: Sequence[object]) -> None:
@@ -37,16 +62,22 @@ def positive(name: str, value: float) -> None:
         raise ConfigError(f"`{name}` must be a finite number > 0 (got {value})")
 
 
-def mix_weight(text: str, what: str) -> float:
-    """The weight of one part of a blend (``name:0.7``): ``text`` as a number >= 0, or 1 when empty; a
-    ConfigError that names ``what`` otherwise."""
-    try:
-        value = float(text) if text else 1.0
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{what}: the weight must be a number >= 0 (got {text!r})")
-    return value
+def blend(parts: Sequence[tuple[str, str]], what: str) -> list[float]:
+    """The shares, summing to 1, of a blend's parts given as (name, weight text) pairs (``name:0.7``; an empty
+    text weighs 1): the one parser of blend weights, for built-in styles and paintings alike. A weight that is
+    not a finite number >= 0, or weights all 0, are a ConfigError naming ``what`` (and the part)."""
+    values = []
+    for name, text in parts:
+        try:
+            value = float(text) if text else 1.0
+        except ValueError:
+            value = math.nan
+        if not 0 <= value < math.inf:  # False for NaN too
+            raise ConfigError(f"{what}, {name}: the weight must be a number >= 0 (got {shorten(text, 40)!r})")
+        values.append(value)
+    if max(values, default=0.0) <= 0:
+        raise ConfigError(f"{what}: at least one weight must be greater than 0")
+    return normalised(values, len(values))
 
 
 def at_least(name: str, value: int | None, low: int, what: str = "") -> None:
@@ -56,22 +87,27 @@ def at_least(name: str, value: int | None, low: int, what: str = "") -> None:
 
 
 def weights(name: str, values: Sequence[float] | None, count: int) -> None:
-    """Relative weights: one per item, finite, >= 0, not all 0 (None: equal weights)."""
+    """Relative weights: one per item, finite, >= 0, not all 0 (None: equal weights). The one check of every
+    blend (styles, paintings, layers); :func:`normalised` then gives their shares."""
     if values is None:
         return
     if len(values) != count:
         raise ConfigError(f"`{name}`: {len(values)} weights for {count} items")
     for value in values:
         non_negative(name, value)
-    if sum(values) <= 0:
+    if max(values, default=0.0) <= 0:
         raise ConfigError(f"`{name}`: at least one weight must be greater than 0")
 
 
 def normalised(values: Sequence[float] | None, count: int) -> list[float]:
-    """Relative weights divided by their sum (equal weights when None)."""
+    """Relative weights (checked by :func:`weights`) as shares summing to 1 (equal shares when None). They are
+    divided by the largest first, so that neither huge weights (1e308 twice overflows their sum) nor tiny ones
+    (1e-320, whose reciprocal overflows) lose their proportions."""
     chosen = list(values) if values is not None else [1.0] * count
-    total = sum(chosen)
-    return [v / total for v in chosen]
+    top = max(chosen)
+    scaled = [v / top for v in chosen]
+    total = sum(scaled)
+    return [v / total for v in scaled]
 
 
 def replace(settings: S, **changes: Any) -> S:

@@ -46,11 +46,26 @@ def check_writable(path: str | os.PathLike[str], inputs: Iterable[object] = ()) 
         raise ImageError(f"{path}: {folder} is not a folder")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder")
+    if path.exists() and not path.is_file():  # a device or a pipe: a result renamed over it would replace it
+        raise ImageError(f"{path}: is not a regular file; write the result to a file")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".stylecraft-probe-"):
             pass
     except OSError as exc:
         raise ImageError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from exc
+    return path
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """The output folder ``path``, created with its parents if need be; an ImageError (one line) where it
+    cannot be: a file or a device is in the way, or the parent is read-only."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ImageError(f"{path}: is not a folder (give a folder, or a file name with an image type such as .png)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot create the folder ({exc.strerror or exc})") from exc
     return path
 
 

@@ -78,16 +78,10 @@ def is_painting(model: object) -> bool:
 
 
 def parse_paintings(spec: str) -> tuple[list[str], list[float]]:
-    """The pictures of ``a.jpg:0.7,b.jpg:0.3`` (a picture alone weighs 1) and their weights, summing to 1."""
-    names, weights = [], []
-    for name, weight in _parts(spec):
-        names.append(name)
-        weights.append(checks.mix_weight(weight, f"painting {name}"))
-    top = max(weights)
-    if top <= 0:
-        raise ConfigError(f"{spec!r}: at least one painting's weight must be greater than 0")
-    shares = [weight / top for weight in weights]  # scaled first, so that huge weights do not overflow the sum
-    return names, [share / sum(shares) for share in shares]
+    """The pictures of ``a.jpg:0.7,b.jpg:0.3`` (a picture alone weighs 1) and their weights, summing to 1
+    (:func:`checks.blend` reads them, as it reads a blend of built-in styles)."""
+    parts = _parts(spec)
+    return [name for name, _ in parts], checks.blend(parts, f"paintings {spec!r}")
 
 
 def load_painting(source: ImageInput, style_size: int) -> torch.Tensor:

@@ -241,6 +241,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
     network.validate()
     config.validate(mode, len(style_list), network.model, content=content is not None)
     _check_masks(mode, config, masks, style_masks, len(style_list))
+    checks.within("max_memory", max_memory)
     runtime = Runtime.resolve(device, precision, cpu_bf16=True)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     layers = list(config.content_layers) if mode.uses_content else []
@@ -298,8 +299,6 @@ def _plan(net: VGG, config: TransferConfig, full: tuple[int, int], runtime: Runt
           on_plan: Callable[[str], None] | None) -> MemoryPlan:
     """How the run fits the memory budget (whole or in tiles, which optimiser), told to ``on_plan`` with the
     expected time before any work."""
-    if max_memory is not None:
-        checks.non_negative("max_memory", max_memory)
     scales = schedule(config, full)
     memory = plan_memory(net, scales, runtime, config, int(max_memory * 2**30) if max_memory is not None else None)
     if on_plan is not None:

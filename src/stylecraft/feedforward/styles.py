@@ -60,19 +60,19 @@ def names(model: StyleModel) -> list[str]:
 
 
 def parse_mix(spec: str, known: Sequence[str]) -> list[float]:
-    """One weight per style of ``known`` from ``name`` or ``name:weight,name:weight,...`` (a name alone weighs 1);
-    an unknown name is a ConfigError naming the known ones."""
-    weights = [0.0] * len(known)
-    for part in spec.split(","):
-        name, _, weight = part.strip().partition(":")
+    """One share per style of ``known`` (summing to 1) from ``name`` or ``name:weight,name:weight,...`` (a name
+    alone weighs 1; :func:`checks.blend` reads the weights); an unknown name is a ConfigError naming the known
+    ones."""
+    parts = [(name, weight) for name, _, weight in (part.strip().partition(":") for part in spec.split(","))]
+    for name, _ in parts:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise ConfigError(f"unknown style {name!r}; {hint}known styles: {', '.join(known)}")
-        weights[known.index(name)] += checks.mix_weight(weight, f"`style` {spec!r}, {name}")
-    if sum(weights) <= 0:
-        raise ConfigError(f"`style` {spec!r}: at least one weight must be greater than 0")
-    return weights
+    mix = [0.0] * len(known)
+    for (name, _), share in zip(parts, checks.blend(parts, f"`style` {spec!r}"), strict=True):
+        mix[known.index(name)] += share
+    return mix
 
 
 def painting(model: StyleModel, spec: str | None = None) -> StyleModel:
@@ -85,8 +85,7 @@ def painting(model: StyleModel, spec: str | None = None) -> StyleModel:
         return model
     known = names(model)
     mix = parse_mix(spec or known[0], known)
-    total = sum(mix)
-    blend = {name: round(weight / total, 6) for name, weight in zip(known, mix, strict=True) if weight > 0}
+    blend = {name: round(weight, 6) for name, weight in zip(known, mix, strict=True) if weight > 0}
     first = max(range(len(mix)), key=mix.__getitem__)
     metadata = {**{k: v for k, v in model.metadata.items() if k != "styles"}, "style_name": spec or known[0],
                 "blend": blend, "style_records": [r for r, w in zip(records(model), mix, strict=True) if w > 0]}

@@ -137,8 +137,9 @@ def plan_memory(net: VGG, plan: list[Scale], runtime: Runtime, config: TransferC
     assert available is not None  # an unknown budget always fits
     smallest = fixed + MEMORY_FACTOR * net.activation_bytes(*_crop(TILE_SIDES[-1], size)) + 2 * image
     fits = int(max(size) * math.sqrt(available / smallest) / 16) * 16
+    remedy = f"use `size` {fits} or less" if fits >= 16 else "free some memory or give a larger `max_memory`"
     raise ConfigError(f"a {size[0]} x {size[1]} image needs about {amount(smallest)} on {runtime.device.type} "
-                      f"even tile by tile, but only {amount(available)} is free; use `size` {fits} or less")
+                      f"even tile by tile, but only {amount(available)} is free; {remedy}")
 
 
 def _crop(side: int, size: tuple[int, int]) -> tuple[int, int]:
