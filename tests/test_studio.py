@@ -82,14 +82,14 @@ def started(job: dict) -> bool:
 
 @contextlib.contextmanager
 def live_server(studio_config: StudioConfig) -> Iterator[str]:
-    """The studio under uvicorn in a thread on a free localhost port; yields its base URL."""
-    import uvicorn
+    """The studio under uvicorn, as `stylecraft serve` runs it, in a thread on a free localhost port; yields its
+    base URL."""
+    from stylecraft.studio.server import server as make_server
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(studio_config), log_level="warning",
-                                           timeout_graceful_shutdown=1))
+    server = make_server(create_app(studio_config), studio_config, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

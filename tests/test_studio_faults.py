@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import make_content, make_style
 from starlette.datastructures import UploadFile
-from test_studio import BASE, config, finished, png, studio, upload, wait_for
+from test_studio import BASE, config, finished, live_server, png, studio, upload, wait_for
 from test_studio_safety import _new_job, _wait
 
 from stylecraft import cli
@@ -393,3 +393,51 @@ def test_a_damaged_model_file_is_refused_at_submission(tmp_path: Path) -> None:
         (models / "tiny.pt").write_bytes(whole)  # mended: the next submission reads it again
         os.utime(models / "tiny.pt", ns=(0, 10**18))
         assert client.post("/api/jobs", json=body).status_code == 201
+
+
+# slow clients (issue 36) ---------------------------------------------------------------------------------------
+
+
+def _half_header(port: int) -> socket.socket:
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+    return client
+
+
+def _read_to_close(client: socket.socket, timeout: float = 20) -> bytes:
+    """Everything the server sends until it closes the connection; AssertionError if it has not closed it within
+    ``timeout`` seconds (far longer than the bounds under test, so that a slow machine does not matter)."""
+    client.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := client.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server kept the connection open for {timeout} s") from None
+    finally:
+        client.close()
+    return received
+
+
+def test_slow_headers_and_idle_connections_are_closed(tmp_path: Path) -> None:
+    """Before: connections sending half a header stayed open with no deadline (200 of them for at least 8 s)."""
+    with live_server(config(tmp_path, header_timeout=0.5, keep_alive=1)) as url:
+        port = urlsplit(url).port
+        slow = [_half_header(port) for _ in range(20)]
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_to_close(idle).startswith(b"HTTP/1.1 200 ")  # answered, then closed once idle
+        assert [_read_to_close(client) for client in slow] == [b""] * len(slow)
+
+
+def test_connections_beyond_the_bound_are_closed_at_once(tmp_path: Path) -> None:
+    with live_server(config(tmp_path, max_connections=5, header_timeout=600)) as url:
+        port = urlsplit(url).port
+        held = [_half_header(port) for _ in range(5)]
+        extra = socket.create_connection(("127.0.0.1", port))
+        extra.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_to_close(extra) == b""
+        for client in held:
+            client.close()

@@ -164,8 +164,8 @@ def check_ready(config: StudioConfig, port: int) -> socket.socket:
 
 
 def serve(config: StudioConfig, listening: socket.socket, log_level: str = "info") -> None:
-    """Run the studio with uvicorn on the ``listening`` socket from :func:`check_ready` until interrupted."""
-    import uvicorn
+    """Run the studio with uvicorn (its bounds on slow clients: :mod:`.server`) on the ``listening`` socket from
+    :func:`check_ready` until interrupted."""
+    from .server import server
 
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level=log_level, timeout_graceful_shutdown=2))
-    server.run(sockets=[listening])
+    server(create_app(config), config, log_level).run(sockets=[listening])

@@ -28,7 +28,8 @@ MIN_TOKEN_LENGTH = 12
 MOST = {"max_upload_mb": 2**20, "max_pixels": MAX_PIXELS, "max_video_mb": 2**20,
         "max_video_seconds": 24 * 3600, "max_video_pixels": MAX_PIXELS, "max_queue": 1_000_000,
         "max_styles": 100, "max_iterations": 1_000_000, "max_storage_mb": 2**30,
-        "keep_uploads_hours": 100 * 365 * 24, "max_decoding": 64, "preview_every": 1_000_000}
+        "keep_uploads_hours": 100 * 365 * 24, "max_decoding": 64, "preview_every": 1_000_000,
+        "header_timeout": 3600, "keep_alive": 3600, "max_connections": 65536}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class StudioConfig:
     #: Uploads decoded at once (each can take hundreds of MB while it is decoded); more wait their turn.
     max_decoding: int = 2
     preview_every: int = 10
+    #: Slow and idle clients: seconds a request's headers may take to arrive, seconds a connection may stay
+    #: idle after a response, and the most connections open at once (a page uses a few, and one for events).
+    header_timeout: float = 5.0
+    keep_alive: int = 5
+    max_connections: int = 100
     #: Further host names accepted when the host is a loopback address.
     extra_hosts: tuple[str, ...] = ()
     #: Where jobs run: "local" (one at a time, in this process) or "ray" (several at once on a Ray cluster at
