@@ -623,3 +623,38 @@ def test_a_device_as_output_is_refused_in_one_line(capsys, tmp_path, content_pat
         code, err = run_cli(capsys, *command, "-o", "/dev/full", "--quiet")
         assert code == 2 and err.count("\n") == 1 and "/dev/full" in err and "Errno" not in err, err
     assert Path("/dev/full").is_char_device()
+
+
+def test_a_damaged_resume_file_is_refused_and_the_picture_kept(capsys, tmp_path, content_path, style_path,
+                                                               monkeypatch):
+    """Before: a resume file edited to done=10**12, NaN pixels or another width exited 0 and blackened the
+    picture; and it was written 0644 although it holds the picture."""
+    import torch
+
+    from stylecraft.cli import commands
+
+    run = ["--size", "48", "--min-size", "32", "--iterations", "6", "--seed", "3", "--quiet"]
+    out = tmp_path / "out.png"
+    shown = commands._ProgressBar.__call__
+
+    def interrupt(bar, event):
+        if event.step == 5:  # in the second scale
+            raise KeyboardInterrupt
+        shown(bar, event)
+
+    monkeypatch.setattr(commands._ProgressBar, "__call__", interrupt)
+    assert run_cli(capsys, "transfer", content_path, style_path, "-o", out, *run)[0] == 130
+    monkeypatch.setattr(commands._ProgressBar, "__call__", shown)
+    sidecar = tmp_path / "out.png.resume.pt"
+    assert sidecar.stat().st_mode & 0o777 == 0o600
+    good, picture = torch.load(sidecar, weights_only=True), out.read_bytes()
+    pixels = good["pixels"]
+    edits = {"done": {"done": 10**12}, "nan pixels": {"pixels": torch.full_like(pixels, float("nan"))},
+             "width": {"pixels": pixels[..., :-4]}, "scale": {"scale": 9},
+             "state": {"state": {**good["state"], "state": {0: {**good["state"]["state"][0],
+                                                              "d": torch.full((3,), float("inf"))}}}}}
+    for name, change in edits.items():
+        torch.save({**good, **change}, sidecar)
+        code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, "--resume", out, "--quiet")
+        assert code == 2 and err.count("\n") == 1 and "cannot go on" in err, (name, err)
+        assert out.read_bytes() == picture, name

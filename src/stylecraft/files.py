@@ -103,9 +103,10 @@ def _remove_stale_parts(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def atomic_file(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[IO[bytes]]:
     """A binary stream to a temporary file beside ``path``, renamed over ``path`` when the block ends
-    normally and removed when it raises: ``path`` is complete or as it was.
+    normally and removed when it raises: ``path`` is complete or as it was. ``mode`` gives it those permissions
+    (0o600 for a private file) instead of what the umask allows; the temporary file is private all along.
 
     The temporary file is locked while it is written, so that the next write of ``path`` can tell (and
     remove) those left behind by a process that was killed.
@@ -119,14 +120,14 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
                 fcntl.flock(stream, fcntl.LOCK_EX)
             yield stream
             stream.flush()
-            os.chmod(temp, FILE_MODE)
+            os.chmod(temp, FILE_MODE if mode is None else mode)
             os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as stream:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically, with permissions ``mode`` if given (see :func:`atomic_file`)."""
+    with atomic_file(path, mode) as stream:
         stream.write(data)

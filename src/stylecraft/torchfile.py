@@ -20,8 +20,9 @@ def load_safely(path: str | os.PathLike[str], kind: str) -> object:
         raise WeightsError(f"{path}: not {kind} (it does not load as a safe PyTorch file)") from exc
 
 
-def save_atomically(payload: object, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to ``path``: the complete new file or the old one untouched."""
+def save_atomically(payload: object, path: str | os.PathLike[str], mode: int | None = None) -> None:
+    """``torch.save`` to ``path``: the complete new file or the old one untouched (``mode``: its permissions,
+    default what the umask allows)."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    files.atomic_write_bytes(path, buffer.getvalue())
+    files.atomic_write_bytes(path, buffer.getvalue(), mode)

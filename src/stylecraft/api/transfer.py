@@ -85,13 +85,14 @@ def resume_file(picture: str | os.PathLike[str]) -> Path:
 
 
 def save_resume(checkpoint: Checkpoint | None, picture: str | os.PathLike[str]) -> None:
-    """Write a stopped run's ``checkpoint`` (a Result's) next to ``picture`` (atomically), so that
-    ``resume=picture`` goes on from it; None (a run that ran to its end) removes the one found there."""
+    """Write a stopped run's ``checkpoint`` (a Result's) next to ``picture`` (atomically, readable by its owner
+    alone: it holds the picture), so that ``resume=picture`` goes on from it; None (a run that ran to its end)
+    removes the one found there."""
     target = resume_file(picture)
     if checkpoint is None:
         target.unlink(missing_ok=True)
     else:
-        torchfile.save_atomically(checkpoint.payload(), target)
+        torchfile.save_atomically(checkpoint.payload(), target, mode=0o600)
 
 
 def _load_resume(picture: str | os.PathLike[str]) -> tuple[dict[str, object], Checkpoint]:
@@ -257,6 +258,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         full = images.fit_long_side(*content_image.size, config.size)
     else:
         full = _texture_canvas(config, style_tensors[0])
+    if resume is not None and checkpoint is not None:
+        problem = checkpoint.problem(schedule(config, full))
+        if problem is not None:
+            raise ConfigError(f"`resume`: {resume_file(resume)} cannot go on ({problem}); {resume} is left as it is")
     memory = _plan(net, config, full, runtime, max_memory, on_plan)
     config = config.replace(optimizer=memory.optimizer)
     content_tensor = images.resize(images.to_tensor(content_image), full) if content_image is not None else None

@@ -118,6 +118,28 @@ class Checkpoint:
         return {"scale": self.scale, "done": self.done, "pixels": self.pixels, "state": self.state,
                 "history": self.history, "plan": [[list(size), count] for size, count in self.plan]}
 
+    def problem(self, plan: list[tuple[tuple[int, int], int]]) -> str | None:
+        """Why this checkpoint cannot go on along ``plan`` (the run's scales and iterations), or None: another
+        plan, iterations done outside the scale it names, pixels of another shape or not finite, an optimiser
+        state with a value that is not finite. A damaged or edited file is told here, before any work, rather
+        than painting a black picture over a good one."""
+        if self.plan != plan:
+            return "it followed another plan of scales and iterations"
+        if not 1 <= self.scale <= len(plan):
+            return f"its scale {self.scale} is not one of the plan's 1 to {len(plan)}"
+        before = sum(count for _, count in plan[:self.scale - 1])
+        if not before <= self.done <= before + plan[self.scale - 1][1]:
+            return (f"{self.done} iterations done is outside its scale's {before} to "
+                    f"{before + plan[self.scale - 1][1]}")
+        width, height = plan[self.scale - 1][0]
+        if self.pixels.dtype != torch.float32 or tuple(self.pixels.shape) != (1, 3, height, width):
+            return f"its pixels are {tuple(self.pixels.shape)} {self.pixels.dtype}, not a {width} x {height} picture"
+        if not bool(torch.isfinite(self.pixels).all()):
+            return "its pixels are not all finite numbers"
+        if not all(bool(torch.isfinite(value).all()) for value in _tensors(self.state)):
+            return "its optimiser state holds numbers that are not finite"
+        return None
+
     @classmethod
     def from_payload(cls, payload: object) -> Checkpoint:
         """The checkpoint :meth:`payload` gave (a ValueError, KeyError or TypeError for anything else)."""
@@ -126,6 +148,17 @@ class Checkpoint:
         plan = [((int(size[0]), int(size[1])), int(count)) for size, count in payload["plan"]]
         return cls(int(payload["scale"]), int(payload["done"]), payload["pixels"], payload["state"],
                    list(payload["history"]), plan)
+
+
+def _tensors(value: object) -> list[torch.Tensor]:
+    """The floating-point tensors anywhere in ``value`` (nested dicts, lists and tuples)."""
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [tensor for item in value for tensor in _tensors(item)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -385,8 +418,9 @@ def synthesise(config: TransferConfig, objective: Objective, *, mode: Mode = Mod
     run = _Run(config, objective, mode, content, styles, init, torch.Generator().manual_seed(seed), callbacks,
                stop, memory, sum(count for _, count in plan), len(plan), temporal, regions)
     if resume is not None:
-        if resume.plan != plan:
-            raise ConfigError("`resume`: the checkpoint followed another plan of scales and iterations")
+        problem = resume.problem(plan)
+        if problem is not None:
+            raise ConfigError(f"`resume`: the checkpoint cannot go on: {problem}")
         run.done, run.history = resume.done, list(resume.history)
     every = 1 if next(objective.net.parameters()).device.type == "cpu" or config.optimizer == "lbfgs" else 10
     pixels: torch.Tensor | None = None
