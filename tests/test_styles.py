@@ -4,6 +4,8 @@ and styles asked for by name everywhere a network is taken."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,15 @@ def test_the_packaged_styles_load_safely_and_each_has_a_card() -> None:
     for record in model.metadata["styles"]:
         assert {"name", "title", "artist", "year", "source", "steps", "batch_size", "size", "command"} <= set(record)
         assert builtin_file().with_name(f"{record['name']}.jpg").is_file()
+
+
+def test_the_cards_file_is_the_network_s_cards_and_listing_them_loads_no_torch() -> None:
+    assert feedforward.cards.builtin_cards() == load_builtin().metadata["styles"]
+    probe = ("import io, sys, contextlib\nfrom stylecraft.cli import main\nout = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out):\n    code = main(['styles'])\n"
+             "print(code, 'torch' in sys.modules, 'great-wave' in out.getvalue())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "False", "True"]
 
 
 @builtin

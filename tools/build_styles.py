@@ -165,9 +165,10 @@ def package(args: argparse.Namespace) -> int:
         path.unlink()
     assert isinstance(trained.net, feedforward.TransformerNet)  # a model file loads as the torch network
     feedforward.save_model(trained.net, out, {**metadata, "styles": cards}, thumbnails, half=True)
+    feedforward.cards.write_cards(cards)
     ship_paintings(out.parent)
     CARDS.write_text(cards_markdown(cards, measured))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {CARDS}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), its cards {feedforward.cards.cards_file()} and {CARDS}")
     return 0
 
 

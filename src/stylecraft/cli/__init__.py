@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from ..errors import StylecraftError, one_line, shorten
+from .listing import list_builtin
 from .parser import build_parser, command_parser, in_cli_words
 
 #: Each subcommand's function in ``commands`` (the rest run ``run_single``). ``commands`` loads torch, so it is
@@ -46,6 +47,9 @@ def _main(argv: Sequence[str] | None) -> int:
     debug = "--debug" in words
     try:
         args = parser.parse_args(words)
+        listed = list_builtin(args) if args.command == "styles" else None
+        if listed is not None:
+            return listed
         from . import commands
 
         run: Callable[[argparse.Namespace], int] = getattr(commands, COMMANDS.get(args.command, "run_single"))

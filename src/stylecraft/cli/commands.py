@@ -27,6 +27,7 @@ from ..quality import DISTANCES, STRUCTURE, Quality
 from ..runtime import resolve_device
 from ..studio.config import StudioConfig
 from ..universal.settings import DecoderConfig, PaintConfig
+from .listing import print_styles
 from .parser import Parser, add_run_options, build_parser, command_parser, in_cli_words, names
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -451,15 +452,7 @@ def run_styles(args: argparse.Namespace) -> int:
         images.save_image(sheet, output, metadata={"styles": args.model or "built-in", "photo": args.sheet})
         _say(args, f"wrote {output}")
         return 0
-    found = api.list_styles(args.model)
-    if args.json:
-        print(json.dumps(found, indent=1))
-        return 0
-    width = max(len(record["name"]) for record in found)
-    for record in found:
-        made = ", ".join(str(record[k]) for k in ("title", "artist", "year") if record.get(k))
-        print(f"{record['name']:<{width}}  {made}".rstrip())
-    return 0
+    return print_styles(api.list_styles(args.model), args.json)
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -1,3 +1,4 @@
+from . import cards as cards
 from . import distributed as distributed
 from . import exact as exact
 from . import export as export
