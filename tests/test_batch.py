@@ -6,7 +6,13 @@ The Ray engine's tests are in test_ray.py; both write the same pictures and reco
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +20,7 @@ from conftest import make_content, make_style
 from PIL import Image
 
 from stylecraft import api, images
+from stylecraft.api import batch
 from stylecraft.api.batch import BatchSettings, Item, collect, paint_with_model
 from stylecraft.cli import main
 from stylecraft.feedforward import TransformerNet, save_model
@@ -30,8 +37,9 @@ def photos(folder: Path, count: int = 4) -> list[Path]:
     return paths
 
 
-def manifest(folder: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+def manifest(folder: Path) -> list[dict[str, Any]]:
+    """The pictures' records (not the networks' loadings)."""
+    return [r for r in map(json.loads, (folder / "manifest.jsonl").read_text().splitlines()) if "input" in r]
 
 
 @pytest.fixture
@@ -47,7 +55,8 @@ def test_a_folder_mirrored_resumed_and_forced(tmp_path, model, capsys):
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "painted 4 picture(s)" in err[0] and "1 failed" in err[0] and "broken.jpg" in err[0]
+    assert len(err) == 1 and "painted 4 picture(s)" in err[0] and "1 picture(s) failed" in err[0], err
+    assert "broken.jpg" in err[0]
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "photo0.png", "photo2.png", "sub/photo1.png", "sub/photo3.png"]
     records = {Path(str(r["input"])).name: r for r in manifest(out)}
@@ -123,3 +132,114 @@ def test_a_retried_picture_of_the_same_run_is_not_painted_again(tmp_path, model)
     assert again.error is None and again.seconds == first.seconds and Path(item.output).stat().st_mtime_ns == when
     list(paint_with_model(loaded, [item], settings, "run-2"))
     assert images.read_metadata(item.output)["batch"]["run"] == "run-2"  # type: ignore[index]
+
+
+def test_a_rerun_says_what_was_skipped_what_failed_and_why(tmp_path, model, capsys):
+    photos(tmp_path / "in", 2)
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    argv = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert main(argv) == 1  # nothing left to do but the corrupt picture, which fails again
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("stylecraft: error: 1 picture(s) failed (") and "broken.jpg: " in line, line
+    assert "2 skipped (done before with these settings)" in line and "manifest.jsonl" in line
+
+
+def test_the_output_folder_is_never_an_input(tmp_path, model):
+    inputs = photos(tmp_path / "in", 2)
+    argv = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "painted"), "--model", str(model), "--quiet"]
+    assert main(argv) == 0 and main(argv) == 0
+    painted = sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.png"))
+    assert painted == sorted([p.relative_to(tmp_path / "in").as_posix() for p in inputs]
+                             + ["painted/photo0.png", "painted/sub/photo1.png"])
+    assert len(manifest(tmp_path / "in" / "painted")) == 2
+
+
+def test_a_torn_manifest_line_is_skipped_with_a_warning_and_not_glued_to(tmp_path, model, capsys):
+    photos(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    argv = ["batch", str(tmp_path / "in"), "-o", str(out), "--model", str(model), "--quiet"]
+    assert main(argv) == 0
+    text = (out / "manifest.jsonl").read_text()
+    (out / "manifest.jsonl").write_text(text[:len(text) - 40])  # a run killed while writing its last record
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "cut short" in err
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    torn = [number for number, line in enumerate(lines) if not line.startswith("{") or not line.endswith("}")]
+    assert len(torn) == 1 and json.loads(lines[-1])["input"].endswith("photo1.png")  # the lost one, painted again
+    assert main(argv) == 0  # and a third run finds both done
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == len(lines)
+
+
+def test_the_loading_of_a_network_is_recorded_apart_from_the_pictures(tmp_path, model):
+    photos(tmp_path / "in", 3)
+    result = api.paint_batch([tmp_path / "in"], tmp_path / "out", BatchSettings(model=str(model), batch_size=2))
+    [loading] = result.loadings
+    lines = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert lines[0] == {"loading": str(model), "seconds": loading.seconds, "worker": loading.worker}
+    assert loading.seconds > 0 and str(os.getpid()) in loading.worker
+    records = manifest(tmp_path / "out")
+    assert len(records) == 3 and all(r["quality"] is None and r["seconds"] > 0 for r in records)
+    # what the README promises the manifest holds, for a network too
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "null for a network" in readme and "loading" in readme.split("manifest.jsonl", 1)[1][:600]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_first_signal_stops_the_whole_batch_in_the_optimiser(tmp_path, monkeypatch, capsys, stop):
+    """The signal comes from the second picture's own optimisation loop, at its second iteration."""
+    inputs = photos(tmp_path / "in", 3)
+    make_style().save(tmp_path / "style.png")
+    real, started = batch.run, []
+
+    def run_and_signal(*args: Any, **options: Any) -> Any:
+        started.append(args[1])
+        if len(started) == 2:
+            options["callbacks"] = [lambda event: event.step == 2 and os.kill(os.getpid(), stop)]
+        return real(*args, **options)
+
+    monkeypatch.setattr(batch, "run", run_and_signal)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
+                 "--size", "32", "--iterations", "4", "--quiet"]) == 130
+    assert len(started) == 2  # the third picture never started
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("stylecraft: interrupted; painted 1 picture(s)") and "2 picture(s) left" in line, line
+    records = {Path(r["input"]).name: r for r in manifest(out)}
+    assert records["photo0.png"]["error"] is None and records["photo2.png"]["error"] == "interrupted"
+    assert set(records) == {"photo0.png", "photo2.png"} and Image.open(out / "photo0.png").size == (32, 27)
+    assert not (out / "photo2.png").exists() and not (out / "sub").exists() and inputs
+
+
+def test_ctrl_c_stops_a_batch_process_keeps_what_is_done_and_a_rerun_completes_it(tmp_path):
+    photos(tmp_path / "in", 3)
+    make_style().save(tmp_path / "style.png")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out),
+            "--style", str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--quiet"]
+    # SIGINT back to its default in the child (a shell without job control would start it ignored)
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not ((out / "manifest.jsonl").exists() and manifest(out)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)  # while the second picture is being painted
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    records = manifest(out)
+    assert records[0]["error"] is None and Path(records[0]["input"]).name == "photo0.png"
+    assert all(r["error"] == "interrupted" for r in records[1:]) and len(records) <= 2  # the third never began
+    first = out / "photo0.png"
+    when, pixels = first.stat().st_mtime_ns, np.asarray(Image.open(first))
+    assert pixels.shape == (27, 32, 3) and not list(out.rglob(".*.part"))
+    done = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=300)  # not --quiet: it says so
+    assert done.returncode == 0 and "1 picture(s) done before, skipped" in done.stderr, done.stderr
+    assert first.stat().st_mtime_ns == when and np.array_equal(np.asarray(Image.open(first)), pixels)
+    assert sorted(Path(r["input"]).name for r in manifest(out) if r["error"] is None) == [
+        "photo0.png", "photo1.png", "photo2.png"]

@@ -6,6 +6,10 @@ killed mid-batch; and the studio's jobs on the cluster. Skipped where the ``ray`
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -167,3 +171,52 @@ def test_a_job_fails_on_the_cluster_with_its_own_error(cluster):
         RayJobs().run(paint_picture, (options, make_content(), [make_style()], None, None, "cpu", 10),
                       threading.Event(), lambda fields, preview: None)
     assert "ray::" not in str(failed.value) and len(str(failed.value).splitlines()) == 1
+
+
+def test_a_worker_killed_by_its_pid_mid_batch_is_replaced_and_its_pictures_painted(cluster, model, tmp_path):
+    """The actor holding the network is killed (SIGKILL, by the pid its loading records): Ray restarts it and
+    runs its batches again; every picture is painted once."""
+    inputs = photos(tmp_path / "in", 12, side=96)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_the_worker(event: Any) -> None:
+        lines = (out / "manifest.jsonl").read_text().splitlines() if event.step >= 1 else []
+        loadings = [line for line in map(json.loads, lines) if "loading" in line]
+        if loadings and not killed:
+            killed.append(event.step)
+            os.kill(int(loadings[0]["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+    result = api.paint_batch([tmp_path / "in"], out, BatchSettings(model=str(model), batch_size=1),
+                             engine=RayEngine(workers=1), callbacks=[kill_the_worker])
+    assert killed and killed[0] < len(inputs)  # killed with pictures still to paint
+    assert len(result.painted) == len(inputs) and not result.failed and result.stopped is None
+    assert len({loading.worker for loading in result.loadings}) >= 2  # another actor took over
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["input"] for r in records if "input" in r) == sorted(map(str, inputs))  # each exactly once
+
+
+def test_sigterm_stops_a_ray_batch_process_at_once(cluster, tmp_path):
+    """``ray.init`` makes SIGTERM exit the process; the batch keeps its own handling: exit 130, the pictures under
+    way recorded as not done, and the cluster goes on (the next tests use it)."""
+    made, _ = cluster
+    photos(tmp_path / "in", 3, side=32)
+    make_style(32, 32).save(tmp_path / "style.png")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out), "--style",
+            str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--precision", "fp32", "--engine",
+            "ray", "--address", made.address, "--workers", "1", "--quiet"]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        manifest = out / "manifest.jsonl"
+        while not (manifest.exists() and manifest.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)  # while the second picture is painted on the cluster
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "interrupted; painted 1 picture(s)" in err, err
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert records[0]["error"] is None and all(r["error"] == "interrupted" for r in records[1:])
+    assert len(records) <= 2 and (out / Path(records[0]["output"]).name).is_file()

@@ -5,7 +5,9 @@ Real-time networks follow Ray Data's batch-inference pattern: the pictures' path
 the actors read, paint and write the pictures themselves, so that only paths and records cross the cluster.
 The optimiser runs as one Ray task per picture with its resources. Ray retries the work of a worker that dies
 (actors are restarted and their batches run again; tasks are retried), and :func:`.batch.written_by` keeps a
-retried picture from being written twice.
+retried picture from being written twice. When the cluster itself is gone (this machine's raylet, or the head's
+services), the batch ends with :class:`.batch.EngineLost` and one line saying so, keeping what is done. Ctrl-C or
+SIGTERM ends the batch too: its work on the cluster is cancelled.
 
 Studio jobs (:class:`RayJobs`) are Ray tasks too; their progress and the request to stop flow through a small
 actor (:class:`_Channel`) that the studio polls.
@@ -17,6 +19,7 @@ import json
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -28,11 +31,14 @@ import ray.data
 
 from .. import checks
 from ..errors import RunError, one_line
-from .batch import BatchSettings, Item, Record, paint_optimised, paint_with_model
+from .batch import BatchSettings, EngineLost, Item, Loading, Record, interrupted, paint_optimised, paint_with_model
 from .realtime import load_style_model
 
 #: Times Ray runs a task again after its worker died, before the batch gives the picture up as failed.
 RETRIES = 3
+#: What Ray raises when the cluster itself is gone, not one worker: this machine's raylet died, or Ray's own
+#: services (the head's GCS) cannot be reached.
+CLUSTER_GONE = (ray.exceptions.LocalRayletDiedError, ray.exceptions.RaySystemError, ray.exceptions.RpcError)
 
 
 def connect(address: str | None) -> bool:
@@ -40,11 +46,21 @@ def connect(address: str | None) -> bool:
     process is connected already; whether this call connected (and so should disconnect)."""
     if ray.is_initialized():
         return False
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise RunError(f"cannot join the Ray cluster at {address}: {one_line(exc)}") from None
+    finally:
+        if main:  # ray.init makes SIGTERM exit the process at once; the caller's handler (the CLI's stops the batch)
+            signal.signal(signal.SIGTERM, handler)
     return True
+
+
+def gone(exc: BaseException) -> EngineLost:
+    """The batch's end when the cluster is gone (``exc``, one of :data:`CLUSTER_GONE`), in one line."""
+    return EngineLost(f"the Ray cluster is gone ({one_line(_cause(exc))})")
 
 
 def slots(gpus: float) -> int:
@@ -59,11 +75,18 @@ class _Painter:
     def __init__(self, settings: BatchSettings, run_id: str) -> None:
         assert settings.model is not None
         self.settings, self.run_id = settings, run_id
+        began = time.perf_counter()
         self.model = load_style_model(settings.model, device=settings.device)
+        self.loading: Loading | None = Loading.timed(settings.model, began)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        """The batch's records as JSON lines, after the actor's loading with its first batch."""
         items = [Item(str(i), str(o)) for i, o in zip(batch["input"], batch["output"], strict=True)]
-        return {"record": [r.line() for r in paint_with_model(self.model, items, self.settings, self.run_id)]}
+        lines = [r.line() for r in paint_with_model(self.model, items, self.settings, self.run_id)]
+        if self.loading is not None:
+            lines.insert(0, self.loading.line())
+            self.loading = None
+        return {"record": lines}
 
 
 class RayEngine:
@@ -75,7 +98,7 @@ class RayEngine:
         checks.at_least("workers", workers, 1)
         self.address, self.workers, self.gpus = address, workers, gpus_per_worker
 
-    def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record]:
+    def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record | Loading]:
         """Each record as its picture is done, in any order; closing stops the work not yet started.
 
         The workers get absolute paths (their working folder is not this one); the records name the pictures
@@ -88,6 +111,9 @@ class RayEngine:
                                                                                                   run_id)
         try:
             for record in found:
+                if isinstance(record, Loading):
+                    yield record
+                    continue
                 item = given[record.input]
                 yield replace(record, input=item.input, output=item.output, settings=settings.record())
         finally:
@@ -100,7 +126,10 @@ class RayEngine:
         (it shrinks when a node is lost, and the lost actors' batches run on the others)."""
         return ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers or slots(self.gpus))
 
-    def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
+    def _networks(self, items: Sequence[Item], settings: BatchSettings,
+                  run_id: str) -> Generator[Record | Loading, None, None]:
+        """The records of the pictures as the actors return them, and each actor's loading. On Ctrl-C the pool's
+        batches under way are not known here: their pictures have no record and the next run paints them."""
         ray.data.DataContext.get_current().enable_progress_bars = False  # the batch shows its own
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan and timings would break the bar's line
         rows = [asdict(item) for item in items]
@@ -108,10 +137,18 @@ class RayEngine:
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             _Painter, fn_constructor_kwargs={"settings": settings, "run_id": run_id}, batch_size=settings.batch_size,
             batch_format="numpy", compute=self._pool(), num_cpus=1, num_gpus=self.gpus)
-        for row in dataset.iter_rows():
-            yield Record(**json.loads(row["record"]))
+        try:
+            for row in dataset.iter_rows():
+                line = json.loads(row["record"])
+                yield Record(**line) if "input" in line else Loading(**line)
+        except KeyboardInterrupt:
+            return
+        except CLUSTER_GONE as exc:
+            raise gone(exc) from None
 
     def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
+        """One task a picture, ``workers`` at once; on Ctrl-C the pictures under way are recorded as interrupted
+        and their tasks cancelled."""
         task = ray.remote(paint_optimised).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
         pending = list(items)[::-1]
         running: dict[ray.ObjectRef[Record], Item] = {}
@@ -121,15 +158,30 @@ class RayEngine:
                 while pending and len(running) < limit:
                     item = pending.pop()
                     running[task.remote(item, settings, run_id)] = item
-                [ready], _ = ray.wait(list(running), num_returns=1)
-                item = running.pop(ready)
                 try:
-                    yield ray.get(ready)
-                except ray.exceptions.RayError as exc:  # the retries ran out
-                    yield Record(item.input, item.output, settings.record(), error=one_line(_cause(exc)))
+                    [ready], _ = ray.wait(list(running), num_returns=1)
+                    record = _outcome(ready, running[ready], settings)
+                except KeyboardInterrupt:
+                    yield from (interrupted(item, settings) for item in running.values())
+                    return
+                except CLUSTER_GONE as exc:
+                    raise gone(exc) from None
+                running.pop(ready)
+                yield record
         finally:
             for ref in running:
                 ray.cancel(ref)
+
+
+def _outcome(ref: ray.ObjectRef[Record], item: Item, settings: BatchSettings) -> Record:
+    """The record of a finished picture task: the task's own, or one with the error that ended it (the picture's
+    own, or its worker lost more times than the retries); the cluster gone is raised as it is."""
+    try:
+        return ray.get(ref)
+    except CLUSTER_GONE:
+        raise
+    except ray.exceptions.RayError as exc:
+        return Record(item.input, item.output, settings.record(), error=one_line(_cause(exc)))
 
 
 def _absolute(path: str | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from .. import api, checks, files, images, report
-from ..api.batch import BatchSettings
+from ..api.batch import INTERRUPTED, BatchSettings
 from ..api.engines import engine_for
 from ..api.sweep import Axis
 from ..errors import ConfigError, ImageError, UsageError, shorten
@@ -181,15 +181,29 @@ def run_batch(args: argparse.Namespace) -> int:
         if skipped:
             _say(args, f"{skipped} picture(s) done before, skipped (--force paints them again)")
 
+    def on_warning(message: str) -> None:
+        print(f"stylecraft: warning: {message}", file=sys.stderr)
+
     with _ProgressBar("batch", "picture", args) as bar:
         result = api.paint_batch(args.inputs, args.output, settings, engine=engine, force=args.force,
-                                 callbacks=[bar], on_start=on_start)
+                                 callbacks=[bar], on_start=on_start, on_warning=on_warning)
     summary = f"painted {len(result.painted)} picture(s) into {args.output} in {result.seconds:.1f} s"
     if result.skipped:
-        summary += f", {len(result.skipped)} skipped (done before)"
+        summary += f", {len(result.skipped)} skipped (done before with these settings)"
     if result.failed:
-        print(f"stylecraft: error: {summary}; {len(result.failed)} failed (first: {result.failed[0].error}); "
-              f"each is in {result.manifest}", file=sys.stderr)
+        first = result.failed[0]
+        summary = (f"{len(result.failed)} picture(s) failed ({first.error}"
+                   f"{f'; and {len(result.failed) - 1} more' if len(result.failed) > 1 else ''}; each is in "
+                   f"{result.manifest}); {summary}")
+    if result.stopped is not None:
+        left = f"; {result.left} picture(s) left: the same command goes on"
+        if result.stopped == INTERRUPTED:
+            print(f"stylecraft: interrupted; {summary}{left}", file=sys.stderr)
+            return 130
+        print(f"stylecraft: error: {result.stopped}; {summary}{left}", file=sys.stderr)
+        return 1
+    if result.failed:
+        print(f"stylecraft: error: {summary}", file=sys.stderr)
         return 1
     _say(args, f"{summary}; manifest: {result.manifest}")
     return 0
