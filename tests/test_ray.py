@@ -220,3 +220,45 @@ def test_sigterm_stops_a_ray_batch_process_at_once(cluster, tmp_path):
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert records[0]["error"] is None and all(r["error"] == "interrupted" for r in records[1:])
     assert len(records) <= 2 and (out / Path(records[0]["output"]).name).is_file()
+
+
+def children(pid: int) -> dict[int, list[str]]:
+    """The command lines of the processes whose parent is ``pid`` (Linux's /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            words = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found[int(entry.name)] = words
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the raylet in Linux's /proc")
+def test_the_cluster_gone_ends_the_batch_in_one_line(tmp_path):
+    """A batch on a Ray of its own (not the module's cluster) whose raylet is killed as the first of two pictures
+    is recorded: Ray would end the process without a word; the batch says the cluster is gone, keeps what is done
+    and exits 1."""
+    photos(tmp_path / "in", 2, side=32)
+    make_style(32, 32).save(tmp_path / "style.png")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out), "--style",
+            str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--precision", "fp32", "--engine",
+            "ray", "--workers", "1", "--quiet"]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": "local"})
+    try:
+        deadline = time.monotonic() + 300
+        while not ((out / "manifest.jsonl").exists() and '"input"' in (out / "manifest.jsonl").read_text()
+                   ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [raylet] = [pid for pid, words in children(process.pid).items() if words[0].endswith("/raylet")]
+        os.kill(raylet, signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    ours = [line for line in err.splitlines() if line.startswith("stylecraft:")]
+    assert process.returncode == 1 and len(ours) == 1, err[-3000:]
+    assert ours[0].startswith("stylecraft: error: the Ray cluster is gone (this machine's raylet died); painted 1")
+    assert "1 picture(s) left" in ours[0] and (out / "photo00.png").is_file()

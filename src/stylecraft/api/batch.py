@@ -400,15 +400,16 @@ def paint_batch(sources: Sequence[str | os.PathLike[str]], destination: str | os
             if not _ends_a_line(manifest):  # a line cut short: the next record must not be glued onto it
                 log.write("\n")
             try:
-                _record(records, log, result, len(todo), callbacks, stop, began)
+                try:
+                    _record(records, log, result, len(todo), callbacks, stop, began)
+                finally:  # an engine that finds itself lost while it closes says so here
+                    close = getattr(records, "close", None)
+                    if close is not None:
+                        close()
             except KeyboardInterrupt:
                 result.stopped = INTERRUPTED
             except EngineLost as exc:
                 result.stopped = one_line(exc)
-            finally:
-                close = getattr(records, "close", None)
-                if close is not None:
-                    close()
     result.left = len(todo) - len(result.painted) - len(result.failed)
     result.seconds = time.perf_counter() - began
     return result

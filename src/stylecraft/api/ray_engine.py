@@ -58,9 +58,66 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def gone(exc: BaseException) -> EngineLost:
-    """The batch's end when the cluster is gone (``exc``, one of :data:`CLUSTER_GONE`), in one line."""
-    return EngineLost(f"the Ray cluster is gone ({one_line(_cause(exc))})")
+def gone(reason: BaseException | str) -> EngineLost:
+    """The batch's end when the cluster is gone (``reason``: one of :data:`CLUSTER_GONE`, or words), in one line."""
+    return EngineLost(f"the Ray cluster is gone ({reason if isinstance(reason, str) else one_line(_cause(reason))})")
+
+
+class RayletWatch:
+    """Whether this machine's raylet, through which this process reaches the cluster, is alive. When it dies, Ray
+    ends the process some seconds later without a word of its own; so a thread looks every ``every`` seconds and,
+    the raylet gone, sends SIGINT to the main thread (a real signal: Ray Data waits on a lock that only a signal
+    wakes), whose engine then ends the batch with :class:`.batch.EngineLost`. Linux only (the raylet is found by
+    its socket in ``/proc``); elsewhere it watches nothing."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.lost = False
+        self.pid = _raylet_pid()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        if self.pid is not None and threading.current_thread() is threading.main_thread():
+            threading.Thread(target=self._watch, args=(every,), name="raylet-watch", daemon=True).start()
+
+    def _watch(self, every: float) -> None:
+        while not self._closed.wait(every):
+            with self._lock:
+                if not self._closed.is_set() and not _alive(self.pid):
+                    self.lost = True
+                    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+                    return
+
+    def close(self) -> None:
+        """Stop watching (before this process shuts down a cluster it started, whose raylet then ends)."""
+        with self._lock:
+            self._closed.set()
+
+
+def _raylet_pid() -> int | None:
+    """The process id of the raylet this process is connected through, from its socket's name, or None."""
+    node = ray.get_runtime_context().get_node_id()
+    sockets = [n.get("RayletSocketName") for n in ray.nodes()  # type: ignore[no-untyped-call]
+               if n.get("NodeID") == node]
+    if not sockets or not sockets[0] or not os.path.isdir("/proc"):
+        return None
+    wanted = f"--raylet_socket_name={sockets[0]}".encode()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as file:
+                    if wanted in file.read().split(b"\0"):
+                        return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether process ``pid`` is running (a zombie, not yet reaped by the process that started it, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 def slots(gpus: float) -> int:
@@ -104,6 +161,7 @@ class RayEngine:
         The workers get absolute paths (their working folder is not this one); the records name the pictures
         and settings as they were given."""
         started = connect(self.address)
+        self.watch = RayletWatch()
         given = {os.path.abspath(item.input): item for item in items}
         absolute = [Item(os.path.abspath(item.input), os.path.abspath(item.output)) for item in items]
         remote = replace(settings, model=_absolute(settings.model), style=_absolute(settings.style))
@@ -117,6 +175,9 @@ class RayEngine:
                 item = given[record.input]
                 yield replace(record, input=item.input, output=item.output, settings=settings.record())
         finally:
+            self.watch.close()
+            if self.watch.lost:  # nothing to stop or shut down: Ray ends this process soon, and a call could hang
+                raise gone("this machine's raylet died")
             found.close()
             if started:
                 ray.shutdown()
@@ -142,6 +203,8 @@ class RayEngine:
                 line = json.loads(row["record"])
                 yield Record(**line) if "input" in line else Loading(**line)
         except KeyboardInterrupt:
+            if self.watch.lost:
+                raise gone("this machine's raylet died") from None
             return
         except CLUSTER_GONE as exc:
             raise gone(exc) from None
@@ -162,6 +225,8 @@ class RayEngine:
                     [ready], _ = ray.wait(list(running), num_returns=1)
                     record = _outcome(ready, running[ready], settings)
                 except KeyboardInterrupt:
+                    if self.watch.lost:
+                        raise gone("this machine's raylet died") from None
                     yield from (interrupted(item, settings) for item in running.values())
                     return
                 except CLUSTER_GONE as exc:
@@ -169,7 +234,7 @@ class RayEngine:
                 running.pop(ready)
                 yield record
         finally:
-            for ref in running:
+            for ref in running if not self.watch.lost else ():
                 ray.cancel(ref)
 
 
