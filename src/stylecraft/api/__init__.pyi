@@ -24,6 +24,7 @@ from .realtime import load_style_model as load_style_model
 from .realtime import style_sheet as style_sheet
 from .realtime import train_network as train_network
 from .score import score as score
+from .score import score_many as score_many
 from .sweep import Axis as Axis
 from .sweep import grid as grid
 from .transfer import reconstruct as reconstruct

@@ -470,7 +470,9 @@ def run_styles(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    found = {picture: api.score(picture, args.content, args.style, device=args.device) for picture in args.pictures}
+    with _ProgressBar("score", "picture", args) as bar:
+        scored = api.score_many(args.pictures, args.content, args.style, device=args.device, callbacks=[bar])
+    found = dict(zip(args.pictures, scored, strict=True))
     if args.json:
         print(json.dumps([{"picture": picture, **quality.as_dict()} for picture, quality in found.items()], indent=1))
         return 0

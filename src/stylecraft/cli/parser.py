@@ -33,14 +33,20 @@ ONE_PASS = PaintConfig()
 #: Parameters a command takes under another name.
 ALIASES = {"init_image": "--init", "backend": "--backend"}
 #: What ``--tile N`` means for every command that takes it (the optimiser's and the real-time networks').
-TILE_RULE = ("a picture (for the optimiser: each scale) with a side over N px runs in tiles of N px, exactly: the "
-             "same result in the memory of one tile")
+TILE_RULE = ("a picture with a side over N px runs in tiles of N px, exactly: the same result in the memory of "
+             "one tile")
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (a UsageError) instead of usage text and exit."""
+    """argparse that reports a usage error as one line (a UsageError) instead of usage text and exit.
+    ``needs``, where set, says in a few words what the command needs in all, added to a missing-argument error
+    (argparse names the first required option missing, not a missing input that only the command can tell)."""
+
+    needs: str | None = None
 
     def error(self, message: str) -> NoReturn:
+        if self.needs and message.startswith("the following arguments are required"):
+            message = f"{message}; {self.needs}"
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -120,7 +126,8 @@ def add_run_options(parser: argparse.ArgumentParser, canvas: bool = True) -> Non
     opt.add_argument("--max-memory", type=number, metavar="GIB",
                      help="memory budget; a size that would not fit runs tile by tile, exactly (default: what "
                      "the device has free)")
-    opt.add_argument("--tile", type=integer, help=f"{TILE_RULE}, even where it would fit (default: only a scale "
+    opt.add_argument("--tile", type=integer, help=f"{TILE_RULE}; here each scale of the optimiser, even where it "
+                     "would fit (default: only a scale "
                      "that does not fit, in the largest tiles that do)")
     opt.add_argument("--init", help=f"start image: {', '.join(INITS)} or a path (default: palette, the content "
                      "recoloured to the style's colours, for a transfer; content with --preserve-color; noise "
@@ -206,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Paint CONTENT in the style of one or more STYLE images.")
     run.add_argument("content", help="the photo")
     run.add_argument("styles", nargs="*", metavar="style", help="style image(s)")
+    run.needs = ("a transfer takes the photo, one painting or more (or --coarse-style and --fine-style, or "
+                 "--mask-from with --regions) and -o OUTPUT")
     add_outputs(run)
     add_run_options(run, canvas=False)
     add_scale_styles(run)
@@ -458,7 +467,9 @@ def add_video(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     video.add_argument("input", help="a video file FFmpeg can read")
     video.add_argument("-o", "--output", required=True, help="the video to write (.mp4, .mov or .mkv)")
     how = video.add_mutually_exclusive_group(required=True)
-    how.add_argument("--model", help="the model file, or an ONNX file from `stylecraft export`")
+    how.add_argument("--model", help="a built-in style's name or blend (great-wave:0.7,udnie:0.3), a painting or a "
+                     "blend of paintings (a.jpg:0.7,b.jpg:0.3: any painting in one pass), a model file from "
+                     "`stylecraft train`, or an ONNX file from `stylecraft export`")
     how.add_argument("--style", nargs="+", dest="styles", metavar="STYLE", help="style picture(s) to optimise "
                      "each frame towards")
     video.add_argument("--stability", type=number, default=VIDEO_STABILITY,
