@@ -243,3 +243,21 @@ def test_ctrl_c_stops_a_batch_process_keeps_what_is_done_and_a_rerun_completes_i
     assert first.stat().st_mtime_ns == when and np.array_equal(np.asarray(Image.open(first)), pixels)
     assert sorted(Path(r["input"]).name for r in manifest(out) if r["error"] is None) == [
         "photo0.png", "photo1.png", "photo2.png"]
+
+
+def test_ctrl_c_in_a_network_batch_records_the_batch_under_way_and_starts_no_other(tmp_path, model, monkeypatch):
+    photos(tmp_path / "in", 6)
+    real, batches = batch.apply_many, []
+
+    def interrupted_at_the_second(*args: Any, **options: Any) -> Any:
+        batches.append(args[1])
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **options)
+
+    monkeypatch.setattr(batch, "apply_many", interrupted_at_the_second)
+    result = api.paint_batch([tmp_path / "in"], tmp_path / "out", BatchSettings(model=str(model), batch_size=2))
+    assert result.stopped == "interrupted" and len(batches) == 2 and result.left == 4
+    assert [Path(r.input).name for r in result.painted] == ["photo0.png", "photo2.png"]
+    assert [Path(r.input).name for r in result.interrupted] == ["photo4.png", "photo1.png"]
+    assert {r["error"] for r in manifest(tmp_path / "out")} == {None, "interrupted"}
