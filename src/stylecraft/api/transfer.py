@@ -287,7 +287,7 @@ def run(mode: Mode | str, content: ImageInput | None = None,
                        "preset": preset, **asdict(config), **asdict(network), "init_image": _name(init_image),
                        **({"masks": [_name(m) for m in masks or []],
                            "style_masks": [_name(m) for m in style_masks or []]} if regions is not None else {}),
-                       "seed": seed,
+                       "seed": seed, "start": "picture" if init_image is not None else config.start(mode),
                        "device": str(runtime.device), "precision": runtime.precision, "lbfgs_history": memory.history,
                        "tiled_scales": [list(s) for s in memory.tiled],
                        "iterations_done": result.iterations, "peak_memory_mb": runtime.peak_memory_mb()}

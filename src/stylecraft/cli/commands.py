@@ -381,7 +381,10 @@ def _write(result: Result, output: Path, history: Path | None, plot: Path | None
 
 
 def _report_end(args: argparse.Namespace, result: Result, output: Path) -> int:
-    where = f"{output} (seed {result.seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
+    start = result.settings.get("start", "noise")
+    # Only a start from noise draws on the seed; from the photo, its palette or a picture the run is determined.
+    seed = f"seed {result.seed}" if start == "noise" else f"start: {start}, no seed needed"
+    where = f"{output} ({seed}, {result.iterations} iterations, {result.elapsed:.1f} s)"
     if "quality" in result.settings:
         where += f"; {Quality(**result.settings['quality']).describe()}"
     return _finish(args, result.stopped, where, "image")
