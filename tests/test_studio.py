@@ -497,3 +497,47 @@ def test_an_uploaded_painting_gives_a_one_pass_preview_before_the_optimiser(tmp_
         picture = Image.open(io.BytesIO(next(p for _, p in reports if p is not None)))
         assert picture.size == (64, 48)
         assert [f["preview"] for f, p in reports if p is not None][1:] == [1, 2]  # then the optimiser's
+
+
+# issue 36: sizes, the queue and the time left ------------------------------------------------------------------
+
+
+def test_a_model_keeps_the_photos_size_unless_asked_and_the_optimiser_its_default(tmp_path: Path) -> None:
+    """Before: a one-pass job on a 1024 px photo was painted at 512 px; `stylecraft apply` keeps the photo's size."""
+    models = tmp_path / "models"
+    models.mkdir()
+    save_model(TransformerNet(width=4, residual_blocks=1), models / "tiny.pt", {"style": "stripes"})
+    with studio(tmp_path, models=models) as client:
+        content = upload(client, make_content(160, 120))
+        response = client.post("/api/jobs", json={"content": content, "method": "model", "model": "tiny.pt"})
+        assert response.status_code == 201 and response.json()["options"]["size"] == 160, response.text
+        done = wait_for(client, response.json()["id"], finished)
+        assert Image.open(io.BytesIO(client.get(done["result"]).content)).size == (160, 120)
+        optimise = client.post("/api/jobs", json={"content": content, "styles": [upload(client, make_style())]})
+        assert optimise.status_code == 201 and optimise.json()["options"]["size"] == 512, optimise.text
+        client.delete(f"/api/jobs/{optimise.json()['id']}")
+
+
+def test_time_left_weighs_each_iteration_by_its_scales_pixels() -> None:
+    """Before: progress said the time so far only. Iterations at a larger scale cost more: by pixels, not counts."""
+    from stylecraft.optimize import Progress
+    from stylecraft.studio.worker import seconds_left
+
+    plan = [((64, 48), 4), ((128, 96), 2)]  # the second scale's 2 iterations cost as much as 8 of the first's
+
+    def at(iteration: int, scale: int, elapsed: float) -> float | None:
+        return seconds_left(plan, Progress(iteration, 6, elapsed, lambda: None, scale=scale, scales=2))
+
+    assert at(4, 1, 2.0) == pytest.approx(4.0)  # a third of the work in 2 s: 4 s to go (not 1 s)
+    assert at(5, 2, 4.0) == pytest.approx(2.0)
+    assert at(6, 2, 6.0) == 0
+    assert at(0, 1, 0.0) is None and seconds_left(plan[:1], Progress(1, 6, 1.0, lambda: None, scales=2)) is None
+
+
+def test_a_running_job_tells_its_time_left(tmp_path: Path) -> None:
+    with studio(tmp_path) as client:
+        job = new_job(client, iterations=400)
+        running = wait_for(client, job["id"], lambda j: j["state"] == "running" and j["seconds_left"] is not None)
+        assert running["seconds_left"] > 0
+        client.post(f"/api/jobs/{job['id']}/cancel")
+        assert wait_for(client, job["id"], finished)["seconds_left"] is None

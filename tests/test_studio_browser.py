@@ -130,6 +130,8 @@ def test_page_end_to_end_at_desktop_and_phone_widths(tmp_path: Path) -> None:
             desktop.click("#start")
             expect(desktop.locator("#live-image.preview")).to_be_visible(timeout=60_000)
             expect(desktop.locator("#live .badge")).to_have_text("running")
+            expect(desktop.locator("#live-time")).to_contain_text(" left")  # the time so far, and the time to go
+            expect(desktop.locator("#start-hint")).to_have_text("1 job painting now: a new job waits its turn.")
             desktop.evaluate("window.scrollTo(0, 0)")
             desktop.screenshot(path=tmp_path / "studio-running.png", full_page=True)
             _keep(tmp_path / "studio-running.png")
@@ -227,15 +229,16 @@ def test_a_built_in_style_previews_and_paints_the_photo(tmp_path: Path) -> None:
             page.click(f"#style-row .style-card[data-style='{first}']")
             expect(page.locator(f".style-card[data-style='{first}']")).to_have_attribute("aria-pressed", "true")
             assert page.input_value("#model") == first
-            page.fill("#size", "64")
+            assert page.input_value("#size") == ""  # a model keeps the photo's size unless asked, as `apply`
             page.click("#start")
             expect(page.locator("#live-image.result")).to_be_visible(timeout=60_000)
             expect(page.locator("#live .job-title")).to_contain_text(title)
-            assert page.evaluate("document.querySelector('#live-image').naturalWidth") == 64
+            assert page.evaluate("document.querySelector('#live-image').naturalWidth") == 320
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=tmp_path / "studio-styles-desktop.png", full_page=True)
             _keep(tmp_path / "studio-styles-desktop.png")
 
+            page.fill("#size", "64")
             page.click("#fine")  # the painting, to the optimiser
             expect(page.locator("#gallery article")).to_have_count(2)
             expect(page.locator("#live .job-title")).to_contain_text(f"photo.jpg × {title}")
@@ -250,6 +253,10 @@ def test_a_built_in_style_previews_and_paints_the_photo(tmp_path: Path) -> None:
             expect(phone.locator("#style-row .preview.ready img")).to_have_count(len(known), timeout=60_000)
             phone.click(f"#style-row .style-card[data-style='{known[-1]['name']}']")
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
+            clipped = phone.locator("#style-row .caption b").evaluate_all(
+                "(titles) => titles.filter((t) => t.scrollHeight > t.clientHeight || t.scrollWidth > t.clientWidth)"
+                ".map((t) => t.textContent)")
+            assert clipped == [], clipped  # every title whole, "Udnie (Young American Girl, The Dance)" too
             phone.screenshot(path=tmp_path / "studio-styles-phone.png", full_page=True)
             _keep(tmp_path / "studio-styles-phone.png")
             assert refused == refused_on_phone == []

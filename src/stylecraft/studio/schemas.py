@@ -33,7 +33,9 @@ class JobRequest(BaseModel):
     method: Literal["optimise", "model"] = Field("optimise", description="optimisation or a real-time model")
     model: str | None = Field(None, description="a model's name from /api/models, a built-in style or a file "
                               "(method 'model')")
-    size: int = Field(DEFAULTS.size, ge=16, le=65536, description="long side of the result in pixels")
+    size: int | None = Field(None, ge=16, le=65536, description="long side of the result in pixels (default: the "
+                             f"photo's own with a real-time model, as `stylecraft apply`; {DEFAULTS.size} for the "
+                             "optimiser)")
     iterations: int = Field(DEFAULTS.iterations, ge=1, description="optimiser steps (optimisation)")
     style_weight: float = Field(DEFAULTS.style_weight, ge=0, le=1e6, allow_inf_nan=False,
                                 description="style strength (optimisation)")

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     iteration INTEGER NOT NULL DEFAULT 0, iterations INTEGER NOT NULL DEFAULT 0,
     losses TEXT NOT NULL DEFAULT '{}', elapsed REAL, preview INTEGER NOT NULL DEFAULT 0,
     result INTEGER NOT NULL DEFAULT 0, seed INTEGER, error TEXT, version INTEGER NOT NULL DEFAULT 0,
-    quality TEXT);
+    quality TEXT, seconds_left REAL);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, queued);
 """
 
@@ -99,6 +99,8 @@ class JobFields(BaseModel):
     error: str | None
     version: int
     quality: dict[str, float] | None = Field(description="the result's quality numbers (docs/quality.md)")
+    seconds_left: float | None = Field(None, description="a running job's expected seconds to its end, from the "
+                                       "pace so far (None: not known yet, or not running)")
 
 
 class Job(JobFields):
@@ -267,8 +269,11 @@ class JobStore:
             if "kind" not in columns:  # a database from before videos
                 self._db.execute("ALTER TABLE uploads ADD COLUMN kind TEXT NOT NULL DEFAULT 'picture'")
                 self._db.execute("ALTER TABLE uploads ADD COLUMN seconds REAL")
-            if "quality" not in {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+            job_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "quality" not in job_columns:
                 self._db.execute("ALTER TABLE jobs ADD COLUMN quality TEXT")  # a database from before scores
+            if "seconds_left" not in job_columns:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN seconds_left REAL")  # from before estimates
             self.interrupted = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE state='running'")]
             self._db.execute("UPDATE jobs SET state='interrupted', finished=?, error=? WHERE state='running'",
                              (time.time(), "the server stopped while this job was running"))
@@ -606,7 +611,7 @@ class JobStore:
                 private_folder(self.job_dir(job_id))
             self._db.execute("UPDATE jobs SET state='queued', queued=?, started=NULL, finished=NULL, iteration=0, "
                              "losses='{}', elapsed=NULL, preview=0, result=0, error=NULL, quality=NULL, "
-                             "version=version+1 WHERE id=?",
+                             "seconds_left=NULL, version=version+1 WHERE id=?",
                              (time.time(), job_id))
             job = self._job(job_id)
         self.on_change(job_id)

@@ -32,7 +32,7 @@ from ..api.realtime import Model
 from ..api.video import VideoProgress
 from ..errors import StylecraftError, one_line
 from ..feedforward import styles
-from ..optimize import Checkpoint, Progress
+from ..optimize import Checkpoint, Progress, TransferConfig, schedule
 from ..progress import Stop
 from ..video.io import VideoReader
 from . import regions
@@ -110,8 +110,10 @@ def paint_picture(options: dict[str, Any], content: Image.Image, style_pictures:
         picture = api.apply_model(loaded, content, size=options["size"], preserve_color=options["preserve_color"])
         return Painted(picture, dict(options), None, 1)
     _one_pass_preview(options, content, style_pictures, masks, device, report)
+    plan = schedule(TransferConfig(size=options["size"], iterations=options["iterations"]),
+                    images.fit_long_side(*content.size, options["size"]))
     result = api.run("transfer", content, list(style_pictures), masks=masks,
-                     callbacks=[_progress(report, preview_every)],
+                     callbacks=[_progress(report, preview_every, plan)],
                      device=device, stop=stop, size=options["size"], iterations=options["iterations"],
                      style_weight=options["style_weight"], preserve_color=options["preserve_color"],
                      seed=options.get("seed"), resume=resume)
@@ -133,9 +135,23 @@ def _one_pass_preview(options: dict[str, Any], content: Image.Image, style_pictu
     report({"iterations": options["iterations"], "iteration": 0, "preview": -1}, images.encode_image(picture, "JPEG"))
 
 
-def _progress(report: Report, preview_every: int) -> Callable[[Progress], None]:
-    """The optimiser's callback: a preview every ``preview_every`` iterations, progress at most four times a
-    second (and at the last iteration)."""
+def seconds_left(plan: Sequence[tuple[tuple[int, int], int]], event: Progress) -> float | None:
+    """The seconds a run of ``plan`` (its scales' sizes and iterations, coarse to fine) should still take after
+    ``event``, at the pace so far: an iteration's cost is taken as its scale's pixels, so the cheap small scales
+    at the start do not promise a quick end. None before the first iteration, or for a run of another plan."""
+    if event.scales != len(plan) or event.iteration <= 0 or event.elapsed <= 0:
+        return None
+    costs = [count * width * height for (width, height), count in plan]
+    before = plan[: event.scale - 1]
+    (width, height), _ = plan[event.scale - 1]
+    done = sum(costs[: event.scale - 1]) + (event.iteration - sum(count for _, count in before)) * width * height
+    return event.elapsed * max(0, sum(costs) - done) / done if done > 0 else None
+
+
+def _progress(report: Report, preview_every: int,
+              plan: Sequence[tuple[tuple[int, int], int]]) -> Callable[[Progress], None]:
+    """The optimiser's callback: a preview every ``preview_every`` iterations, progress (with the time left by
+    ``plan``) at most four times a second (and at the last iteration)."""
     last = [0.0]
 
     def callback(event: Progress) -> None:
@@ -149,7 +165,7 @@ def _progress(report: Report, preview_every: int) -> Callable[[Progress], None]:
             last[0] = now
             losses = {k: v for k, v in event.losses.items() if ":" not in k}
             report({"iterations": event.iterations, "iteration": event.iteration, "elapsed": event.elapsed,
-                    "losses": losses, **fields}, preview)
+                    "seconds_left": seconds_left(plan, event), "losses": losses, **fields}, preview)
 
     return callback
 
@@ -251,7 +267,7 @@ class Worker:
         finally:
             self._running.remove(job_id)
         try:
-            self._record_end(job_id, {"state": state, "finished": time.time(),
+            self._record_end(job_id, {"state": state, "finished": time.time(), "seconds_left": None,
                                       "elapsed": time.perf_counter() - began, "error": error})
         except Exception as exc:  # noqa: BLE001 - say so on the job if the database lets us at all
             log.exception("could not record the end of job %s", job_id)
@@ -336,8 +352,9 @@ class Worker:
             now = time.monotonic()
             if now - last[0] >= 0.25 or event.step == event.total:
                 last[0] = now
+                left = event.elapsed * (event.total - event.step) / event.step if event.total and event.step else None
                 self.store.update(job_id, iterations=event.total or 0, iteration=event.step,
-                                  elapsed=event.elapsed)
+                                  elapsed=event.elapsed, seconds_left=left)
 
         result = api.paint_video(self.store.upload_path(job.content, "video"), self.store.job_file(job_id, "video"),
                                  model=self._model(options["model"]), size=options["size"],

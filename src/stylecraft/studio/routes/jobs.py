@@ -25,18 +25,20 @@ router = APIRouter()
 MIN_SIDE = 2 ** max(downsampling(layer) for layer in (*DEFAULTS.content_layers, *DEFAULTS.style_layers))
 
 
-def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list[str], int]:
-    """The request's style ids and the result's pixels, once it is known to fit this studio's limits and the
-    optimiser's rules."""
+def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list[str], int, int]:
+    """The request's style ids, the result's size (long side) and its pixels, once it is known to fit this
+    studio's limits and the optimiser's rules. A real-time model keeps the photo's size unless asked for
+    another, as `stylecraft apply` does; the optimiser paints at its default size."""
     content = store.upload(request.content)
     video = content["kind"] == "video"
     if video and request.method != "model":
         raise ConfigError("a video is painted here with a real-time model: the optimiser takes minutes a frame "
                           "(on the command line: stylecraft video --style)")
+    size = request.size or (max(content["width"], content["height"]) if request.method == "model" else DEFAULTS.size)
     limit, what = (config.max_video_pixels, "frame") if video else (config.max_pixels, "picture")
-    width, height = images.fit_long_side(content["width"], content["height"], request.size)
+    width, height = images.fit_long_side(content["width"], content["height"], size)
     if width * height > limit:
-        raise ConfigError(f"size {request.size} makes a {width} x {height} {what}, more than this studio's limit "
+        raise ConfigError(f"size {size} makes a {width} x {height} {what}, more than this studio's limit "
                           f"of {limit:,} pixels; use a size of {_largest(content, limit)} or less")
     pixels = width * height
     if request.iterations > config.max_iterations:
@@ -49,7 +51,7 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
         if not request.model:
             raise ConfigError("choose a real-time model")
         check_model(config.models_folder, request.model)
-        return [], pixels
+        return [], size, pixels
     if not styles:
         raise ConfigError("add at least one style picture")
     if len(styles) > config.max_styles:
@@ -58,12 +60,12 @@ def _check(request: JobRequest, config: Settings, store: JobStore) -> tuple[list
         raise ConfigError("the same painting is chosen for two colours; paint both regions in one colour"
                           if request.regions else "the same style picture is given twice")
     for picture in [content, *map(store.upload, styles)]:
-        _check_runnable(picture, request.size)
+        _check_runnable(picture, size)
     if request.regions is not None:
         regions.check(store, content, request.regions, styles)
-    DEFAULTS.replace(size=request.size, iterations=request.iterations, style_weight=request.style_weight,
+    DEFAULTS.replace(size=size, iterations=request.iterations, style_weight=request.style_weight,
                      preserve_color=request.preserve_color, seed=request.seed).validate("transfer", len(styles))
-    return styles, pixels
+    return styles, size, pixels
 
 
 def _check_runnable(picture: dict[str, Any], size: int) -> None:
@@ -94,8 +96,8 @@ async def jobs(store: Store) -> list[dict[str, Any]]:
 @router.post("/api/jobs", status_code=201, response_model=Job, summary="Queue a job",
              responses={404: {"model": Error}, 429: {"model": Error}, 507: {"model": Error}})
 async def create_job(request: JobRequest, config: Settings, store: Store, worker: Runner) -> dict[str, Any]:
-    styles, pixels = await run_in_threadpool(_check, request, config, store)
-    options = request.model_dump(exclude={"content", "styles"})
+    styles, size, pixels = await run_in_threadpool(_check, request, config, store)
+    options = {**request.model_dump(exclude={"content", "styles"}), "size": size}
     if request.method != "model":
         options["model"] = None
     room = 4 * pixels  # at most: the result as a PNG, its preview and thumbnail

@@ -505,6 +505,7 @@ function updateMethod() {
   $("#style-hint").textContent = method() === "regions" ? "Your own paintings, to choose for a region above." : "One or more; several are blended.";
   $("#iterations-field").hidden = model;
   $("#strength-field").hidden = model;
+  $("#size").placeholder = model ? "the photo's own" : String(state.info ? state.info.defaults.size : "");
   updateStart();
 }
 
@@ -526,9 +527,18 @@ function updateStart() {
   $("#fine").hidden = !chosen;
   $("#fine").disabled = Boolean(reason) || !chosen || state.content.kind === "video";
   if (reason) { hint.textContent = reason; return; }
-  const waiting = [...state.jobs.values()].filter((j) => j.state === "queued" || j.state === "running").length;
-  hint.textContent = waiting ? `${waiting} job${waiting > 1 ? "s" : ""} ahead in the queue.`
-    : `Runs on this machine's ${state.info.device.toUpperCase()}.`;
+  hint.textContent = queueText() || `Runs on this machine's ${state.info.device.toUpperCase()}.`;
+}
+
+// What a new job would wait for: the jobs painting now and those waiting, or "" for none.
+function queueText() {
+  const jobs = [...state.jobs.values()];
+  const running = jobs.filter((j) => j.state === "running").length;
+  const waiting = jobs.filter((j) => j.state === "queued").length;
+  if (!running && !waiting) return "";
+  const parts = [running ? `${running} job${running > 1 ? "s" : ""} painting` : "",
+                 waiting ? `${waiting} waiting` : ""].filter(Boolean);
+  return `${parts.join(" and ")} now: a new job waits its turn.`;
 }
 
 function fillForm(info) {
@@ -537,7 +547,7 @@ function fillForm(info) {
   $("#sizes").replaceChildren(...[256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192]
     .filter((s) => s * Math.round(s * 2 / 3) <= info.limits.max_pixels)
     .map((s) => el("option", {value: s, label: s === 256 ? "quick" : s === d.size ? "standard" : s === 1024 ? "detailed" : null})));
-  $("#size").value = d.size;
+  $("#size").value = "";  // empty: the server's default, the photo's own size for a model (as `apply`)
   $("#iterations").value = d.iterations;
   $("#iterations").max = info.limits.max_iterations;
   // Presets fill the size and the iterations; the fields stay editable.
@@ -563,7 +573,8 @@ function fillForm(info) {
 
 // The job's settings for the optimiser towards the uploaded pictures ``styles``, or for the chosen model.
 function settings(styles) {
-  const body = {content: state.content.id, size: Number($("#size").value), preserve_color: $("#preserve-color").checked};
+  const size = $("#size").value ? Number($("#size").value) : undefined;  // none: the server's default
+  const body = {content: state.content.id, size, preserve_color: $("#preserve-color").checked};
   if (!styles) return {...body, method: "model", model: $("#model").value};
   return {...body, method: "optimise", styles, iterations: Number($("#iterations").value),
           style_weight: strengthFromSlider($("#strength").value)};
@@ -725,7 +736,8 @@ function updateLive(job) {
   const time = $("#live-time");
   if (time) {
     const over = !["queued", "running"].includes(job.state);
-    time.textContent = over ? (job.seed !== null ? `seed ${job.seed}` : "") : job.elapsed ? seconds(job.elapsed) : "";
+    const left = job.state === "running" && job.seconds_left !== null ? ` · about ${seconds(job.seconds_left)} left` : "";
+    time.textContent = over ? (job.seed !== null ? `seed ${job.seed}` : "") : job.elapsed ? `${seconds(job.elapsed)}${left}` : "";
   }
   const losses = $("#live-losses");
   if (losses && job.quality) {
