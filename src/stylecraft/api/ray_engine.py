@@ -133,7 +133,7 @@ class _Painter:
         assert settings.model is not None
         self.settings, self.run_id = settings, run_id
         began = time.perf_counter()
-        self.model = load_style_model(settings.model, device=settings.device)
+        self.model = load_style_model(settings.model, device=settings.device, precision=settings.precision)
         self.loading: Loading | None = Loading.timed(settings.model, began)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -260,10 +260,11 @@ def _cause(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class _Channel:
     """A studio job's mailbox on the cluster: the task posts its latest progress, the studio reads it and may ask
-    the task to stop."""
+    the task to stop. An actor whose process dies is started again, and calls made meanwhile wait for it, so the
+    job goes on (what the new one lacks: the progress not yet read, and a stop, which the studio asks again)."""
 
     def __init__(self) -> None:
         self.latest: dict[str, Any] | None = None
@@ -331,13 +332,11 @@ class RayJobs:
         channel = _Channel.remote()  # type: ignore[attr-defined]
         task = ray.remote(_call).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
         ref = task.remote(work, args, RemoteStop(channel))
-        asked = False
         try:
             while True:
                 ready, _ = ray.wait([ref], timeout=poll)
-                if stop.is_set() and not asked:
+                if stop.is_set():  # at every poll: a restarted channel forgot the last request
                     channel.stop.remote()
-                    asked = True
                 progress, preview = ray.get(channel.take.remote())
                 if progress is not None or preview is not None:
                     on_progress(progress or {}, preview)

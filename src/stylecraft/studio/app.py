@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from .. import api, checks, files
 from ..errors import UsageError, one_line
-from . import events
+from . import events, leftovers
 from .config import StudioConfig
 from .events import Hub
 from .previews import Previews
@@ -70,6 +70,7 @@ def create_app(config: StudioConfig) -> FastAPI:
             access_log.removeFilter(redact_token)
             previews.close()
             await run_in_threadpool(worker.stop)
+            leftovers.forget(config.data)  # the cluster, if it started one, was shut down
             store.close()
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and the studio fetches nothing from
@@ -93,13 +94,22 @@ def create_app(config: StudioConfig) -> FastAPI:
 
 
 def _cluster(config: StudioConfig) -> Cluster | None:
-    """The Ray cluster that runs the jobs with ``engine`` ray (the ``ray`` extra), else None."""
+    """The Ray cluster that runs the jobs with ``engine`` ray (the ``ray`` extra), else None. The Ray processes a
+    killed studio left running on this data folder are ended first, and a cluster started here is recorded
+    there for the next studio to do the same (:mod:`.leftovers`)."""
     if config.engine == "local":
         return None
     checks.require("ray", "ray", "`engine` ray")
     from ..api.ray_engine import RayJobs
 
-    return RayJobs(config.address, config.workers, config.gpus_per_worker)
+    ended = leftovers.end_left_over(config.data)
+    if ended:
+        log.warning("ended %d Ray processes left running by a studio that was killed (ids %s)", len(ended),
+                    ", ".join(map(str, ended)))
+    cluster = RayJobs(config.address, config.workers, config.gpus_per_worker)
+    if cluster.started:
+        leftovers.record(config.data)
+    return cluster
 
 
 def _install_error_handlers(app: FastAPI) -> None:
