@@ -97,6 +97,7 @@ def test_globs_and_lists_of_paths(tmp_path):
     (["a.png", "-o", "out", "--model", "great-wave", "--quality", "draft"], "--quality goes with --style"),
     (["a.png", "-o", "out", "--model", "great-wave", "--workers", "2"], "go with --engine ray"),
     (["a.png", "-o", "a.png", "--model", "great-wave"], "is a file"),
+    (["a.png", "-o", "out", "--model", "great-wave", "--precision", "bf16"], "a network runs fp32"),
 ])
 def test_bad_requests_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -219,7 +220,7 @@ def test_ctrl_c_stops_a_batch_process_keeps_what_is_done_and_a_rerun_completes_i
     make_style().save(tmp_path / "style.png")
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out),
-            "--style", str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--quiet"]
+            "--style", str(tmp_path / "style.png"), "--size", "32", "--iterations", "6", "--quiet"]
     # SIGINT back to its default in the child (a shell without job control would start it ignored)
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

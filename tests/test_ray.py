@@ -88,14 +88,16 @@ def test_ray_paints_what_local_paints_reports_a_corrupt_picture_and_resumes(clus
     assert main(["batch", "in", "-o", "ray", "--model", str(model), "--batch-size", "2", "--engine", "ray",
                  "--workers", "2"]) == 0
     assert "6 skipped" in capsys.readouterr().err
-    assert len((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()) == 7  # nothing painted again
+    lines = (tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()
+    assert sum('"input"' in line for line in lines) == 7  # nothing painted again
 
 
 def test_a_painting_paints_on_ray_as_it_does_here(cluster, tmp_path):
     """A picture where a network is expected: each worker takes the painting's statistics once."""
     photos(tmp_path / "in", 3)
     make_style(64, 64).save(tmp_path / "painting.png")
-    settings = BatchSettings(model=str(tmp_path / "painting.png"), batch_size=2)
+    # The workers are other processes: the test session's pin of the CPU's bf16 does not reach them.
+    settings = BatchSettings(model=str(tmp_path / "painting.png"), batch_size=2, precision="fp32")
     result = api.paint_batch([tmp_path / "in"], tmp_path / "ray", settings, engine=RayEngine(workers=1))
     local = api.paint_batch([tmp_path / "in"], tmp_path / "local", settings)
     assert len(result.painted) == len(local.painted) == 3
@@ -137,7 +139,7 @@ def test_a_worker_node_killed_mid_batch_loses_nothing_and_writes_nothing_twice(c
     assert at_kill and at_kill[0] < len(inputs)  # the node was killed with pictures still to paint
     assert len(result.painted) == len(inputs) and not result.failed
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert sorted(r["input"] for r in records) == sorted(map(str, inputs))  # each picture exactly once
+    assert sorted(r["input"] for r in records if "input" in r) == sorted(map(str, inputs))  # each exactly once
     runs = {images.read_metadata(out / p.name)["batch"]["run"] for p in inputs}  # type: ignore[index]
     assert len(runs) == 1 and not list(out.glob(".*.part"))
     for path in inputs:

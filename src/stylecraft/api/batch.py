@@ -35,6 +35,7 @@ from ..errors import ConfigError, ImageError, RunError, UsageError, one_line
 from ..optimize import PRESETS
 from ..photos import PHOTO_TYPES, find_photos
 from ..progress import CANCELLED, Count, Stop, requested
+from .one_pass import is_painting
 from .realtime import Model, apply_many, load_style_model
 from .transfer import run
 
@@ -66,7 +67,8 @@ class BatchSettings:
     """What every picture of a batch is painted with: a real-time ``model`` (a file every worker can read, or a
     built-in style's name or blend) or the optimiser towards ``style`` (a painting) with the ``preset``'s
     defaults; ``size`` (long side; None: the input's for a network, the preset's for the optimiser);
-    ``precision`` the optimiser's (auto: bf16 where the worker's device has it, :func:`.transfer.run`)."""
+    ``precision`` the optimiser's and a painting's (auto: bf16 where the worker's device has it,
+    :func:`.transfer.run`, :func:`.realtime.load_style_model`; a trained network runs fp32)."""
 
     model: str | None = None
     style: str | None = None
@@ -95,6 +97,8 @@ class BatchSettings:
         checks.at_least("batch_size", self.batch_size, 1)
         checks.at_least("tile", self.tile, 64)
         checks.choice("precision", self.precision, PRECISIONS)
+        if self.model is not None and not is_painting(self.model) and self.precision not in ("auto", "fp32"):
+            raise ConfigError(f"`precision` {self.precision} goes with a painting or `style`; a network runs fp32")
 
     def record(self) -> dict[str, Any]:
         """The settings a manifest records and a resumed run must match (not where or how fast it ran)."""
@@ -343,7 +347,7 @@ class LocalEngine:
                                          lambda unit: [paint_optimised(unit[0], settings, run_id)], settings)
             return
         began = time.perf_counter()
-        model = load_style_model(settings.model, device=settings.device)
+        model = load_style_model(settings.model, device=settings.device, precision=settings.precision)
         yield Loading.timed(settings.model, began)
         chunks = (items[start:start + settings.batch_size] for start in range(0, len(items), settings.batch_size))
         yield from until_interrupted(chunks, lambda chunk: paint_with_model(model, chunk, settings, run_id),
