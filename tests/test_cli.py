@@ -692,3 +692,49 @@ def test_help_says_what_each_command_takes(capsys):
     assert "optimiser" not in tile and "scale" not in tile, tile
     code, err = run_cli(capsys, "transfer", "photo.jpg")
     assert code == 2 and err.count("\n") == 1 and "-o/--output" in err and "one painting or more" in err, err
+
+
+@pytest.mark.parametrize(("model", "extra", "message"), [
+    ("great-wave", ["--size", "99999999999"], "--size must be 1 to 65536"),
+    ("great-wave", ["--size", "20000"], "more than the limit of 178,000,000 pixels; use --size 15405 or less"),
+    ("painting", ["--size", "20000"], "more than the limit of 178,000,000 pixels"),
+    ("great-wave", ["--tile", "0"], "--tile must be 128 to 65536"),
+    ("great-wave", ["--tile", "16"], "--tile must be 128 to 65536"),
+    ("painting", ["--tile", "16"], "--tile must be 128 to 65536"),
+    ("great-wave", ["--size", "8000"], "even in tiles of 128 px, but only 1.0 GiB is free; use --size"),
+])
+def test_apply_refuses_a_size_or_tile_it_cannot_paint_before_allocating(capsys, tmp_path, content_path,
+                                                                        style_path, monkeypatch, model, extra,
+                                                                        message):
+    """Before: --size 20000 died in the allocator, --size 99999999999 overflowed torch's size calculation (exit 1),
+    and --tile 0 or 16 ran for ever on a 96 px picture."""
+    from stylecraft.runtime import Runtime
+
+    monkeypatch.setattr(Runtime, "available_memory", lambda self: 2**30)
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "apply", style_path if model == "painting" else model, content_path, "-o", out,
+                        "--quiet", *extra)
+    assert code == 2 and err.count("\n") == 1 and message in err and not out.exists(), err
+
+
+def test_apply_paints_in_exact_tiles_when_the_memory_says_so(capsys, tmp_path, content_path, monkeypatch):
+    """The tile side comes down from the one asked for to the largest the memory free holds (tiles are exact:
+    test_feedforward checks the picture), and the painting gets it."""
+    from stylecraft.api import realtime
+    from stylecraft.runtime import Runtime
+
+    model = realtime.load_style_model("great-wave")
+    free = {"bytes": 2**40}
+    monkeypatch.setattr(Runtime, "available_memory", lambda self: free["bytes"])
+    assert realtime.plan_tile(model, (3000, 2000), 1, None, "x") is None  # the default, 2048 px
+    chosen = []
+    for side in (1024, 512, 256, 128):
+        free["bytes"] = int(realtime._needed(model, (3000, 2000), 1, side))
+        chosen.append(realtime.plan_tile(model, (3000, 2000), 1, None, "x"))
+    assert chosen == [1024, 512, 256, 128]
+    tiles = []
+    monkeypatch.setattr(realtime, "paint_tensor", lambda model, batch, *, tile, **k: tiles.append(tile) or batch)
+    free["bytes"] = int(realtime._needed(model, (400, 300), 1, 128))
+    out = tmp_path / "out.png"
+    assert run_cli(capsys, "apply", "great-wave", content_path, "-o", out, "--size", "400", "--quiet")[0] == 0
+    assert tiles == [128] and Image.open(out).size == (400, 300)

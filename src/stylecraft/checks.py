@@ -22,11 +22,12 @@ S = TypeVar("S")
 #: narrow enough that no value overflows a computation, allocates without end or runs for days. Every check of
 #: a bounded number reads it here (:func:`within`), for the CLI, the API and the studio alike. Sides and tiles are
 #: pixels (65,536 is the studio's largest side too; the pixel limit, ``choices.MAX_PIXELS``, applies to the
-#: picture as well); ``max_memory`` is GiB; weights of loss terms are absolute, so they are bounded where a loss
-#: of float32 still has room.
+#: picture as well); a one-pass painter's tiles (``one_pass_tile``, checked as ``tile``) are larger than the
+#: optimiser's, since each repeats a halo of about 70 px in every pass; ``max_memory`` is GiB; weights of loss
+#: terms are absolute, so they are bounded where a loss of float32 still has room.
 BOUNDS: dict[str, tuple[float, float]] = {
     "size": (1, 65536), "style_size": (1, 65536), "width": (1, 65536), "height": (1, 65536),
-    "min_size": (1, 65536), "tile": (16, 65536),
+    "min_size": (1, 65536), "tile": (16, 65536), "one_pass_tile": (128, 65536),
     "iterations": (1, 100_000), "scale_iterations": (1, 100_000), "scales": (1, 32),
     "style_scale": (0.01, 16.0), "lr": (1e-6, 1e3), "max_memory": (0.001, 1e6),
     "content_weight": (0.0, 1e12), "style_weight": (0.0, 1e12), "tv_weight": (0.0, 1e12),
@@ -34,12 +35,12 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-def within(name: str, value: float | None) -> None:
-    """ConfigError unless ``value`` (when given) lies in ``BOUNDS[name]``: refuses NaN, infinities and numbers
-    too large for any float alike (compared, never converted)."""
+def within(name: str, value: float | None, bounds: str | None = None) -> None:
+    """ConfigError unless ``value`` (when given) lies in ``BOUNDS[bounds or name]``: refuses NaN, infinities and
+    numbers too large for any float alike (compared, never converted)."""
     if value is None:
         return
-    low, high = BOUNDS[name]
+    low, high = BOUNDS[bounds or name]
     if not low <= value <= high:  # False for NaN too
         raise ConfigError(f"`{name}` must be {low:g} to {high:g} (got {shorten(str(value), 40)})")
 

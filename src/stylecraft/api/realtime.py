@@ -5,6 +5,7 @@ images in, PIL images out; inputs are validated here."""
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -19,6 +20,7 @@ from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..feedforward.settings import BACKENDS as BACKENDS
 from ..images import ImageInput
+from ..optimize.memory import amount
 from ..photos import PhotoFolder
 from ..progress import Stop
 from ..runtime import DEVICES, Runtime
@@ -260,32 +262,91 @@ def paint_tensor(model: Model, batch: torch.Tensor, *, preserve_color: bool = Fa
     return feedforward.apply(model.net, batch, preserve_color=preserve_color, tile=tile or feedforward.TILE)
 
 
+#: The memory one-pass painting needs, as peak RSS measured on the CPU (fp32, 768-1024 px): a pass holds about
+#: 1000 bytes a pixel of what it runs (the whole picture, or one tile with its halo) for a network and 1250 for a
+#: painting's decoders; a picture run in tiles holds besides about 300 bytes a pixel of the whole picture (the
+#: input, its padded copy, the output and the result's 8 bits). Rounded up.
+PASS_BYTES = {"network": 1100, "painting": 1400}
+PICTURE_BYTES = 320
+#: A tile's halo, rounded up from the network's reach (56 px) and the decoders' at relu4_1 (68 px).
+HALO = 72
+#: Tile sides tried, largest first, where the memory cannot hold the picture in tiles of the side asked for.
+TILE_SIDES = (2048, 1024, 512, 256, 128)
+
+
+def _device(model: Model) -> torch.device:
+    if isinstance(model, OnePass):
+        return model.painter.runtime.device
+    net = model.net
+    return next(net.parameters()).device if isinstance(net, torch.nn.Module) else net.device
+
+
+def _needed(model: Model, size: tuple[int, int], count: int, side: int) -> float:
+    """Bytes that painting ``count`` pictures of ``size`` (width, height) in tiles of ``side`` px is expected to
+    take at its peak (one pass of the whole picture where it is no larger than a tile)."""
+    width, height = size
+    per_pass = PASS_BYTES["painting" if isinstance(model, OnePass) else "network"]
+    if max(size) <= side:
+        return count * (per_pass + PICTURE_BYTES) * width * height
+    crop = min(width, side + 2 * HALO) * min(height, side + 2 * HALO)
+    return count * (PICTURE_BYTES * width * height + per_pass * crop)
+
+
+def plan_tile(model: Model, size: tuple[int, int], count: int, tile: int | None, what: str) -> int | None:
+    """The tile side to paint ``count`` pictures of ``size`` (width, height) with: ``tile`` (None: the model's
+    default) where the memory the device has free holds it, else the largest of ``TILE_SIDES`` below it that
+    it does hold (tiles are exact: the same picture). Checked before anything of that size is allocated: a
+    picture over the pixel limit, or one that does not fit even in the smallest tiles, is an ImageError
+    naming ``what`` and the largest size that would fit."""
+    images.check_pixels(size, what)
+    available = Runtime(_device(model)).available_memory()
+    if available is None:
+        return tile
+    asked = tile or (model.config.tile if isinstance(model, OnePass) else feedforward.TILE)
+    for side in (asked, *(side for side in TILE_SIDES if side < asked)):
+        if _needed(model, size, count, side) <= available:
+            return tile if side == asked else side
+    smallest = min(asked, TILE_SIDES[-1])
+    needed = _needed(model, size, count, smallest)
+    one_tile = needed - count * PICTURE_BYTES * size[0] * size[1]  # what a smaller picture needs all the same
+    room = (available - one_tile) / (needed - one_tile)
+    remedy = f"use `size` {int(max(size) * math.sqrt(room))} or less" if room > 0 else "free some memory"
+    raise ImageError(f"{what}: a {size[0]} x {size[1]} picture needs about {amount(needed)} even in tiles of "
+                     f"{smallest} px, but only {amount(available)} is free; {remedy}")
+
+
 def apply_many(model: Model, sources: Sequence[Source], *, batch_size: int = 4,
                size: int | None = None, preserve_color: bool = False, tile: int | None = None
                ) -> Iterator[tuple[Source, Image.Image | ImageError]]:
     """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
 
-    Yields each source with its picture, or with the ImageError that kept it from being read, so that one
-    bad file does not stop a folder.
+    ``size`` and ``tile`` are checked against their bounds (``checks.BOUNDS``), and each picture's size against
+    the pixel limit and the memory free (:func:`plan_tile`) before it is resized. Yields each source with its
+    picture, or with the ImageError that kept it from being read or painted, so that one bad file does not stop
+    a folder.
     """
-    if batch_size < 1:
-        raise ConfigError("`batch_size` must be at least 1")
+    checks.within("batch_size", batch_size)
+    checks.within("size", size)
+    checks.within("tile", tile, "one_pass_tile")
+    count = min(batch_size, len(sources))
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
         results: list[Image.Image | ImageError | None] = [None] * len(chunk)
-        same_size: dict[tuple[int, ...], list[int]] = {}
+        same_size: dict[tuple[tuple[int, ...], int | None], list[int]] = {}
         tensors: dict[int, torch.Tensor] = {}
         for index, source in enumerate(chunk):
             try:
-                tensor = images.to_tensor(images.load_image(source))
+                picture = images.load_image(source)
+                target = images.fit_long_side(*picture.size, size) if size else picture.size
+                chosen = plan_tile(model, target, count, tile, _name(source))
             except ImageError as exc:
                 results[index] = exc
                 continue
-            tensors[index] = images.resize_long_side(tensor, size) if size else tensor
-            same_size.setdefault(tuple(tensors[index].shape), []).append(index)
-        for indices in same_size.values():
+            tensors[index] = images.resize(images.to_tensor(picture), target)
+            same_size.setdefault((tuple(tensors[index].shape), chosen), []).append(index)
+        for (_, chosen), indices in same_size.items():
             batch = torch.cat([tensors[i] for i in indices])
-            painted = paint_tensor(model, batch, preserve_color=preserve_color, tile=tile)
+            painted = paint_tensor(model, batch, preserve_color=preserve_color, tile=chosen)
             for row, index in enumerate(indices):
                 results[index] = images.to_pil(painted[row:row + 1])
         yield from zip(chunk, results, strict=True)
