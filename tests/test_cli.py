@@ -738,3 +738,13 @@ def test_apply_paints_in_exact_tiles_when_the_memory_says_so(capsys, tmp_path, c
     out = tmp_path / "out.png"
     assert run_cli(capsys, "apply", "great-wave", content_path, "-o", out, "--size", "400", "--quiet")[0] == 0
     assert tiles == [128] and Image.open(out).size == (400, 300)
+
+
+@pytest.mark.parametrize(("size", "message"), [("99999999", "--style-size must be 1 to 65536"),
+                                               ("60000", "more than the limit of 178,000,000 pixels")])
+def test_a_painting_too_large_to_take_is_refused_before_allocating(capsys, tmp_path, content_path, style_path,
+                                                                   size, message):
+    """Before: `apply painting.png photo.jpg --style-size 99999999` died in the allocator (exit 1)."""
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "apply", style_path, content_path, "-o", out, "--style-size", size, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and message in err and not out.exists(), err

@@ -92,7 +92,9 @@ def load_painting(source: ImageInput, style_size: int) -> torch.Tensor:
     if min(picture.size) < MIN_SIDE:
         raise ImageError(f"{name}: {picture.size[0]} x {picture.size[1]} px is too small for a painting (at least "
                          f"{MIN_SIDE} px on each side)")
-    tensor = images.resize_long_side(images.to_tensor(picture), style_size)
+    target = images.fit_long_side(*picture.size, style_size)
+    images.check_pixels(target, str(name))
+    tensor = images.resize(images.to_tensor(picture), target)
     if float(tensor.std(dim=(-2, -1)).max()) < FLAT:
         raise ImageError(f"{name}: the painting is one flat colour, so it has no style to take")
     return tensor
@@ -112,6 +114,7 @@ def load_one_pass(paintings: str | os.PathLike[str] | Image.Image | Sequence[Ima
     """
     config = config or universal.PaintConfig()
     config.validate()
+    checks.within("style_size", config.style_size)  # the paintings' long side: bounded as the optimiser's
     if precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"`precision` {precision!r}: a painting runs in auto, fp32 or bf16")
     if isinstance(paintings, (str, os.PathLike)):
