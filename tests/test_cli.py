@@ -696,8 +696,8 @@ def test_help_says_what_each_command_takes(capsys):
 
 @pytest.mark.parametrize(("model", "extra", "message"), [
     ("great-wave", ["--size", "99999999999"], "--size must be 1 to 65536"),
-    ("great-wave", ["--size", "20000"], "more than the limit of 178,000,000 pixels; use --size 15405 or less"),
-    ("painting", ["--size", "20000"], "more than the limit of 178,000,000 pixels"),
+    ("great-wave", ["--size", "20000"], "is more than the limit of 178,000,000; use --size 15405 or less"),
+    ("painting", ["--size", "20000"], "is more than the limit of 178,000,000"),
     ("great-wave", ["--tile", "0"], "--tile must be 128 to 65536"),
     ("great-wave", ["--tile", "16"], "--tile must be 128 to 65536"),
     ("painting", ["--tile", "16"], "--tile must be 128 to 65536"),
@@ -741,10 +741,21 @@ def test_apply_paints_in_exact_tiles_when_the_memory_says_so(capsys, tmp_path, c
 
 
 @pytest.mark.parametrize(("size", "message"), [("99999999", "--style-size must be 1 to 65536"),
-                                               ("60000", "more than the limit of 178,000,000 pixels")])
+                                               ("60000", "is more than the limit of 178,000,000")])
 def test_a_painting_too_large_to_take_is_refused_before_allocating(capsys, tmp_path, content_path, style_path,
                                                                    size, message):
     """Before: `apply painting.png photo.jpg --style-size 99999999` died in the allocator (exit 1)."""
     out = tmp_path / "out.png"
     code, err = run_cli(capsys, "apply", style_path, content_path, "-o", out, "--style-size", size, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and message in err and not out.exists(), err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--size", "20000"], "the result: 20000 x 15000 pixels is more than the limit of 178,000,000; use --size 15405"),
+    (["--size", "8192", "--style-scale", "16"], "a style image: 131072 x 131072 pixels is more than the limit"),
+])
+def test_transfer_refuses_a_result_or_style_over_the_pixel_limit_before_work(capsys, tmp_path, content_path,
+                                                                             style_path, extra, message):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, *extra)
     assert code == 2 and err.count("\n") == 1 and message in err and not out.exists(), err

@@ -164,14 +164,15 @@ def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def check_pixels(size: tuple[int, int], what: str, max_pixels: int = MAX_PIXELS) -> None:
+def check_pixels(size: tuple[int, int], what: str, option: str = "size", max_pixels: int = MAX_PIXELS) -> None:
     """An ImageError, before anything of that size is allocated, when a picture of ``size`` (width, height) would
-    have more than ``max_pixels`` pixels (the limit every input has too), naming the largest long side that fits."""
+    have more than ``max_pixels`` pixels (the limit every input has too), naming the largest long side that fits
+    as the value of ``option``."""
     width, height = size
     if width * height > max_pixels:
         fits = int(max(size) * math.sqrt(max_pixels / (width * height)))
-        raise ImageError(f"{what}: a {width} x {height} result is more than the limit of {max_pixels:,} pixels; use "
-                         f"`size` {fits} or less")
+        raise ImageError(f"{what}: {width} x {height} pixels is more than the limit of {max_pixels:,}; use "
+                         f"`{option}` {fits} or less")
 
 
 def resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -93,7 +93,7 @@ def load_painting(source: ImageInput, style_size: int) -> torch.Tensor:
         raise ImageError(f"{name}: {picture.size[0]} x {picture.size[1]} px is too small for a painting (at least "
                          f"{MIN_SIDE} px on each side)")
     target = images.fit_long_side(*picture.size, style_size)
-    images.check_pixels(target, str(name))
+    images.check_pixels(target, str(name), "style_size")
     tensor = images.resize(images.to_tensor(picture), target)
     if float(tensor.std(dim=(-2, -1)).max()) < FLAT:
         raise ImageError(f"{name}: the painting is one flat colour, so it has no style to take")

@@ -36,6 +36,7 @@ from ..optimize import (
     synthesise,
 )
 from ..optimize.memory import MemoryPlan, plan_memory
+from ..optimize.schedule import style_canvas
 from ..optimize.timing import duration, expected_seconds
 from ..progress import Stop
 from ..runtime import Runtime
@@ -258,6 +259,10 @@ def run(mode: Mode | str, content: ImageInput | None = None,
         full = images.fit_long_side(*content_image.size, config.size)
     else:
         full = _texture_canvas(config, style_tensors[0])
+    images.check_pixels(full, "the result", "width` and `height" if content_image is None else "size")
+    for style in style_tensors:  # each at its largest, the full size's
+        images.check_pixels(style_canvas(config, full, (style.shape[-1], style.shape[-2])), "a style image",
+                            "style_size")
     if resume is not None and checkpoint is not None:
         problem = checkpoint.problem(schedule(config, full))
         if problem is not None:
