@@ -759,3 +759,13 @@ def test_transfer_refuses_a_result_or_style_over_the_pixel_limit_before_work(cap
     out = tmp_path / "out.png"
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, *extra)
     assert code == 2 and err.count("\n") == 1 and message in err and not out.exists(), err
+
+
+@pytest.mark.parametrize(("option", "value"), [("--size", "99999999"), ("--fps", "1e308"), ("--start", "1e308"),
+                                               ("--duration", "0"), ("--batch-size", "0"), ("--tile", "16"),
+                                               ("--frame-iterations", "99999999999")])
+def test_video_options_have_bounds_checked_before_the_video_is_opened(capsys, tmp_path, option, value):
+    out = tmp_path / "out.mp4"
+    model = ["--style", "s.png"] if option == "--frame-iterations" else ["--model", "great-wave"]
+    code, err = run_cli(capsys, "video", tmp_path / "missing.mp4", "-o", out, *model, option, value, "--quiet")
+    assert code == 2 and err.count("\n") == 1 and f"{option} must be" in err and not out.exists(), err

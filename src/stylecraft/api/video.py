@@ -138,6 +138,10 @@ def paint_video(source: str | os.PathLike[str], output: str | os.PathLike[str], 
     as it was. ``progress(frames_done, info)`` is the older form of ``callbacks`` (deprecated)."""
     if (model is None) == (not styles):
         raise ConfigError("give one of a real-time `model` and `styles` to optimise towards")
+    for name, value in (("size", size), ("start", start), ("duration", duration), ("fps", fps),
+                        ("batch_size", batch_size), ("frame_iterations", frame_iterations)):
+        checks.within(name, value)
+    checks.within("tile", tile, "one_pass_tile")
     output = check_video_output(output, (source, *styles))
     check_stability(stability)
     reader = VideoReader(source, start=start, duration=duration, fps=fps, size=size)
