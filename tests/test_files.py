@@ -38,3 +38,23 @@ def test_check_writable_refuses_a_missing_folder(tmp_path):
     with pytest.raises(ImageError, match="does not exist"):
         files.check_writable(tmp_path / "missing" / "out.bin")
     assert files.check_writable(tmp_path / "out.bin") == tmp_path / "out.bin"
+
+
+def test_a_private_file_is_written_0600_whatever_the_umask(tmp_path):
+    path = tmp_path / "private.bin"
+    files.atomic_write_bytes(path, b"secret", mode=0o600)
+    assert path.read_bytes() == b"secret" and path.stat().st_mode & 0o777 == 0o600
+    files.atomic_write_bytes(path, b"public")
+    assert path.stat().st_mode & 0o777 == files.FILE_MODE
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_device_is_neither_an_output_file_nor_an_output_folder(tmp_path):
+    with pytest.raises(ImageError, match="not a regular file"):
+        files.check_writable("/dev/null")
+    with pytest.raises(ImageError, match="is not a folder"):
+        files.make_folder("/dev/null")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageError, match="is not a folder"):
+        files.make_folder(tmp_path / "file")
+    assert files.make_folder(tmp_path / "a" / "b").is_dir()

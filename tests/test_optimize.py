@@ -744,3 +744,19 @@ def test_missing_inputs_are_refused_in_one_line(content, stripes, no_work):
                                    ("transfer", content, None), ("texture", None, [])):
         with pytest.raises(ConfigError, match="needs"):
             stylecraft.run(mode, content_, styles, size=32, seed=0)
+
+
+def test_a_checkpoint_names_what_keeps_it_from_going_on_along_a_plan():
+    from stylecraft.optimize import Checkpoint
+
+    plan = [((32, 24), 4), ((48, 36), 2)]
+    good = Checkpoint(2, 5, torch.rand(1, 3, 36, 48), {"state": {0: {"d": torch.zeros(3)}}}, [], plan)
+    assert good.problem(plan) is None
+    cases = {"another plan": dataclasses.replace(good, plan=[((32, 24), 6)]),
+             "scale 3 is not one of": dataclasses.replace(good, scale=3),
+             "outside its scale's 4 to 6": dataclasses.replace(good, done=10**12),
+             "not a 48 x 36 picture": dataclasses.replace(good, pixels=torch.rand(1, 3, 36, 44)),
+             "not all finite": dataclasses.replace(good, pixels=torch.full((1, 3, 36, 48), math.nan)),
+             "optimiser state": dataclasses.replace(good, state={"state": {0: {"d": torch.full((3,), math.inf)}}})}
+    for words, checkpoint in cases.items():
+        assert words in (checkpoint.problem(plan) or ""), words
