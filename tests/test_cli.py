@@ -244,6 +244,7 @@ BAD_OPTIONS = {
     "too many scales": (["--scales", "100000"], "--scales must be 1 to 32"),
     "no memory": (["--max-memory", "0"], "--max-memory must be"),
     "a huge seed": (["--seed", str(2**64)], "--seed must be"),
+    "a weight beyond float32": (["--style-weight", "1e39"], "--style-weight must be 0 to 3e+38"),
 }
 
 

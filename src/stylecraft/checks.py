@@ -24,15 +24,15 @@ S = TypeVar("S")
 #: pixels (65,536 is the studio's largest side too; the pixel limit, ``choices.MAX_PIXELS``, applies to the
 #: picture as well); a one-pass painter's tiles (``one_pass_tile``, checked as ``tile``) are larger than the
 #: optimiser's, since each repeats a halo of about 70 px in every pass; ``max_memory`` is GiB; a video's
-#: ``start`` and ``duration`` are seconds (1e7: four months); weights of loss terms are absolute, so they are
-#: bounded where a loss of float32 still has room.
+#: ``start`` and ``duration`` are seconds (1e7: four months); weights of loss terms are float32 numbers (a loss they
+#: overflow at run time stops the run with its last good picture, exit 1).
 BOUNDS: dict[str, tuple[float, float]] = {
     "size": (1, 65536), "style_size": (1, 65536), "width": (1, 65536), "height": (1, 65536),
     "min_size": (1, 65536), "tile": (16, 65536), "one_pass_tile": (128, 65536),
     "iterations": (1, 100_000), "scale_iterations": (1, 100_000), "scales": (1, 32),
     "style_scale": (0.01, 16.0), "lr": (1e-6, 1e3), "max_memory": (0.001, 1e6),
-    "content_weight": (0.0, 1e12), "style_weight": (0.0, 1e12), "tv_weight": (0.0, 1e12),
-    "color_weight": (0.0, 1e12), "seed": (0, 2**63 - 1), "batch_size": (1, 1024),
+    "content_weight": (0.0, 3e38), "style_weight": (0.0, 3e38), "tv_weight": (0.0, 3e38),
+    "color_weight": (0.0, 3e38), "seed": (0, 2**63 - 1), "batch_size": (1, 1024),
     "frame_iterations": (1, 100_000), "fps": (0.01, 1000.0), "start": (0.0, 1e7), "duration": (0.001, 1e7),
 }
 
