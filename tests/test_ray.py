@@ -198,30 +198,39 @@ def test_a_worker_killed_by_its_pid_mid_batch_is_replaced_and_its_pictures_paint
     assert sorted(r["input"] for r in records if "input" in r) == sorted(map(str, inputs))  # each exactly once
 
 
-def test_sigterm_stops_a_ray_batch_process_at_once(cluster, tmp_path):
-    """``ray.init`` makes SIGTERM exit the process; the batch keeps its own handling: exit 130, the pictures under
-    way recorded as not done, and the cluster goes on (the next tests use it)."""
+@pytest.mark.parametrize("painter", ["optimiser", "network"])
+def test_sigterm_stops_a_ray_batch_process_at_once(cluster, tmp_path, painter):
+    """``ray.init`` makes SIGTERM exit the process; the batch keeps its own handling: exit 130, what is done kept,
+    the rest left (the optimiser's pictures under way recorded as interrupted), and the cluster goes on (the next
+    tests use it). The optimiser's tasks and Ray Data's pool both stop."""
     made, _ = cluster
-    photos(tmp_path / "in", 3, side=32)
-    make_style(32, 32).save(tmp_path / "style.png")
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out), "--style",
-            str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--precision", "fp32", "--engine",
+    if painter == "optimiser":
+        count = 3
+        photos(tmp_path / "in", count, side=32)
+        make_style(32, 32).save(tmp_path / "style.png")
+        how = ["--style", str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--precision", "fp32"]
+    else:
+        count = 24
+        photos(tmp_path / "in", count, side=64)
+        how = ["--model", "great-wave", "--batch-size", "1"]
+    argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out), *how, "--engine",
             "ray", "--address", made.address, "--workers", "1", "--quiet"]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         manifest = out / "manifest.jsonl"
-        while not (manifest.exists() and manifest.read_text()) and time.monotonic() < deadline:
+        while not (manifest.exists() and '"input"' in manifest.read_text()) and time.monotonic() < deadline:
             time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)  # while the second picture is painted on the cluster
+        process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130 and "interrupted; painted 1 picture(s)" in err, err
-    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-    assert records[0]["error"] is None and all(r["error"] == "interrupted" for r in records[1:])
-    assert len(records) <= 2 and (out / Path(records[0]["output"]).name).is_file()
+    assert process.returncode == 130 and "stylecraft: interrupted; painted " in err, err
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if '"input"' in line]
+    done = [r for r in records if r["error"] is None]
+    assert done and len(done) < count and {r["error"] for r in records} <= {None, "interrupted"}
+    assert all((out / Path(r["output"]).name).is_file() for r in done)
 
 
 def children(pid: int) -> dict[int, list[str]]:

@@ -167,7 +167,7 @@ class Engine(Protocol):
     """Where a batch's pictures are painted: takes the pictures to do and yields each one's record as it is
     done, in any order, and a :class:`Loading` for each network it loads; closing the iterator stops the work
     not yet started. On Ctrl-C it records the pictures it knows to be under way as :func:`interrupted` and
-    ends; :class:`EngineLost` when it can paint no more."""
+    raises the ``KeyboardInterrupt`` on; :class:`EngineLost` when it can paint no more."""
 
     def paint(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Iterator[Record | Loading]:
         ...
@@ -321,8 +321,9 @@ def paint_optimised(item: Item, settings: BatchSettings, run_id: str, stop: Stop
 def until_interrupted(units: Iterable[Sequence[Item]], paint: Callable[[Sequence[Item]], Iterable[Record]],
                       settings: BatchSettings) -> Iterator[Record]:
     """The records of ``paint`` over each unit of pictures in turn until Ctrl-C or SIGTERM: then the pictures of
-    the unit under way that have no record yet are recorded as :func:`interrupted` and no other unit starts. A
-    picture that ``paint`` itself records as interrupted (the optimiser stops at Ctrl-C) ends the units too."""
+    the unit under way that have no record yet are recorded as :func:`interrupted`, no other unit starts and the
+    ``KeyboardInterrupt`` goes on to the batch. A picture that ``paint`` itself records as interrupted (the
+    optimiser stops at Ctrl-C) ends the units too."""
     for unit in units:
         done: set[str] = set()
         try:
@@ -333,7 +334,7 @@ def until_interrupted(units: Iterable[Sequence[Item]], paint: Callable[[Sequence
                     return
         except KeyboardInterrupt:
             yield from (interrupted(item, settings) for item in unit if item.input not in done)
-            return
+            raise
 
 
 class LocalEngine:

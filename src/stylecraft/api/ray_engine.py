@@ -205,7 +205,7 @@ class RayEngine:
         except KeyboardInterrupt:
             if self.watch.lost:
                 raise gone("this machine's raylet died") from None
-            return
+            raise
         except CLUSTER_GONE as exc:
             raise gone(exc) from None
 
@@ -228,7 +228,7 @@ class RayEngine:
                     if self.watch.lost:
                         raise gone("this machine's raylet died") from None
                     yield from (interrupted(item, settings) for item in running.values())
-                    return
+                    raise
                 except CLUSTER_GONE as exc:
                     raise gone(exc) from None
                 running.pop(ready)
