@@ -441,8 +441,12 @@ function renderThumbs(kind) {
   }
 }
 
+// Resolves with the studio's info once /api/info has answered: files picked before that wait for it.
+let infoLoaded;
+const infoReady = new Promise((resolve) => { infoLoaded = resolve; });
+
 async function addFiles(kind, files) {
-  const limits = state.info.limits;
+  const limits = (await infoReady).limits;
   for (const file of files) {
     if (kind === "styles" && state.styles.length >= limits.max_styles) {
       toast(`At most ${limits.max_styles} style pictures.`);
@@ -854,6 +858,7 @@ async function init() {
   render();
   try {
     state.info = await api("/api/info");
+    infoLoaded(state.info);
   } catch (error) {
     $("#live-body").replaceChildren(el("div", {class: "error", text: error.message}));
     $("#status-text").textContent = "Not connected";
