@@ -91,6 +91,11 @@ class RayletWatch:
         with self._lock:
             self._closed.set()
 
+    def check(self) -> None:
+        """:class:`.batch.EngineLost` if the raylet is gone (the interrupt that the watch sent is then its)."""
+        if self.lost:
+            raise gone("this machine's raylet died") from None
+
 
 def _raylet_pid() -> int | None:
     """The process id of the raylet this process is connected through, from its socket's name, or None."""
@@ -161,12 +166,11 @@ class RayEngine:
         The workers get absolute paths (their working folder is not this one); the records name the pictures
         and settings as they were given."""
         started = connect(self.address)
-        self.watch = RayletWatch()
+        watch = RayletWatch()
         given = {os.path.abspath(item.input): item for item in items}
         absolute = [Item(os.path.abspath(item.input), os.path.abspath(item.output)) for item in items]
         remote = replace(settings, model=_absolute(settings.model), style=_absolute(settings.style))
-        found = self._networks(absolute, remote, run_id) if settings.model else self._optimiser(absolute, remote,
-                                                                                                  run_id)
+        found = (self._networks if settings.model else self._optimiser)(absolute, remote, run_id, watch)
         try:
             for record in found:
                 if isinstance(record, Loading):
@@ -175,9 +179,8 @@ class RayEngine:
                 item = given[record.input]
                 yield replace(record, input=item.input, output=item.output, settings=settings.record())
         finally:
-            self.watch.close()
-            if self.watch.lost:  # nothing to stop or shut down: Ray ends this process soon, and a call could hang
-                raise gone("this machine's raylet died")
+            watch.close()
+            watch.check()  # if lost, nothing to stop or shut down: Ray ends this process soon, and a call could hang
             found.close()
             if started:
                 ray.shutdown()
@@ -187,8 +190,8 @@ class RayEngine:
         (it shrinks when a node is lost, and the lost actors' batches run on the others)."""
         return ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers or slots(self.gpus))
 
-    def _networks(self, items: Sequence[Item], settings: BatchSettings,
-                  run_id: str) -> Generator[Record | Loading, None, None]:
+    def _networks(self, items: Sequence[Item], settings: BatchSettings, run_id: str,
+                  watch: RayletWatch) -> Generator[Record | Loading, None, None]:
         """The records of the pictures as the actors return them, and each actor's loading. On Ctrl-C the pool's
         batches under way are not known here: their pictures have no record and the next run paints them."""
         ray.data.DataContext.get_current().enable_progress_bars = False  # the batch shows its own
@@ -203,13 +206,13 @@ class RayEngine:
                 line = json.loads(row["record"])
                 yield Record(**line) if "input" in line else Loading(**line)
         except KeyboardInterrupt:
-            if self.watch.lost:
-                raise gone("this machine's raylet died") from None
+            watch.check()
             raise
         except CLUSTER_GONE as exc:
             raise gone(exc) from None
 
-    def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str) -> Generator[Record, None, None]:
+    def _optimiser(self, items: Sequence[Item], settings: BatchSettings, run_id: str,
+                   watch: RayletWatch) -> Generator[Record, None, None]:
         """One task a picture, ``workers`` at once; on Ctrl-C the pictures under way are recorded as interrupted
         and their tasks cancelled."""
         task = ray.remote(paint_optimised).options(num_cpus=1, num_gpus=self.gpus, max_retries=RETRIES)
@@ -225,8 +228,7 @@ class RayEngine:
                     [ready], _ = ray.wait(list(running), num_returns=1)
                     record = _outcome(ready, running[ready], settings)
                 except KeyboardInterrupt:
-                    if self.watch.lost:
-                        raise gone("this machine's raylet died") from None
+                    watch.check()
                     yield from (interrupted(item, settings) for item in running.values())
                     raise
                 except CLUSTER_GONE as exc:
@@ -234,7 +236,7 @@ class RayEngine:
                 running.pop(ready)
                 yield record
         finally:
-            for ref in running if not self.watch.lost else ():
+            for ref in running if not watch.lost else ():
                 ray.cancel(ref)
 
 
