@@ -532,6 +532,8 @@ def test_time_left_weighs_each_iteration_by_its_scales_pixels() -> None:
     assert at(5, 2, 4.0) == pytest.approx(2.0)
     assert at(6, 2, 6.0) == 0
     assert at(0, 1, 0.0) is None and seconds_left(plan[:1], Progress(1, 6, 1.0, lambda: None, scales=2)) is None
+    resumed = Progress(5, 6, 1.0, lambda: None, scale=2, scales=2)  # after 4 done before: 1 s for one of 2 left
+    assert seconds_left(plan, resumed, since=4) == pytest.approx(1.0)
 
 
 def test_a_running_job_tells_its_time_left(tmp_path: Path) -> None:

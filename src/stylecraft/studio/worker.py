@@ -135,17 +135,24 @@ def _one_pass_preview(options: dict[str, Any], content: Image.Image, style_pictu
     report({"iterations": options["iterations"], "iteration": 0, "preview": -1}, images.encode_image(picture, "JPEG"))
 
 
-def seconds_left(plan: Sequence[tuple[tuple[int, int], int]], event: Progress) -> float | None:
+def seconds_left(plan: Sequence[tuple[tuple[int, int], int]], event: Progress, since: int = 0) -> float | None:
     """The seconds a run of ``plan`` (its scales' sizes and iterations, coarse to fine) should still take after
-    ``event``, at the pace so far: an iteration's cost is taken as its scale's pixels, so the cheap small scales
-    at the start do not promise a quick end. None before the first iteration, or for a run of another plan."""
-    if event.scales != len(plan) or event.iteration <= 0 or event.elapsed <= 0:
+    ``event``, at the pace of its iterations after ``since`` (where a resumed run began): an iteration's cost is
+    taken as its scale's pixels, so the cheap small scales at the start do not promise a quick end. None before
+    any iteration, or for a run of another plan."""
+    if event.scales != len(plan) or event.elapsed <= 0:
         return None
-    costs = [count * width * height for (width, height), count in plan]
-    before = plan[: event.scale - 1]
-    (width, height), _ = plan[event.scale - 1]
-    done = sum(costs[: event.scale - 1]) + (event.iteration - sum(count for _, count in before)) * width * height
-    return event.elapsed * max(0, sum(costs) - done) / done if done > 0 else None
+    done = _work(plan, event.iteration) - _work(plan, since)
+    return event.elapsed * (_work(plan, event.iterations) - _work(plan, event.iteration)) / done if done > 0 else None
+
+
+def _work(plan: Sequence[tuple[tuple[int, int], int]], iterations: int) -> int:
+    """The pixels the first ``iterations`` of ``plan`` optimise, all told."""
+    total = 0
+    for (width, height), count in plan:
+        total += min(count, max(0, iterations)) * width * height
+        iterations -= count
+    return total
 
 
 def _progress(report: Report, preview_every: int,
@@ -153,8 +160,11 @@ def _progress(report: Report, preview_every: int,
     """The optimiser's callback: a preview every ``preview_every`` iterations, progress (with the time left by
     ``plan``) at most four times a second (and at the last iteration)."""
     last = [0.0]
+    since: list[int] = []  # the iteration the run began after (0, or where a resumed run goes on)
 
     def callback(event: Progress) -> None:
+        if not since:
+            since.append(event.iteration - 1)
         fields: dict[str, Any] = {}
         preview = None
         if event.iteration % preview_every == 0:
@@ -165,7 +175,7 @@ def _progress(report: Report, preview_every: int,
             last[0] = now
             losses = {k: v for k, v in event.losses.items() if ":" not in k}
             report({"iterations": event.iterations, "iteration": event.iteration, "elapsed": event.elapsed,
-                    "seconds_left": seconds_left(plan, event), "losses": losses, **fields}, preview)
+                    "seconds_left": seconds_left(plan, event, since[0]), "losses": losses, **fields}, preview)
 
     return callback
 
