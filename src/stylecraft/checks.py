@@ -107,7 +107,7 @@ def normalised(values: Sequence[float] | None, count: int) -> list[float]:
     divided by the largest first, so that neither huge weights (1e308 twice overflows their sum) nor tiny ones
     (1e-320, whose reciprocal overflows) lose their proportions."""
     chosen = list(values) if values is not None else [1.0] * count
-    top = max(chosen)
+    top = max(chosen, default=1.0)
     scaled = [v / top for v in chosen]
     total = sum(scaled)
     return [v / total for v in scaled]
