@@ -225,7 +225,8 @@ class _ProgressBar:
     The bar opens at the first event, so that a run refused while loading (a bad weight file, say) prints its
     error alone. Its figures are refreshed every 10 steps, at the last one, at least every second (reading an
     optimiser's losses waits for the device, so not every step) and whenever the notes change, drawn at once
-    then (an optimiser's new scale must show: a print's largest scales take minutes an iteration).
+    then (an optimiser's new scale must show: a print's largest scales take minutes an iteration), and at the last
+    step.
     ``--quiet`` (or ``shown`` False) shows nothing.
     """
 
@@ -260,7 +261,7 @@ class _ProgressBar:
             self.bar.set_postfix({**{shown: f"{losses[k]:.3g}" for k, shown in self.LOSSES.items() if k in losses},
                                   **notes}, refresh=False)
         self.bar.update(event.step - self.bar.n)
-        if changed:  # drawn now, not when tqdm's rate limit next allows
+        if changed or event.step == event.total:  # drawn now, not when tqdm's rate limit next allows
             self.bar.refresh()
 
     def restart(self, description: str) -> None:

@@ -131,12 +131,18 @@ def end_left_over(data: Path) -> list[int]:
     forget its record, and return their ids."""
     found = {pid: _status(pid)[19] for pid in left_over(data) if len(_status(pid)) > 19}
     _signal(found, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE
-    while any(_running(pid, started) for pid, started in found.items()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _await_end(found, GRACE)
     _signal(found, signal.SIGKILL)
+    _await_end(found, GRACE)  # a killed process takes a moment to go
     forget(data)
     return list(found)
+
+
+def _await_end(found: dict[int, str], seconds: float) -> None:
+    """Wait until no process of ``found`` runs, or ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while any(_running(pid, started) for pid, started in found.items()) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _signal(found: dict[int, str], sig: signal.Signals) -> None:
