@@ -245,6 +245,7 @@ BAD_OPTIONS = {
     "no memory": (["--max-memory", "0"], "--max-memory must be"),
     "a huge seed": (["--seed", str(2**64)], "--seed must be"),
     "a weight beyond float32": (["--style-weight", "1e39"], "--style-weight must be 0 to 3e+38"),
+    "endless snapshots": (["--snapshots", "snaps", "--save-every", "1000000"], "--save-every must be 1 to 100000"),
 }
 
 
@@ -262,6 +263,14 @@ def test_bad_options_fail_cleanly(capsys, tmp_path, content_path, style_path, mo
     code, err = run_cli(capsys, "transfer", content_path, style_path, "-o", out, *FAST, *extra)
     assert code == 2, err
     assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_a_grid_cell_too_large_is_refused_before_work(capsys, tmp_path, content_path, style_path):
+    out = tmp_path / "grid.png"
+    code, err = run_cli(capsys, "grid", "transfer", "--content", content_path, "--style", style_path, "--vary",
+                        "style-weight=1,10", "-o", out, "--cell-size", "100000", *FAST)
+    assert code == 2 and err.count("\n") == 1 and "--cell-size must be 16 to 4096" in err, err
     assert not out.exists()
 
 

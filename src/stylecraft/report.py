@@ -46,8 +46,7 @@ class Snapshots:
     """A callback that saves the current image as ``DIR/iter_00050.png`` every ``every`` iterations."""
 
     def __init__(self, folder: PathLike, every: int) -> None:
-        if every < 1:
-            raise ConfigError(f"`save_every` must be at least 1 (got {every})")
+        checks.within("save_every", every)
         self.folder = Path(folder)
         self.every = every
         self.folder.mkdir(parents=True, exist_ok=True)

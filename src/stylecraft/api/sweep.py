@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import images, report
+from .. import checks, images, report
 from ..errors import ConfigError, StylecraftError
 from ..images import ImageInput
 from ..optimize import Mode
@@ -64,6 +64,7 @@ def grid(mode: Mode | str, axes: Sequence[Axis], *, cell_side: int = 256,
     last one as far as it got, and its ``info["stopped"]`` says why ("cancelled" or "interrupted"). A run
     ended by a fault (a non-finite loss) ends the sweep with a StylecraftError.
     """
+    checks.within("cell_side", cell_side)
     mode = Mode(mode)
     names = {axis.name for axis in axes}
     for kind, needed in (("content", mode.uses_content), ("style", mode.uses_style)):

@@ -454,7 +454,7 @@ def run_grid(args: argparse.Namespace) -> int:
             bar.restart(f"[{index + 1}/{total}] {label}")
             _say(args, f"[{index + 1}/{total}] {label}")
 
-        sheet = api.grid(args.mode, axes, cell_side=args.cell_size, on_cell=on_cell, callbacks=[bar], **options)
+        sheet = api.grid(args.mode, axes, cell_side=args.cell_side, on_cell=on_cell, callbacks=[bar], **options)
     images.save_image(sheet, output, metadata={"grid": vars(args)})
     stopped = sheet.info.get("stopped")
     pictures = "" if stopped else f" ({math.prod(len(axis.cells) for axis in axes)} pictures)"

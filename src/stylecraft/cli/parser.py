@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="an option to sweep, e.g. style-weight=1,10,100 or init=noise,content (at most two "
                       "swept axes in all, inputs included)")
     grid.add_argument("-o", "--output", required=True, help="the contact sheet (.png)")
-    grid.add_argument("--cell-size", type=integer, default=256, help="cell side in the sheet (default 256)")
+    grid.add_argument("--cell-size", dest="cell_side", type=integer, default=256,
+                      help="cell side in the sheet, 16 to 4096 (default 256)")
     add_run_options(grid)
     add_scale_styles(grid)
 
