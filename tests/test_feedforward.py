@@ -227,6 +227,17 @@ def test_training_errors(tmp_path, photos):
         TrainConfig(size=30).validate()
 
 
+def test_a_batch_beyond_the_photos_is_refused_not_called_unreadable(capsys, tmp_path, photos):
+    """Before: --batch-size over the photos' number gave no batch, reported as "none of the photos could be read"."""
+    model = tmp_path / "m.pt"
+    code = main(["train", "--style", str(photos.parent / "style.png"), "--data", str(photos), "-o", str(model),
+                 "--size", "64", "--batch-size", "64", "--steps", "2", "--width", "compact", "--quiet",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "a step takes 64 photos and the folders hold" in err and err.count("\n") == 1, err
+    assert not model.exists()
+
+
 def test_cli_train_and_apply(capsys, tmp_path, photos):
     model = tmp_path / "m.pt"
     code = main(["train", "--style", str(photos.parent / "style.png"), "--data", str(photos), "-o", str(model),

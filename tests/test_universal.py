@@ -331,6 +331,23 @@ def test_train_decoders_writes_a_file_and_resumes(tmp_path, capsys) -> None:
     assert painted.size == (64, 48)
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--batch-size", "4"], "a step takes 4 photos and the folders hold 3"),
+    (["--steps", "99999999999999999999"], "--steps must be 1 to 1e+07"),
+])
+def test_train_decoders_refuses_a_batch_beyond_the_photos_or_endless_steps(tmp_path, capsys, extra, message) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        make_content(48, 48).rotate(index * 90).save(folder / f"p{index}.png")
+    out = tmp_path / "decoders.pt"
+    code = main(["train-decoders", str(folder), "-o", str(out), "--size", "32", "--levels", "relu1_1", "--workers",
+                 "0", "--quiet", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
 def test_a_stop_signal_ends_training_with_the_decoders_so_far(tmp_path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()

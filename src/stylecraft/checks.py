@@ -34,7 +34,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "content_weight": (0.0, 3e38), "style_weight": (0.0, 3e38), "tv_weight": (0.0, 3e38),
     "color_weight": (0.0, 3e38), "seed": (0, 2**63 - 1), "batch_size": (1, 1024),
     "frame_iterations": (1, 100_000), "fps": (0.01, 1000.0), "start": (0.0, 1e7), "duration": (0.001, 1e7),
-    "save_every": (1, 100_000), "cell_side": (16, 4096),
+    "save_every": (1, 100_000), "cell_side": (16, 4096), "steps": (1, 10_000_000),
+    "checkpoint_every": (1, 10_000_000), "sample_every": (1, 10_000_000),
 }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sized
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
 from . import images
-from .errors import ImageError
+from .errors import ConfigError, ImageError
 
 PHOTO_TYPES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -53,3 +54,11 @@ def collate(items: list[torch.Tensor | None]) -> tuple[torch.Tensor | None, int]
     """A batch of the readable crops and how many were not readable."""
     good = [item for item in items if item is not None]
     return (torch.stack(good) if good else None), len(items) - len(good)
+
+
+def check_batch(photos: Sized, per_step: int) -> None:
+    """ConfigError when one step needs more photos than the folders hold: the loader, which drops a short last
+    batch, would give no batch at all."""
+    if per_step > len(photos):
+        raise ConfigError(f"`batch_size`: a step takes {per_step} photos and the folders hold {len(photos)}")
+

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any
 
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset
 
 from .. import files, universal
 from ..errors import ConfigError, WeightsError
-from ..photos import PhotoFolder
+from ..photos import PhotoFolder, check_batch
 from ..progress import Stop
 from ..runtime import Runtime, cpu_name
 from ..torchfile import load_safely, save_atomically
@@ -47,7 +47,8 @@ def train_decoders(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     output = files.check_writable(output, [*folders, resume, init])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision, cpu_bf16=True)
-    photos: Dataset[torch.Tensor | None] = ConcatDataset([PhotoFolder(folder, config.size) for folder in folders])
+    photos: ConcatDataset[torch.Tensor | None] = ConcatDataset([PhotoFolder(folder, config.size) for folder in folders])
+    check_batch(photos, config.batch_size)
     state: dict[str, Any] | None = _checkpoint(resume) if resume is not None else None
     before = int(state.get("steps_before", 0)) if state else 0
     if init is not None:
@@ -62,7 +63,7 @@ def train_decoders(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str
         on_checkpoint=lambda payload: save_atomically({**payload, "steps_before": before}, checkpoint_path))
     save_atomically({**result.checkpoint, "steps_before": before}, checkpoint_path)
     card = {"stylecraft": version(), "steps": before + result.steps, "photos": [str(f) for f in folders],
-            "photo_count": len(cast(ConcatDataset[Any], photos)), "training": asdict(config), "cpu": cpu_name(),
+            "photo_count": len(photos), "training": asdict(config), "cpu": cpu_name(),
             "precision": runtime.precision, "stopped": result.stopped}
     if init is not None:
         card["initialised_from"] = str(init)

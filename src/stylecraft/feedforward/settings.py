@@ -81,7 +81,7 @@ class TrainConfig:
         if self.size < 32 or self.size % 4:
             raise ConfigError(f"`size` must be a multiple of 4 and at least 32 (got {self.size})")
         for name in ("batch_size", "sample_every", "checkpoint_every", "steps"):
-            checks.at_least(name, getattr(self, name), 1)
+            checks.within(name, getattr(self, name))
         if self.loss_margin < 0 or self.size - 2 * self.loss_margin < 32:
             raise ConfigError(f"`loss_margin` {self.loss_margin} must be >= 0 and leave at least 32 px of the "
                               f"{self.size} px crop (`loss_margin` 0 turns it off)")

@@ -30,7 +30,7 @@ from ..errors import ImageError
 from ..features import VGG
 from ..losses import StyleTarget
 from ..objective import Objective, Targets
-from ..photos import PhotoFolder, collate
+from ..photos import PhotoFolder, check_batch, collate
 from ..progress import CANCELLED, Stop, requested
 from ..runtime import Runtime
 from .apply import stylise
@@ -141,6 +141,7 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
                           content_weight=config.content_weight, style_weight=config.style_weight,
                           tv_weight=config.tv_weight, color_weight=config.color_weight, autocast=runtime.autocast)
     per_step = config.batch_size * processes.world_size
+    check_batch(data, per_step)
     steps = config.steps or max(1, math.ceil(config.epochs * len(data) / per_step))
     sampler: DistributedSampler[int] | None = (
         DistributedSampler(data, processes.world_size, processes.rank, shuffle=True, seed=config.seed + step,

@@ -52,7 +52,7 @@ class DecoderConfig:
         if not 0 < self.width <= 1:
             raise ConfigError(f"`width` must be in (0, 1] (got {self.width})")
         for name in ("batch_size", "steps", "checkpoint_every"):
-            checks.at_least(name, getattr(self, name), 1)
+            checks.within(name, getattr(self, name))
         checks.at_least("workers", self.workers, 0)
         for name in ("lr", "feature_weight"):
             checks.non_negative(name, getattr(self, name))
