@@ -248,6 +248,8 @@ def test_bad_job_requests(tmp_path: Path) -> None:
             ({"size": 512}, 400, "limit of 49,152 pixels; use a size of 256 or less"),
             ({"size": 4}, 422, "size"),
             ({"iterations": 0}, 422, "iterations"),
+            ({"iterations": 100_001}, 422, "iterations"),  # checks.BOUNDS, as the command line
+            ({"seed": 2**63}, 422, "seed"),
             ({"style_weight": -1}, 422, "style_weight"),
             ({"method": "magic"}, 422, "method"),
             ({"path": "/etc/passwd"}, 422, "path"),

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..checks import BOUNDS
 from ..optimize import TransferConfig
 from .store import ID_PATTERN, JobFields
 
@@ -33,14 +34,16 @@ class JobRequest(BaseModel):
     method: Literal["optimise", "model"] = Field("optimise", description="optimisation or a real-time model")
     model: str | None = Field(None, description="a model's name from /api/models, a built-in style or a file "
                               "(method 'model')")
-    size: int | None = Field(None, ge=16, le=65536, description="long side of the result in pixels (default: the "
-                             f"photo's own with a real-time model, as `stylecraft apply`; {DEFAULTS.size} for the "
-                             "optimiser)")
-    iterations: int = Field(DEFAULTS.iterations, ge=1, description="optimiser steps (optimisation)")
+    size: int | None = Field(None, ge=16, le=BOUNDS["size"][1], description="long side of the result in pixels "
+                             "(default: the photo's own with a real-time model, as `stylecraft apply`; "
+                             f"{DEFAULTS.size} for the optimiser)")
+    iterations: int = Field(DEFAULTS.iterations, ge=BOUNDS["iterations"][0], le=BOUNDS["iterations"][1],
+                            description="optimiser steps (optimisation)")
     style_weight: float = Field(DEFAULTS.style_weight, ge=0, le=1e6, allow_inf_nan=False,
                                 description="style strength (optimisation)")
     preserve_color: bool = Field(DEFAULTS.preserve_color, description="keep the photo's colours")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="random seed (default: a new one)")
+    seed: int | None = Field(None, ge=BOUNDS["seed"][0], le=BOUNDS["seed"][1],
+                             description="random seed (default: a new one)")
     regions: RegionMap | None = Field(None, description="a style per region of the photo (optimisation)")
 
 
