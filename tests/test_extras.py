@@ -19,7 +19,7 @@ from conftest import make_content, make_style
 from stylecraft.feedforward import TransformerNet, save_model
 
 EXTRAS = {
-    "studio": ["fastapi", "uvicorn", "python_multipart", "starlette"],
+    "studio": ["fastapi", "uvicorn", "python_multipart", "starlette", "websockets"],
     "plot": ["matplotlib"],
     "onnx": ["onnx", "onnxscript", "onnxruntime"],
     "openvino": ["openvino"],
@@ -29,7 +29,7 @@ EXTRAS = {
 }
 
 COMMANDS = ["transfer", "reconstruct", "texture", "grid", "layers", "score", "train", "apply", "export", "video",
-            "batch", "serve"]
+            "batch", "serve", "live"]
 
 #: Runs stylecraft's CLI in-process for each command line given, with some packages unimportable, and prints
 #: each exit code and stderr as JSON.
@@ -83,7 +83,8 @@ WORKS = {
     "ray": ["batch", "photo.png", "-o", "painted", "--model", "model.pt", "--quiet"],
 }
 NEEDS = {
-    "studio": [["serve", "--port", "8765", "--data", "studio"]],
+    "studio": [["serve", "--port", "8765", "--data", "studio"],
+               ["live", "--no-browser", "--port", "8767", "--data", "studio"]],
     "plot": [["transfer", "photo.png", "style.png", "-o", "plotted.png", "--size", "32", "--iterations", "2",
               "--plot", "losses.png"]],
     "onnx": [["export", "model.pt", "-o", "model.onnx"],

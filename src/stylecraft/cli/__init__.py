@@ -22,8 +22,8 @@ from .parser import build_parser, command_parser, in_cli_words
 #: Each subcommand's function in ``commands`` (the rest run ``run_single``). ``commands`` loads torch, so it is
 #: imported only once the arguments are good: ``--help`` and usage errors answer without it.
 COMMANDS = {"layers": "list_layers", "grid": "run_grid", "train": "run_train", "apply": "run_apply",
-            "video": "run_video", "export": "run_export", "serve": "run_serve", "batch": "run_batch",
-            "score": "run_score", "styles": "run_styles", "train-decoders": "run_train_decoders"}
+            "video": "run_video", "export": "run_export", "serve": "run_serve", "live": "run_serve",
+            "batch": "run_batch", "score": "run_score", "styles": "run_styles", "train-decoders": "run_train_decoders"}
 
 
 def _interrupt(signum: int, frame: object) -> None:

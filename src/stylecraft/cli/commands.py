@@ -7,7 +7,9 @@ import argparse
 import json
 import math
 import sys
+import threading
 import time
+import webbrowser
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -46,12 +48,18 @@ def studio_config(args: argparse.Namespace) -> StudioConfig:
                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_queue=args.max_queue,
                         max_video_mb=args.max_video_mb, max_video_seconds=args.max_video_seconds,
                         max_video_pixels=args.max_video_pixels,
-                        max_storage_mb=args.max_storage_mb, keep_uploads_hours=args.keep_uploads_hours)
+                        max_storage_mb=args.max_storage_mb, keep_uploads_hours=args.keep_uploads_hours,
+                        certfile=Path(args.certfile) if args.certfile else None,
+                        keyfile=Path(args.keyfile) if args.keyfile else None,
+                        live_backend=args.live_backend, max_live=args.max_live)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    """``serve``, and ``live``: the same studio, its live page opened in the browser (or its link printed)."""
     for module in ("fastapi", "uvicorn", "python_multipart"):
         checks.require(module, "studio", "the studio")
+    if args.command == "live":
+        checks.require("websockets", "studio", "the live camera")
     if args.engine == "ray":
         checks.require("ray", "ray", "`engine` ray")
     from ..studio.app import check_ready, serve
@@ -59,11 +67,14 @@ def run_serve(args: argparse.Namespace) -> int:
     config = studio_config(args)
     listening = check_ready(config, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    link = f"http://{shown}:{listening.getsockname()[1]}/" + (f"?token={quote(args.token, safe='')}"
-                                                              if args.token else "")
+    page = "live" if args.command == "live" else ""
+    link = f"{config.scheme}://{shown}:{listening.getsockname()[1]}/{page}" + (
+        f"?token={quote(args.token, safe='')}" if args.token else "")
     where = config.device if config.engine == "local" else f"a Ray cluster ({config.address or 'started here'})"
     _say(args, f"stylecraft studio on {where}: open {link}  (data: {config.data}; models: "
          f"{config.models_folder}; Ctrl-C stops)")
+    if page and not args.no_browser:
+        threading.Timer(1.0, webbrowser.open, [link]).start()  # once the server listens
     serve(config, listening, log_level="warning" if args.quiet else "info")
     return 0
 

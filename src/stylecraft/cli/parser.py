@@ -18,7 +18,7 @@ from ..feedforward.settings import BACKENDS, TrainConfig
 from ..feedforward.settings import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.settings import TILE as REALTIME_TILE
 from ..optimize.settings import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
-from ..studio.config import StudioConfig
+from ..studio.config import LIVE_BACKENDS, StudioConfig
 from ..universal.settings import LEVELS as UNIVERSAL_LEVELS
 from ..universal.settings import TILE as UNIVERSAL_TILE
 from ..universal.settings import TRANSFORMS, DecoderConfig, PaintConfig
@@ -502,35 +502,54 @@ def add_serve(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="start the web studio (a page and a JSON API)",
                            description="Start stylecraft studio: stylise from the browser, with a queue and a "
                            "gallery. Binds to localhost; another --host needs --token.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=port, default=8000, help="default 8000; 0: any free port")
-    serve.add_argument("--data", default=str(STUDIO.data),
-                       help="folder for the job database, uploads and results (default %(default)s)")
-    serve.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
-    serve.add_argument("--models", help="folder of real-time model files, *.pt or *.onnx (default DATA/models)")
-    serve.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
-                       help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
-    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    serve.add_argument("--max-upload-mb", type=number, default=STUDIO.max_upload_mb,
-                       help="largest upload (default %(default)g MB)")
-    serve.add_argument("--max-pixels", type=integer, default=STUDIO.max_pixels,
-                       help=f"largest upload and result in pixels (default {STUDIO.max_pixels:,})")
-    serve.add_argument("--max-video-mb", type=number, default=STUDIO.max_video_mb,
-                       help="largest video upload (default %(default)g MB)")
-    serve.add_argument("--max-video-seconds", type=number, default=STUDIO.max_video_seconds,
-                       help="longest video upload (default %(default)g s)")
-    serve.add_argument("--max-video-pixels", type=integer, default=STUDIO.max_video_pixels,
-                       help=f"most pixels a video frame may have, uploaded or painted (default "
-                       f"{STUDIO.max_video_pixels:,})")
-    serve.add_argument("--max-queue", type=integer, default=STUDIO.max_queue,
-                       help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
-    serve.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,
-                       help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
-    add_engine(serve, "run jobs one at a time", "jobs at once")
-    serve.add_argument("--keep-uploads-hours", type=number, default=STUDIO.keep_uploads_hours,
-                       help="remove uploads no job uses after this many hours (default %(default)g)")
+    add_studio_options(serve)
+    live = sub.add_parser("live", parents=[common], help="paint the camera live in the browser (starts the studio)",
+                          description="Start the studio and open its live page, which paints your camera as you "
+                          "watch (built-in styles, blends, your networks or a painting; snapshots go to the "
+                          "gallery). Takes the options of `serve`. Browsers give the camera to http pages on "
+                          "localhost only: elsewhere serve HTTPS with --certfile and --keyfile.")
+    live.add_argument("--no-browser", action="store_true", help="print the page's link instead of opening it")
+    add_studio_options(live)
 
 
+def add_studio_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a running studio, shared by ``serve`` and ``live``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=port, default=8000, help="default 8000; 0: any free port")
+    parser.add_argument("--data", default=str(STUDIO.data),
+                        help="folder for the job database, uploads and results (default %(default)s)")
+    parser.add_argument("--db", help="the SQLite job database (default DATA/studio.db)")
+    parser.add_argument("--models", help="folder of real-time model files, *.pt or *.onnx (default DATA/models)")
+    parser.add_argument("--token", default=os.environ.get("STYLECRAFT_TOKEN"),
+                        help="secret every request must carry; required off localhost (default $STYLECRAFT_TOKEN)")
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM; with --keyfile): "
+                        "browsers give the camera to the live page only over HTTPS or on localhost")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM; with --certfile)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    parser.add_argument("--max-upload-mb", type=number, default=STUDIO.max_upload_mb,
+                        help="largest upload (default %(default)g MB)")
+    parser.add_argument("--max-pixels", type=integer, default=STUDIO.max_pixels,
+                        help=f"largest upload and result in pixels (default {STUDIO.max_pixels:,})")
+    parser.add_argument("--max-video-mb", type=number, default=STUDIO.max_video_mb,
+                        help="largest video upload (default %(default)g MB)")
+    parser.add_argument("--max-video-seconds", type=number, default=STUDIO.max_video_seconds,
+                        help="longest video upload (default %(default)g s)")
+    parser.add_argument("--max-video-pixels", type=integer, default=STUDIO.max_video_pixels,
+                        help=f"most pixels a video frame may have, uploaded or painted (default "
+                        f"{STUDIO.max_video_pixels:,})")
+    parser.add_argument("--max-queue", type=integer, default=STUDIO.max_queue,
+                        help="jobs queued or running at most (default %(default)s; more get HTTP 429)")
+    parser.add_argument("--max-storage-mb", type=number, default=STUDIO.max_storage_mb,
+                        help="disk quota of uploads and results (default %(default)g MB; more get HTTP 507)")
+    add_engine(parser, "run jobs one at a time", "jobs at once")
+    parser.add_argument("--keep-uploads-hours", type=number, default=STUDIO.keep_uploads_hours,
+                        help="remove uploads no job uses after this many hours (default %(default)g)")
+    live = parser.add_argument_group("live camera")
+    live.add_argument("--live-backend", choices=LIVE_BACKENDS, default=STUDIO.live_backend,
+                      help="what paints the live view: auto (the fastest installed: OpenVINO, bf16 where the CPU "
+                      "has it natively; else ONNX Runtime; else torch), torch, onnx or openvino (default auto)")
+    live.add_argument("--max-live", type=integer, default=STUDIO.max_live,
+                      help="live pages open at once (default %(default)s)")
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The studio's ASGI application: one page, a JSON API (schema at ``/openapi.json``) and an event stream.
 
 ``create_app`` puts the pieces together: the guard every request passes (:mod:`.security`), the routers
-(:mod:`.routes`: info, uploads, styles, jobs; :mod:`.events`), the error handlers, and the store, worker
-and previews that live as long as the app. Every error is JSON ``{"error": "one line"}`` that the page shows.
+(:mod:`.routes`: info, uploads, styles, jobs; :mod:`.events`; the live camera's socket, :mod:`.live`), the
+error handlers, and the store, worker, previews and live painters that live as long as the app. Every error is
+JSON ``{"error": "one line"}`` that the page shows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from starlette.exceptions import HTTPException
 
 from .. import api, checks, files
 from ..errors import UsageError, one_line
-from . import events, leftovers
+from . import events, leftovers, live
 from .config import StudioConfig
 from .events import Hub
+from .live import Painters
 from .previews import Previews
 from .routes import info, jobs, styles, uploads
 from .schemas import Error
@@ -60,6 +63,7 @@ def create_app(config: StudioConfig) -> FastAPI:
         app.state.store, app.state.worker = store, worker
         app.state.previews = previews = Previews(store, config.device)
         app.state.decoding = asyncio.Semaphore(config.max_decoding)
+        app.state.live = Painters(config, store)
         worker.start()
         redact_token = RedactToken()
         access_log = logging.getLogger("uvicorn.access")
@@ -87,8 +91,12 @@ def create_app(config: StudioConfig) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/live", include_in_schema=False)
+    async def live_page() -> FileResponse:
+        return FileResponse(STATIC / "live.html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (info.router, uploads.router, styles.router, jobs.router, events.router):
+    for router in (info.router, uploads.router, styles.router, jobs.router, events.router, live.router):
         app.include_router(router)
     return app
 
@@ -158,7 +166,13 @@ def _listen(host: str, port: int) -> socket.socket:
 def check_ready(config: StudioConfig, port: int) -> socket.socket:
     """The socket the studio will serve on, once it is known that the studio can run; else one line, before
     anything is printed or started: the port is taken, the data folder cannot be written, the database is
-    damaged, or another studio uses the folder or the database."""
+    damaged, another studio uses the folder or the database, or the certificate cannot be used."""
+    if config.certfile and config.keyfile:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.certfile, config.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot serve HTTPS with {config.certfile} and {config.keyfile} ({one_line(exc, 200)})"
+                             "; give a PEM certificate chain and its private key") from None
     listening = _listen(config.host, port)
     try:
         try:

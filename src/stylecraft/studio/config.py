@@ -29,7 +29,10 @@ MOST = {"max_upload_mb": 2**20, "max_pixels": MAX_PIXELS, "max_video_mb": 2**20,
         "max_video_seconds": 24 * 3600, "max_video_pixels": MAX_PIXELS, "max_queue": 1_000_000,
         "max_styles": 100, "max_iterations": 1_000_000, "max_storage_mb": 2**30,
         "keep_uploads_hours": 100 * 365 * 24, "max_decoding": 64, "preview_every": 1_000_000,
-        "header_timeout": 3600, "keep_alive": 3600, "max_connections": 65536}
+        "header_timeout": 3600, "keep_alive": 3600, "max_connections": 65536, "max_live": 64,
+        "max_live_frame_kb": 64 * 1024, "max_live_fps": 240}
+#: The backends that paint the live view ("auto": the fastest one installed, ``studio.live.fastest_backend``).
+LIVE_BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ class StudioConfig:
     address: str | None = None
     workers: int | None = None
     gpus_per_worker: float = 0.0
+    #: The live camera page: the backend that paints it, the live connections open at once for the token
+    #: (the studio's one, or none), and the largest frame (a 1280x720 JPEG is 100-400 KB) and frame rate a
+    #: connection may send.
+    live_backend: str = "auto"
+    max_live: int = 1
+    max_live_frame_kb: int = 2048
+    max_live_fps: int = 60
+    #: HTTPS: the certificate chain and its private key (PEM files), both or neither. Browsers give a page the
+    #: camera only in a secure context: HTTPS, or http on localhost.
+    certfile: Path | None = None
+    keyfile: Path | None = None
 
     def __post_init__(self) -> None:
         for name, most in MOST.items():
@@ -93,6 +107,13 @@ class StudioConfig:
             raise ConfigError("`address`, `workers` and `gpus_per_worker` go with `engine` ray")
         checks.at_least("workers", self.workers, 1)
         checks.non_negative("gpus_per_worker", self.gpus_per_worker)
+        checks.choice("live_backend", self.live_backend, LIVE_BACKENDS)
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError("`certfile` and `keyfile` go together: HTTPS needs the certificate and its key")
+        for name in ("certfile", "keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"`{name}` {path}: no such file")
         if not self.loopback and not self.token:
             raise ConfigError(f"host {self.host} can be reached from other machines: give a token "
                               "(`token`, or STYLECRAFT_TOKEN); every request will need it")
@@ -106,6 +127,11 @@ class StudioConfig:
     def host_names(self) -> tuple[str, ...]:
         """The names a request's Host header may give when the studio listens on a loopback address."""
         return ("localhost", "127.0.0.1", "::1", self.host.strip("[]"), *self.extra_hosts)
+
+    @property
+    def scheme(self) -> str:
+        """How the studio is reached: "https" with a certificate, else "http"."""
+        return "https" if self.certfile else "http"
 
     @property
     def models_folder(self) -> Path:

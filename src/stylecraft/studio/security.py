@@ -1,11 +1,13 @@
 """Who may use a studio, and what a request may carry: the guard every request passes first.
 
 - Bound to a loopback address, a request must name localhost or that address (against DNS rebinding).
-- With a token, every request carries it: ``Authorization: Bearer TOKEN``, or the cookie that the page gets
-  when opened as ``/?token=...``. The cookie holds a value derived from the token, not the token itself, and
-  the token is cut out of the access log.
+- With a token, every request carries it: ``Authorization: Bearer TOKEN``, or the cookie that a page gets
+  when opened as ``/?token=...`` (or ``/live?token=...``). The cookie holds a value derived from the token, not
+  the token itself, and the token is cut out of the access log.
 - A request that changes something must come from the page's own origin and declare its length, within the
   limit for its kind (an upload, or a JSON body).
+- The live camera's WebSocket (:func:`websocket_refusal`) passes the same host check, and its Origin must be
+  the studio's own before it is accepted; its token is the cookie or the socket's first message.
 - Every response says what the browser may do with it: scripts, styles and pictures from the studio only, never
   framed by another site, never sniffed as another content type.
 """
@@ -17,7 +19,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import unquote_plus, urlsplit
 
 from fastapi import FastAPI, Request
@@ -32,6 +34,8 @@ MAX_JSON_BYTES = 64 * 1024
 #: Room for the multipart envelope around an upload's bytes.
 MULTIPART_OVERHEAD = 16 * 1024
 UPLOAD_PATH = "/api/uploads"
+#: The pages a browser opens, each of which takes the token in its link once and sets the cookie.
+PAGES = ("/", "/live")
 LOCKED_STYLE = "body { font-family: system-ui, sans-serif; max-width: 34rem; margin: 4rem auto; padding: 0 1rem; " \
     "line-height: 1.5 }"
 LOCKED_PAGE = f"""<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -100,26 +104,35 @@ def _host_name(host_header: str) -> str:
         return ""
 
 
-def _same(supplied: str, expected: str) -> bool:
+def same_secret(supplied: str, expected: str) -> bool:
+    """Whether ``supplied`` is ``expected`` (compared in constant time)."""
     return hmac.compare_digest(supplied.encode("utf-8", "replace"), expected.encode())
 
 
 def install_guard(app: FastAPI, config: StudioConfig) -> None:
     """Put the guard in front of every route of ``app``."""
-    allowed_hosts = config.host_names
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = _refusal(request, config, allowed_hosts) or await call_next(request)
+        response = _refusal(request, config) or await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
 
 
-def _refusal(request: Request, config: StudioConfig, allowed_hosts: tuple[str, ...]) -> Response | None:
+def _wrong_host(host_header: str, config: StudioConfig) -> str | None:
+    """Why a request naming ``host_header`` is refused (a loopback studio answers only to its own names), or
+    None."""
+    host = _host_name(host_header)
+    if config.loopback and host not in config.host_names:
+        return f"this studio answers only on localhost, not {shorten(host) or 'an empty host'!r}"
+    return None
+
+
+def _refusal(request: Request, config: StudioConfig) -> Response | None:
     """The answer to a request the studio refuses (its host, token or body); None for one it serves."""
-    host = _host_name(request.headers.get("host", ""))
-    if config.loopback and host not in allowed_hosts:
-        return error(400, f"this studio answers only on localhost, not {shorten(host) or 'an empty host'!r}")
+    wrong_host = _wrong_host(request.headers.get("host", ""), config)
+    if wrong_host:
+        return error(400, wrong_host)
     if config.token:
         refused = _check_token(request, config.token)
         if refused is not None:
@@ -131,23 +144,39 @@ def _refusal(request: Request, config: StudioConfig, allowed_hosts: tuple[str, .
 
 def _check_token(request: Request, token: str) -> Response | None:
     query_token = request.query_params.get("token")
-    if request.url.path == "/" and query_token is not None:
-        if not _same(query_token, token):
+    if request.url.path in PAGES and query_token is not None:
+        if not same_secret(query_token, token):
             return error(401, "wrong token")
-        response = RedirectResponse("/", status_code=303)
+        response = RedirectResponse(request.url.path, status_code=303)
         response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="strict")
         return response
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        granted = _same(authorization[7:].strip(), token)
-    else:
-        granted = _same(request.cookies.get(COOKIE, ""), cookie_value(token))
-    if granted:
+    if granted(request.headers.get("authorization", ""), request.cookies.get(COOKIE, ""), token):
         return None
-    if request.url.path == "/":
+    if request.url.path in PAGES:
         return HTMLResponse(LOCKED_PAGE, status_code=401)
     return error(401, "this studio needs its token: open the link printed by `stylecraft serve` (…/?token=…) or "
                  "send `Authorization: Bearer TOKEN`", headers={"WWW-Authenticate": "Bearer"})
+
+
+def granted(authorization: str, cookie: str, token: str) -> bool:
+    """Whether a request's ``Authorization`` header (``Bearer TOKEN``) or, without one, its login ``cookie``
+    carries ``token``."""
+    if authorization.lower().startswith("bearer "):
+        return same_secret(authorization[7:].strip(), token)
+    return same_secret(cookie, cookie_value(token))
+
+
+def websocket_refusal(headers: Mapping[str, str], config: StudioConfig) -> str | None:
+    """Why a WebSocket handshake with ``headers`` is refused before it is accepted: a host a loopback studio
+    does not answer to, or an Origin other than the studio's own (another web site's script: browsers send
+    cookies with its handshakes too, so the Origin is what tells). None for one that may be accepted."""
+    wrong_host = _wrong_host(headers.get("host", ""), config)
+    if wrong_host:
+        return wrong_host
+    origin = headers.get("origin", "")
+    if not origin or urlsplit(origin).netloc != headers.get("host"):
+        return "the live view answers only to the studio's own page"
+    return None
 
 
 def _check_body(request: Request, config: StudioConfig) -> Response | None:

@@ -7,7 +7,7 @@ bounds added: each request's headers must arrive within ``header_timeout`` secon
 last response on a kept-alive one), and a connection beyond ``max_connections`` is closed as soon as it is made.
 uvicorn's own settings do the rest: ``timeout_keep_alive`` closes a connection idle after a response,
 ``limit_concurrency`` answers 503 to requests beyond the bound, and h11's ``max_incomplete_event_size`` bounds
-a header's bytes.
+a header's bytes, ``ws_max_size`` a WebSocket message's. With a certificate it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from .config import StudioConfig
 log = logging.getLogger("stylecraft.studio")
 #: The most bytes a request's line and headers may take (h11's default, stated here so that it is a choice).
 MAX_HEADER_BYTES = 16 * 1024
+#: Room beyond the live view's frame limit for a WebSocket message's other bytes.
+WS_OVERHEAD = 64 * 1024
 
 
 class GuardedH11(H11Protocol):
@@ -85,5 +87,8 @@ def server(app: FastAPI, config: StudioConfig, log_level: str = "info") -> uvico
     return uvicorn.Server(uvicorn.Config(
         app, log_level=log_level, timeout_graceful_shutdown=2, http=protocol,
         timeout_keep_alive=config.keep_alive, limit_concurrency=config.max_connections,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES))
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        # the live view's frames: the app refuses a large one with its reason, the protocol anything far larger
+        ws_max_size=2 * config.max_live_frame_kb * 1024 + WS_OVERHEAD,
+        ssl_certfile=config.certfile, ssl_keyfile=config.keyfile))
 

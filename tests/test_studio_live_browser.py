@@ -1,0 +1,116 @@
+"""The live camera page in a real browser: Debian's chromium with its fake camera playing an MJPEG file that
+Pillow writes here, at desktop and phone sizes. Skips cleanly where Playwright or chromium is missing.
+
+Screenshots go to the test's folder, and to ``out/`` beside the tests where that folder exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_content
+from PIL import Image
+from test_studio import config, live_server
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("websockets")
+CHROMIUM = shutil.which("chromium")
+OUT = Path(__file__).resolve().parents[1] / "out"
+SIZE = (640, 360)
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def write_camera(path: Path, frames: int = 30) -> list[Image.Image]:
+    """An MJPEG file for chromium's fake camera (JPEG frames one after another): a scene panning slowly.
+    Returns the frames."""
+    wide = make_content(SIZE[0] + frames * 4, SIZE[1])
+    pictures = [wide.crop((i * 4, 0, i * 4 + SIZE[0], SIZE[1])) for i in range(frames)]
+    with path.open("wb") as file:
+        for picture in pictures:
+            picture.save(file, format="JPEG", quality=90)
+    return pictures
+
+
+def camera_flags(camera: Path) -> list[str]:
+    """Chromium's flags for a headless run whose camera plays ``camera`` and is allowed without asking."""
+    return ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+
+
+def _keep(path: Path) -> None:
+    if OUT.is_dir():
+        shutil.copy(path, OUT / path.name)
+
+
+def _shown(page: sync_api.Page) -> Image.Image:
+    """What the page's painted view shows, as a picture."""
+    data = page.evaluate("document.querySelector('#painted').toDataURL('image/png')")
+    return Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB")
+
+
+@pytest.mark.parametrize(("name", "viewport", "mobile"), [("desktop", {"width": 1280, "height": 860}, False),
+                                                          ("phone", {"width": 390, "height": 844}, True)])
+def test_the_painted_camera_arrives_and_is_shown(tmp_path: Path, name: str, viewport: dict[str, int],
+                                                 mobile: bool) -> None:
+    camera = tmp_path / "camera.mjpeg"
+    frames = write_camera(camera)
+    with live_server(config(tmp_path, live_backend="torch")) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera))
+        try:
+            page = browser.new_page(viewport=viewport, is_mobile=mobile, has_touch=mobile)
+            refused: list[str] = []
+            page.on("console", lambda message: refused.append(message.text)
+                    if "Content Security Policy" in message.text else None)
+            page.goto(f"{url}/live")
+            page.select_option("#size", "320x180")  # the quickest size: these cores are shared
+            expect = sync_api.expect
+            expect(page.locator("#painted")).to_have_attribute("data-frames", re.compile(r"^([3-9]|\d\d+)$"),
+                                                               timeout=180_000)
+            expect(page.locator("#status-text")).to_have_text("Live")
+            expect(page.locator("#fps")).to_have_text(re.compile(r"^\d+\.\d fps$"))
+            expect(page.locator("#snapshot")).to_be_enabled()
+            stats = page.evaluate("window.liveStats.frames")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            shown = _shown(page)
+            page.screenshot(path=str(tmp_path / f"live-{name}.png"))
+            _keep(tmp_path / f"live-{name}.png")
+        finally:
+            browser.close()
+    assert refused == [] and width <= viewport["width"]  # nothing wider than the screen
+    assert [frame["seq"] for frame in stats] == sorted({frame["seq"] for frame in stats})  # each answered once
+    assert all(frame["rtt_ms"] > 0 and frame["network_ms"] > 0 for frame in stats)
+    assert shown.size == (320, 180)
+    # painted: far from every camera frame, mirrored as the page sends them, and not a blank canvas
+    pixels = np.asarray(shown, dtype=np.float32)
+    for frame in frames:
+        photo = np.asarray(frame.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((320, 180)), dtype=np.float32)
+        assert np.abs(pixels - photo).mean() > 20
+    assert pixels.std() > 20
+
+
+def test_off_a_secure_context_the_page_says_why_there_is_no_camera(tmp_path: Path) -> None:
+    camera = tmp_path / "camera.mjpeg"
+    write_camera(camera, frames=2)
+    with live_server(config(tmp_path)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera))
+        try:
+            page = browser.new_page()
+            # as a page served on another address than localhost, over http, is
+            page.add_init_script("Object.defineProperty(window, 'isSecureContext', {value: false})")
+            page.goto(f"{url}/live")
+            notice = page.locator("#notice")
+            sync_api.expect(notice).to_be_visible()
+            text = notice.inner_text()
+            page.screenshot(path=str(tmp_path / "live-insecure.png"))
+            _keep(tmp_path / "live-insecure.png")
+        finally:
+            browser.close()
+    assert "The camera is not available on this address." in text
+    assert "--host 127.0.0.1" in text and "--certfile" in text and "--keyfile" in text
