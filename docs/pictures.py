@@ -93,9 +93,10 @@ class Pictures:
         picture.convert("RGB").save(path, quality=QUALITY, optimize=True, progressive=True)
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", flush=True)
 
-    def sheet(self, rows: Sequence[Sequence[report.Cell]], name: str, **labels: Sequence[str]) -> None:
-        """A labelled contact sheet of ``rows`` saved as ``name``."""
-        self.save(report.contact_sheet(rows, cell_side=self.cell, **labels), name)  # type: ignore[arg-type]
+    def sheet(self, rows: Sequence[Sequence[report.Cell]], name: str, cell: int | None = None,
+              **labels: Sequence[str]) -> None:
+        """A labelled contact sheet of ``rows`` (in cells of ``cell`` px, default ``self.cell``) saved as ``name``."""
+        self.save(report.contact_sheet(rows, cell_side=cell or self.cell, **labels), name)  # type: ignore[arg-type]
 
     def transfer(self, content: str, style: str | Sequence[str], **options: Any) -> Image.Image:
         """The optimiser's picture of a bundled photo in one or more built-in paintings (computed once)."""
@@ -195,19 +196,19 @@ def colour(p: Pictures) -> None:
 def video_frames(count: int, side: int) -> list[Image.Image]:
     """A camera moving up the rocket photo and closing in: ``count`` frames of ``side`` px long side."""
     rocket = photo("rocket")
+    size = long_side(rocket, side).size  # every frame of a video has one size
     frames = []
     for t in np.linspace(0.0, 1.0, count):
         width, height = rocket.width * (1 - 0.35 * t), rocket.height * (1 - 0.35 * t)
         left, top = (rocket.width - width) * 0.5, (rocket.height - height) * (1 - t)
-        box = (round(left), round(top), round(left + width), round(top + height))
-        frames.append(long_side(rocket.crop(box), side))
+        frames.append(rocket.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + width, top + height)))
     return frames
 
 
 def video(p: Pictures) -> None:
     """A short clip painted by a built-in style, steadied by optical flow: five of its frames, input above."""
     frames = video_frames(25, p.cell)
-    painted = [Image.fromarray(frame) for frame in api.paint_frames("great-wave", frames)]
+    painted = [Image.fromarray(frame) for frame in api.paint_frames("starry-night", frames)]
     shown = range(0, len(frames), 6)
     p.sheet([[report.Cell(frames[i], f"frame {i}") for i in shown],
              [report.Cell(painted[i], f"painted {i}") for i in shown]], "video.jpg")
@@ -240,33 +241,41 @@ def studio(p: Pictures) -> None:
     shots.mkdir(exist_ok=True)
     test = "tests/test_studio_browser.py::test_a_built_in_style_previews_and_paints_the_photo"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=ROOT, check=True)
-    for name in ("studio-styles-desktop", "studio-styles-phone"):
-        with Image.open(shots / f"{name}.png") as shot:
-            p.save(long_side(shot, 1000) if max(shot.size) > 1000 else shot, f"{name.replace('-styles', '')}.jpg")
+    # The first screen of each full-page screenshot, at the page's own width (the phone's is taken at twice it).
+    for name, width, height in (("desktop", 1280, 1000), ("phone", 390, 844)):
+        with Image.open(shots / f"studio-styles-{name}.png") as shot:
+            scale = shot.width / width
+            first = shot.crop((0, 0, shot.width, min(shot.height, round(height * scale))))
+            p.save(first.resize((width, first.height * width // shot.width), Image.Resampling.LANCZOS),
+                   f"studio-{name}.jpg")
 
 
 def tour(p: Pictures) -> None:
     """The tour's pictures (docs/tour.md): what each layer keeps, texture from each layer, contents by styles,
-    noise against content, and a sweep of the style weight, at a third of ``--size``."""
+    noise against content, and a sweep of the style weight, at a third of ``--size`` and shown at 176 px."""
     side = max(32, p.size // 3)
     small: dict[str, Any] = {"size": side, "iterations": 100, "single_scale": True, "seed": SEED, "score": False}
+    shown = 176
+
+    def cell(picture: Image.Image, caption: str) -> report.Cell:
+        return report.Cell(long_side(picture, shown), caption)
+
     cat = long_side(photo("chelsea"), side)
     layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-    p.sheet([[report.Cell(cat, "the photo")] +
-             [report.Cell(stylecraft.reconstruct(cat, content_layers=(layer,), **small), layer) for layer in layers]],
-            "tour-reconstruction.jpg")
+    p.sheet([[cell(cat, "the photo")] +
+             [cell(stylecraft.reconstruct(cat, content_layers=(layer,), **small), layer) for layer in layers]],
+            "tour-reconstruction.jpg", shown)
     wave = painting("starry-night")
-    textures = [report.Cell(stylecraft.texture(wave, style_layers=tuple(layers[: i + 1]), **small),
-                            layers[0] if i == 0 else f"{layers[0]} to {layers[i]}") for i in range(len(layers))]
-    p.sheet([[report.Cell(Image.open(wave), "the painting"), *textures]], "tour-texture.jpg")
+    textures = [cell(stylecraft.texture(wave, style_layers=tuple(layers[: i + 1]), **small),
+                     layers[0] if i == 0 else f"{layers[0]} to {layers[i]}") for i in range(len(layers))]
+    p.sheet([[cell(Image.open(wave), "the painting"), *textures]], "tour-texture.jpg", shown)
     contents, paintings = ["chelsea", "coffee", "astronaut"], ["starry-night", "great-wave", "udnie"]
-    p.sheet([[report.Cell(stylecraft.transfer(long_side(photo(c), side), painting(s), **small), "")
-              for s in paintings] for c in contents],
-            "tour-grid.jpg", row_labels=contents, column_labels=paintings)
-    p.sheet([[report.Cell(stylecraft.transfer(cat, wave, init=init, **small), f"from {init}")
-              for init in ("noise", "content", "palette")]], "tour-init.jpg")
-    p.sheet([[report.Cell(stylecraft.transfer(cat, wave, style_weight=weight, **small), f"style weight {weight:g}")
-              for weight in (0.1, 1, 10, 100, 1000)]], "tour-style-weight.jpg")
+    p.sheet([[cell(stylecraft.transfer(long_side(photo(c), side), painting(s), **small), "") for s in paintings]
+             for c in contents], "tour-grid.jpg", shown, row_labels=contents, column_labels=paintings)
+    p.sheet([[cell(stylecraft.transfer(cat, wave, init=init, **small), f"from {init}")
+              for init in ("noise", "content", "palette")]], "tour-init.jpg", shown)
+    p.sheet([[cell(stylecraft.transfer(cat, wave, style_weight=weight, **small), f"style weight {weight:g}")
+              for weight in (0.1, 1, 10, 100, 1000)]], "tour-style-weight.jpg", shown)
 
 
 def credits(p: Pictures) -> None:
