@@ -7,7 +7,8 @@ const SLOW_FPS = 8;          // below this the page asks for a smaller size
 const ANSWER_TIMEOUT = 2000; // ms without an answer before the next frame goes anyway
 const JPEG_QUALITY = 0.8;
 
-const state = {socket: null, sentAt: 0, timer: null, started: 0, painting: false, style: "", closed: null};
+// sentAt: when each frame of this connection was sent, by its number (the studio numbers them the same way)
+const state = {socket: null, sentAt: new Map(), timer: null, started: 0};
 // What the page measured, for people and for benchmarks/live.py: each painted frame's round trip and the
 // studio's time per stage.
 window.liveStats = {frames: [], sent: 0};
@@ -106,7 +107,8 @@ function connect() {
   const socket = new WebSocket(`${scheme}//${location.host}/api/live`);
   socket.binaryType = "blob";
   state.socket = socket;
-  state.closed = null;
+  state.sentAt.clear();
+  window.liveStats.sent = 0;
   status("Connecting…", "busy");
   socket.onopen = () => {
     sendSettings();
@@ -135,7 +137,6 @@ function onText(message) {
   } else if (message.type === "status") {
     status(message.text, "busy");
   } else if (message.type === "ready") {
-    state.style = message.style;
     $("#backend").textContent = `${message.backend}${message.steady ? ", steadied" : ""}`;
     status("Live", "online");
     notice("");
@@ -148,7 +149,8 @@ async function onPicture(blob) {
   const now = performance.now();
   const meta = pending || {};
   pending = null;
-  window.liveStats.frames.push({...meta, rtt_ms: now - state.sentAt, at: now, size: $("#size").value});
+  window.liveStats.frames.push({...meta, rtt_ms: now - state.sentAt.get(meta.seq), at: now, size: $("#size").value});
+  for (const seq of state.sentAt.keys()) if (seq <= meta.seq) state.sentAt.delete(seq);
   if (window.liveStats.frames.length > 2000) window.liveStats.frames.shift();
   const bitmap = await createImageBitmap(blob);
   const canvas = $("#painted");
@@ -162,7 +164,8 @@ async function onPicture(blob) {
   if (!state.started) state.started = now;
   $("#snapshot").disabled = false;
   meter(now);
-  sendFrame();
+  // an answer to a frame sent before a timeout: the latest frame is still in flight, and its answer sends the next
+  if (meta.seq >= window.liveStats.sent) sendFrame();
 }
 
 async function sendFrame() {
@@ -175,9 +178,9 @@ async function sendFrame() {
   }
   const {width, height} = frameSize();
   const blob = await blobOf(capture(width, height), "image/jpeg", JPEG_QUALITY);
-  state.sentAt = performance.now();
-  socket.send(blob);
   window.liveStats.sent += 1;
+  state.sentAt.set(window.liveStats.sent, performance.now());
+  socket.send(blob);
   state.timer = setTimeout(sendFrame, ANSWER_TIMEOUT);
 }
 
