@@ -147,6 +147,7 @@ def presets(p: Pictures) -> None:
         picture = stylecraft.transfer(photo("coffee"), painting("starry-night"), preset=name, size=side, seed=SEED,
                                          score=False)
         p.timings[f"preset {name} {side} px"] = round(time.perf_counter() - start, 1)
+        print(f"{name} at {side} px: {p.timings[f'preset {name} {side} px']} s", flush=True)
         cells.append(report.Cell(picture, f"{name}: {side} px"))
     p.sheet([cells], "presets.jpg")
 
