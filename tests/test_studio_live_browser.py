@@ -18,6 +18,8 @@ from conftest import make_content
 from PIL import Image
 from test_studio import config, live_server
 
+from stylecraft.feedforward import styles
+
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("websockets")
 CHROMIUM = shutil.which("chromium")
@@ -81,6 +83,12 @@ def test_the_painted_camera_arrives_and_is_shown(tmp_path: Path, name: str, view
             shown = _shown(page)
             page.screenshot(path=str(tmp_path / f"live-{name}.png"))
             _keep(tmp_path / f"live-{name}.png")
+            if not mobile:  # snapshots: the frame at the camera's full size into the gallery, then to the optimiser
+                for button in ("#snapshot", "#refine"):
+                    page.click(button)
+                    expect(page.locator("#snapshot-state")).to_contain_text("Snapshot queued")
+                    page.evaluate("document.querySelector('#snapshot-state').textContent = ''")
+                jobs = page.evaluate("async () => (await fetch('/api/jobs')).json()")
         finally:
             browser.close()
     assert refused == [] and width <= viewport["width"]  # nothing wider than the screen
@@ -89,6 +97,11 @@ def test_the_painted_camera_arrives_and_is_shown(tmp_path: Path, name: str, view
     assert all(frame["network_ms"] > 0 and frame["rtt_ms"] >= sum(frame[stage] for stage in stages)
                for frame in stats)  # the round trip of each frame holds the studio's work on it
     assert shown.size == (320, 180)
+    if not mobile:
+        by_method = {job["options"]["method"]: job for job in jobs}
+        assert by_method["model"]["options"]["model"] == styles.names(styles.load_builtin())[0]
+        assert by_method["model"]["options"]["size"] == SIZE[0]  # the camera's full size, not the live view's
+        assert len(by_method["optimise"]["styles"]) == 1
     # painted: far from every camera frame, mirrored as the page sends them, and not a blank canvas
     pixels = np.asarray(shown, dtype=np.float32)
     for frame in frames:
