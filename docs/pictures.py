@@ -1,6 +1,6 @@
 """Every picture in the README and docs/, made by stylecraft itself from pictures we may ship.
 
-Run: python docs/pictures.py [--size 384] [-o docs/pictures] [--only hero styles ...]
+Run: python docs/pictures.py [--size 384] [-o docs/pictures] [--only hero styles ...] [--skip studio ...]
 
 Sources: the photos bundled with scikit-image (public domain or CC0; ``credits.md`` beside the pictures says
 where each comes from) and the six public-domain paintings that ship with the built-in styles
@@ -233,22 +233,25 @@ def quality(p: Pictures) -> None:
 
 
 def studio(p: Pictures) -> None:
-    """The studio at desktop and phone widths: the screenshots that its browser test takes (skipped without
-    chromium, as the test is)."""
+    """The studio at desktop and phone widths and the live page: the screenshots that their browser tests take
+    (skipped without chromium, as the tests are)."""
     if shutil.which("chromium") is None:
         print("studio: skipped (Debian's chromium is not installed)")
         return
-    shots = ROOT / "out"  # the test keeps its screenshots in out/ where that folder exists
+    shots = ROOT / "out"  # the tests keep their screenshots in out/ where that folder exists
     shots.mkdir(exist_ok=True)
-    test = "tests/test_studio_browser.py::test_a_built_in_style_previews_and_paints_the_photo"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=ROOT, check=True)
+    tests = ["tests/test_studio_browser.py::test_a_built_in_style_previews_and_paints_the_photo",
+             "tests/test_studio_live_browser.py::test_the_painted_camera_arrives_and_is_shown[desktop-viewport0-False]"]
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT, check=True)
     # The first screen of each full-page screenshot, at the page's own width (the phone's is taken at twice it).
-    for name, width, height in (("desktop", 1280, 1000), ("phone", 390, 844)):
-        with Image.open(shots / f"studio-styles-{name}.png") as shot:
+    for shot_name, name, width, height in (("studio-styles-desktop", "studio-desktop", 1280, 1000),
+                                           ("studio-styles-phone", "studio-phone", 390, 844),
+                                           ("live-desktop", "live-desktop", 1280, 860)):
+        with Image.open(shots / f"{shot_name}.png") as shot:
             scale = shot.width / width
             first = shot.crop((0, 0, shot.width, min(shot.height, round(height * scale))))
             p.save(first.resize((width, first.height * width // shot.width), Image.Resampling.LANCZOS),
-                   f"studio-{name}.jpg")
+                   f"{name}.jpg")
 
 
 def tour(p: Pictures) -> None:
@@ -355,12 +358,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=384, help="the optimiser pictures' long side (384)")
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "pictures")
     parser.add_argument("--only", nargs="+", choices=list(GROUPS), default=list(GROUPS))
+    parser.add_argument("--skip", nargs="+", choices=list(GROUPS), default=[], help="groups to leave out")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch's threads (1: on cores shared with other work, two threads wait on each other)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     pictures = Pictures(args.out, args.size)
-    for name in args.only:
+    for name in [group for group in args.only if group not in args.skip]:
         start = time.perf_counter()
         GROUPS[name](pictures)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
