@@ -1,10 +1,20 @@
-"""Colour maths (colour.py): YUV, luminance, keeping a photo's colours, matching a painting's colour statistics."""
+"""Colour maths (colour.py): YUV, luminance, keeping a photo's colours, matching a painting's colour statistics
+and its whole palette."""
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
 
-from stylecraft.colour import luminance, match_colour, restore_colour, rgb_to_yuv, yuv_to_rgb
+import pytest
+import skimage
+import torch
+from PIL import Image
+
+from stylecraft import feedforward, images
+from stylecraft.colour import luminance, match_colour, match_palette, restore_colour, rgb_to_yuv, yuv_to_rgb
+from stylecraft.quality import _lab, sliced_wasserstein
+
+BUILTIN = Path(feedforward.__file__).parent / "builtin"
 
 
 def test_yuv_of_known_colours():
@@ -77,3 +87,25 @@ def test_match_colour_to_several_references_takes_their_blended_colours():
     assert torch.allclose(moved.mean(1), mixture[0].double(), atol=1e-3)
     even = match_colour(picture, [red, blue])[0].flatten(1).double()
     assert even.mean(1)[0] < moved.mean(1)[0] - 0.05  # less red with equal weights
+
+
+def _lab_distance(moved: torch.Tensor, painting: torch.Tensor) -> float:
+    return sliced_wasserstein(_lab(moved), _lab(painting))
+
+
+@pytest.mark.parametrize("name", ["shipwreck", "starry-night"])
+def test_match_palette_comes_nearer_a_painting_s_colours_than_their_mean_and_covariance(name: str) -> None:
+    photo = images.resize(images.to_tensor(Image.fromarray(skimage.data.astronaut())), (96, 96))
+    painting = images.resize_long_side(images.to_tensor(images.load_image(BUILTIN / f"{name}.jpg")), 128)
+    whole = match_palette(photo, [painting])
+    assert _lab_distance(whole, painting) < 0.5 * _lab_distance(match_colour(photo, painting), painting)
+    assert torch.equal(whole, match_palette(photo, [painting]))
+
+
+def test_match_palette_is_one_map_of_the_colour_whatever_the_size():
+    generator = torch.Generator().manual_seed(3)
+    small = torch.rand(1, 3, 32, 32, generator=generator)
+    large = torch.nn.functional.interpolate(small, scale_factor=16, mode="nearest")  # 512 px, fitted on 256
+    painting = torch.rand(1, 3, 40, 40, generator=generator) ** 3
+    moved_small = torch.nn.functional.interpolate(match_palette(small, [painting]), scale_factor=16, mode="nearest")
+    assert (moved_small - match_palette(large, [painting])).abs().max() < 0.02

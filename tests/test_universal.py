@@ -158,7 +158,7 @@ def test_masks_paint_each_painting_in_its_region(painter, stripes) -> None:
     config = universal.PaintConfig()
     whole = torch.ones(1, 1, 48, 64)
     alone = painter.paint(picture, [stripes], [1.0], config)
-    assert torch.allclose(painter.paint(picture, [stripes], [1.0], config, masks=whole), alone, atol=1e-3)
+    assert torch.allclose(painter.paint(picture, [stripes], [1.0], config, masks=whole), alone, atol=1 / 255)
     left = torch.zeros(1, 1, 48, 64)
     left[..., :32] = 1
     split = painter.paint(picture, [stripes, other], [0.5, 0.5], config, masks=torch.cat([left, 1 - left]))
@@ -175,7 +175,7 @@ def test_exact_tiles_equal_the_whole_picture(painter, stripes) -> None:
     whole = painter.paint(picture, [stripes], [1.0], config)
     tiled = painter.paint(picture, [stripes], [1.0], config.replace(tile=128))
     assert tiled.shape == whole.shape == picture.shape
-    assert float((tiled - whole).abs().max()) < 2e-3
+    assert float((tiled - whole).abs().max()) < 1 / 255  # within one level of an 8-bit picture: no seam
 
 
 def test_preserve_color_keeps_the_photo_s_colours(painter, stripes) -> None:

@@ -27,7 +27,7 @@ from .transforms import Stats, apply_map, mixed
 
 #: Picture sides are padded to a multiple of this (the deepest level's stride), so decoding gives back the size.
 ALIGN = 16
-#: The long side a painting's colours are kept at for ``palette`` (their mean and covariance need no more).
+#: The long side a painting's colours are kept at for ``palette`` (65,536 colours: their quantiles need no more).
 COLOURS_SIDE = 256
 
 
@@ -168,12 +168,12 @@ def _palette(picture: torch.Tensor, paintings: Sequence[Painting], weights: Sequ
     """``picture`` with its colours moved toward the blend of the paintings' (or each painting's in its region of
     ``masks``), ``strength`` of the way."""
     if masks is None:
-        matched = colour.match_colour(picture, [p.colours for p in paintings], weights)
+        matched = colour.match_palette(picture, [p.colours for p in paintings], weights)
     else:
         regions = masks.float() / masks.float().sum(0, keepdim=True).clamp_min(1.0)
         matched = picture * (1 - regions.sum(0, keepdim=True))
         for painting, region in zip(paintings, regions, strict=True):
-            matched = matched + colour.match_colour(picture, painting.colours) * region
+            matched = matched + colour.match_palette(picture, [painting.colours]) * region
     return strength * matched + (1 - strength) * picture
 
 

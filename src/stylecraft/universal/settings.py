@@ -74,8 +74,8 @@ class PaintConfig:
     ``strength`` (0..1) is how far each level moves from the photo's own features toward the painting's
     statistics; ``strengths``, one per level, replaces it level by level. ``style_size`` is the long side the
     painting is read at, which sets the scale of its strokes. ``palette`` moves the finished picture's colours
-    to the painting's (their mean and covariance, as the optimiser's palette start does), by ``strength``;
-    ``preserve_color`` keeps the photo's colours instead.
+    to the painting's whole palette (``colour.match_palette``: their distribution, not only their mean and
+    covariance), by ``strength``; ``preserve_color`` keeps the photo's colours instead.
     """
 
     levels: tuple[str, ...] = ("relu4_1", "relu3_1", "relu2_1")
