@@ -184,9 +184,9 @@ def test_the_loading_of_a_network_is_recorded_apart_from_the_pictures(tmp_path, 
     assert loading.seconds > 0 and str(os.getpid()) in loading.worker
     records = manifest(tmp_path / "out")
     assert len(records) == 3 and all(r["quality"] is None and r["seconds"] > 0 for r in records)
-    # what the README promises the manifest holds, for a network too
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "null for a network" in readme and "loading" in readme.split("manifest.jsonl", 1)[1][:600]
+    # what the batch guide promises the manifest holds, for a network too
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "batch.md").read_text()
+    assert "null for a network" in guide and "loading" in guide.split("manifest.jsonl", 1)[1][:900]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -205,7 +205,7 @@ def test_the_first_signal_stops_the_whole_batch_in_the_optimiser(tmp_path, monke
     monkeypatch.setattr(batch, "run", run_and_signal)
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
-                 "--size", "32", "--iterations", "4", "--quiet"]) == 130
+                 "--size", "32", "--iterations", "20", "--quiet"]) == 130
     assert len(started) == 2  # the third picture never started
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("stylecraft: interrupted; painted 1 picture(s)") and "2 picture(s) left" in line, line

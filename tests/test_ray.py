@@ -256,7 +256,7 @@ def test_the_cluster_gone_ends_the_batch_in_one_line(tmp_path):
     make_style(32, 32).save(tmp_path / "style.png")
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "stylecraft", "batch", str(tmp_path / "in"), "-o", str(out), "--style",
-            str(tmp_path / "style.png"), "--size", "32", "--iterations", "10", "--precision", "fp32", "--engine",
+            str(tmp_path / "style.png"), "--size", "32", "--iterations", "500", "--precision", "fp32", "--engine",
             "ray", "--workers", "1", "--quiet"]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": "local"})
     try:
