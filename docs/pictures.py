@@ -1,13 +1,15 @@
 """Every picture in the README and docs/, made by stylecraft itself from pictures we may ship.
 
 Run: python docs/pictures.py [--size 384] [-o docs/pictures] [--only hero styles ...] [--skip studio ...]
+[--iterations N]
 
 Sources: the photos bundled with scikit-image (public domain or CC0; ``credits.md`` beside the pictures says
 where each comes from) and the six public-domain paintings that ship with the built-in styles
 (``stylecraft/feedforward/builtin/*.jpg``, whose records are in ``stylecraft styles --json``). Every run is
 seeded, so a second run on the same machine gives the same pictures; the times of the presets, which differ
 from run to run, go to ``timings.json``, not into the pictures. ``--size`` is the long side of the optimiser's
-pictures (the tour's are a third of it); CI runs the script at a tiny size into a temporary folder.
+pictures (the tour's are a third of it); CI runs the script at a tiny size and 10 iterations an optimisation into
+a temporary folder.
 """
 
 from __future__ import annotations
@@ -79,9 +81,10 @@ def long_side(picture: Image.Image, side: int) -> Image.Image:
 class Pictures:
     """The pictures' folder, size and the optimiser results that several pictures share."""
 
-    def __init__(self, out: Path, size: int) -> None:
+    def __init__(self, out: Path, size: int, iterations: int | None = None) -> None:
         self.out = out
         self.size = size
+        self.iterations = iterations
         self.cell = max(64, min(256, size * 2 // 3))
         self.timings: dict[str, float] = {}
         self._cache: dict[tuple[object, ...], Image.Image] = {}
@@ -98,13 +101,21 @@ class Pictures:
         """A labelled contact sheet of ``rows`` (in cells of ``cell`` px, default ``self.cell``) saved as ``name``."""
         self.save(report.contact_sheet(rows, cell_side=cell or self.cell, **labels), name)  # type: ignore[arg-type]
 
+    def run(self, optimise: Callable[..., Image.Image], *images: Any, **options: Any) -> Image.Image:
+        """One optimisation (``stylecraft.transfer``, ``texture`` or ``reconstruct``), cut to ``--iterations``
+        when given."""
+        if self.iterations:
+            options["iterations"] = self.iterations
+        return optimise(*images, **options)
+
     def transfer(self, content: str, style: str | Sequence[str], **options: Any) -> Image.Image:
         """The optimiser's picture of a bundled photo in one or more built-in paintings (computed once)."""
         names = [style] if isinstance(style, str) else list(style)
         key = (content, tuple(names), tuple(sorted((k, repr(v)) for k, v in options.items())))
         if key not in self._cache:
             options = {"size": self.size, "preset": "draft", "seed": SEED, "score": False, **options}
-            self._cache[key] = stylecraft.transfer(photo(content), [painting(n) for n in names], **options)
+            self._cache[key] = self.run(stylecraft.transfer, photo(content), [painting(n) for n in names],
+                                        **options)
         return self._cache[key]
 
     def builtin(self, content: str, style: str, size: int | None = None) -> Image.Image:
@@ -144,8 +155,8 @@ def presets(p: Pictures) -> None:
     for name, preset_size in (("draft", 384), ("standard", 512), ("fine", 1024)):
         side = max(32, preset_size * p.size // 768)
         start = time.perf_counter()
-        picture = stylecraft.transfer(photo("coffee"), painting("starry-night"), preset=name, size=side, seed=SEED,
-                                         score=False)
+        picture = p.run(stylecraft.transfer, photo("coffee"), painting("starry-night"), preset=name, size=side,
+                        seed=SEED, score=False)
         p.timings[f"preset {name} {side} px"] = round(time.perf_counter() - start, 1)
         print(f"{name} at {side} px: {p.timings[f'preset {name} {side} px']} s", flush=True)
         cells.append(report.Cell(picture, f"{name}: {side} px"))
@@ -219,7 +230,7 @@ def quality(p: Pictures) -> None:
     """Pictures that score well and badly on each quality number, their scores as captions."""
     cat = photo("chelsea")
     wave = painting("great-wave")
-    texture = stylecraft.texture(wave, size=p.size * 2 // 3, iterations=100, seed=SEED, score=False)
+    texture = p.run(stylecraft.texture, wave, size=p.size * 2 // 3, iterations=100, seed=SEED, score=False)
     candidates = [("the photo itself", cat),
                   ("optimiser, draft", p.transfer("chelsea", "great-wave")),
                   ("style weight 0.3", p.transfer("chelsea", "great-wave", style_weight=0.3, color_weight=0)),
@@ -267,18 +278,20 @@ def tour(p: Pictures) -> None:
     cat = long_side(photo("chelsea"), side)
     layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     p.sheet([[cell(cat, "the photo")] +
-             [cell(stylecraft.reconstruct(cat, content_layers=(layer,), **small), layer) for layer in layers]],
+             [cell(p.run(stylecraft.reconstruct, cat, content_layers=(layer,), **small), layer) for layer in layers]],
             "tour-reconstruction.jpg", shown)
     wave = painting("starry-night")
-    textures = [cell(stylecraft.texture(wave, style_layers=tuple(layers[: i + 1]), **small),
+    textures = [cell(p.run(stylecraft.texture, wave, style_layers=tuple(layers[: i + 1]), **small),
                      layers[0] if i == 0 else f"{layers[0]} to {layers[i]}") for i in range(len(layers))]
     p.sheet([[cell(Image.open(wave), "the painting"), *textures]], "tour-texture.jpg", shown)
     contents, paintings = ["chelsea", "coffee", "astronaut"], ["starry-night", "great-wave", "udnie"]
-    p.sheet([[cell(stylecraft.transfer(long_side(photo(c), side), painting(s), **small), "") for s in paintings]
-             for c in contents], "tour-grid.jpg", shown, row_labels=contents, column_labels=paintings)
-    p.sheet([[cell(stylecraft.transfer(cat, wave, init=init, **small), f"from {init}")
+    p.sheet([[cell(p.run(stylecraft.transfer, long_side(photo(c), side), painting(s), **small), "")
+              for s in paintings] for c in contents],
+            "tour-grid.jpg", shown, row_labels=contents, column_labels=paintings)
+    p.sheet([[cell(p.run(stylecraft.transfer, cat, wave, init=init, **small), f"from {init}")
               for init in ("noise", "content", "palette")]], "tour-init.jpg", shown)
-    p.sheet([[cell(stylecraft.transfer(cat, wave, style_weight=weight, **small), f"style weight {weight:g}")
+    p.sheet([[cell(p.run(stylecraft.transfer, cat, wave, style_weight=weight, **small),
+                   f"style weight {weight:g}")
               for weight in (0.1, 1, 10, 100, 1000)]], "tour-style-weight.jpg", shown)
 
 
@@ -361,16 +374,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip", nargs="+", choices=list(GROUPS), default=[], help="groups to leave out")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch's threads (1: on cores shared with other work, two threads wait on each other)")
+    parser.add_argument("--iterations", type=int, help="every optimisation cut to this many iterations (CI's "
+                        "smoke run); by default each picture runs its preset's or its own")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    pictures = Pictures(args.out, args.size)
+    pictures = Pictures(args.out, args.size, args.iterations)
     for name in [group for group in args.only if group not in args.skip]:
         start = time.perf_counter()
         GROUPS[name](pictures)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     if pictures.timings:
         record = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                  "threads": args.threads,
+                  "threads": args.threads, "iterations": args.iterations,
                   "load_average": [round(x, 2) for x in os.getloadavg()], "seconds": pictures.timings}
         (args.out / "timings.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
