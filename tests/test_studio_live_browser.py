@@ -10,6 +10,7 @@ import base64
 import io
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,39 @@ def test_off_a_secure_context_the_page_says_why_there_is_no_camera(tmp_path: Pat
             browser.close()
     assert "The camera is not available on this address." in text
     assert "--host 127.0.0.1" in text and "--certfile" in text and "--keyfile" in text
+
+
+def test_below_8_frames_a_second_the_page_asks_for_a_smaller_size(tmp_path: Path) -> None:
+    camera = tmp_path / "camera.mjpeg"
+    write_camera(camera, frames=4)
+    with live_server(config(tmp_path, live_backend="torch")) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=camera_flags(camera))
+        try:
+            page = browser.new_page()
+            page.clock.install()
+            page.goto(f"{url}/live")
+            painted, slow = page.locator("#painted"), page.locator("#slow")
+
+            def frames() -> int:
+                return int(painted.get_attribute("data-frames") or 0)
+
+            def a_slow_frame() -> str:
+                """The page's clock jumps 5 s, then a frame is painted: the page sees under 1 frame a second,
+                however fast this machine paints."""
+                before, deadline = frames(), time.monotonic() + 120
+                page.clock.fast_forward(5000)
+                while frames() <= before:
+                    assert time.monotonic() < deadline, "no frame painted in 2 minutes"
+                    time.sleep(0.02)
+                sync_api.expect(slow).to_be_visible()
+                return slow.inner_text()
+
+            sync_api.expect(painted).to_have_attribute("data-frames", re.compile(r"^[1-9]"), timeout=120_000)
+            page.clock.pause_at(page.evaluate("Date.now()") + 1000)  # the page's time moves only when told
+            at_640 = a_slow_frame()
+            page.select_option("#size", "320x180")
+            at_smallest = a_slow_frame()
+        finally:
+            browser.close()
+    assert "under 8 frames a second" in at_640 and "choose a smaller size" in at_640
+    assert "even at the smallest size" in at_smallest and 'pip install "stylecraft[openvino]"' in at_smallest
