@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from PIL import Image, ImageDraw
 import stylecraft
 from stylecraft import api, report
 from stylecraft.feedforward import styles
+from stylecraft.runtime import cpu_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -384,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         GROUPS[name](pictures)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     if pictures.timings:
-        record = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        record = {"cpu": cpu_name(), "cores": os.cpu_count(),
                   "threads": args.threads, "iterations": args.iterations,
                   "load_average": [round(x, 2) for x in os.getloadavg()], "seconds": pictures.timings}
         (args.out / "timings.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

@@ -151,7 +151,7 @@ def package(args: argparse.Namespace) -> int:
         cards = [_card(records[name], trained.metadata["training"], int(trained.metadata["steps"]), command,
                        args.trained_on) for name in feedforward.styles.names(trained)]
     metadata = trained.metadata
-    measured = json.loads(args.quality.read_text()) if args.quality else None
+    measured = {**json.loads(args.quality.read_text()), "source": str(args.quality)} if args.quality else None
     if measured:
         for card in cards:
             card["quality"] = quality_of(str(card["name"]), measured)
@@ -232,7 +232,8 @@ def quality_markdown(measured: dict[str, Any]) -> list[str]:
     lines += ["", f"{summary['pairs_meeting_target']} of {summary['pairs']} pairs meet the target.", ""]
     lines += how_far(rows)
     if summary.get("seconds_1024"):
-        lines += ["", "Seconds per 1024 px picture (the network loaded; the median of the repeats): "
+        lines += ["", f"Seconds per 1024 px picture on {summary['cpu']} (the network loaded; the median of the "
+                  f"repeats; `{measured.get('source', BENCHMARK)}`): "
                   + ", ".join(f"{tool} {seconds:.2f}" for tool, seconds in summary["seconds_1024"].items()) + "."]
     return [*lines, ""]
 
