@@ -12,6 +12,8 @@ from PIL import Image
 from stylecraft import runtime
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Seconds a test waits for a Ray job or batch to get somewhere: on busy cores a cluster takes minutes to start.
+RAY_WAIT = 600
 
 
 #: The real probe, for the tests of it (every test runs with it replaced, below).

@@ -194,18 +194,24 @@ def test_the_first_signal_stops_the_whole_batch_in_the_optimiser(tmp_path, monke
     """The signal comes from the second picture's own optimisation loop, at its second iteration."""
     inputs = photos(tmp_path / "in", 3)
     make_style().save(tmp_path / "style.png")
-    real, started = batch.run, []
+    real, started, steps = batch.run, [], []
+
+    def signal_once(event: Any) -> None:
+        steps.append(event.step)
+        if event.step >= 2 and len(steps) == 2:
+            os.kill(os.getpid(), stop)
 
     def run_and_signal(*args: Any, **options: Any) -> Any:
         started.append(args[1])
         if len(started) == 2:
-            options["callbacks"] = [lambda event: event.step == 2 and os.kill(os.getpid(), stop)]
+            options["callbacks"] = [signal_once]
         return real(*args, **options)
 
     monkeypatch.setattr(batch, "run", run_and_signal)
     out = tmp_path / "out"
-    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
-                 "--size", "32", "--iterations", "20", "--quiet"]) == 130
+    code = main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
+                 "--size", "32", "--iterations", "20", "--quiet"])
+    assert code == 130, (started, steps[:5], capsys.readouterr().err)  # what the second picture's loop saw
     assert len(started) == 2  # the third picture never started
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("stylecraft: interrupted; painted 1 picture(s)") and "2 picture(s) left" in line, line

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_content, make_style
+from conftest import RAY_WAIT, make_content, make_style
 from PIL import Image
 
 ray = pytest.importorskip("ray")
@@ -154,12 +154,12 @@ def test_the_studio_runs_two_jobs_at_once_on_the_cluster_and_cancels_one(cluster
         assert client.get("/api/info").status_code == 200
         quick = new_job(client, size=32, iterations=150)
         slow = new_job(client, size=32, iterations=4000)
-        wait_for(client, slow["id"], started)
+        wait_for(client, slow["id"], started, timeout=RAY_WAIT)
         both_painting = time.time()
         assert client.post(f"/api/jobs/{slow['id']}/cancel").status_code == 200
-        ended = wait_for(client, slow["id"], finished)
+        ended = wait_for(client, slow["id"], finished, timeout=RAY_WAIT)
         assert ended["state"] == "cancelled" and 0 < ended["iteration"] < 4000
-        done = wait_for(client, quick["id"], finished)
+        done = wait_for(client, quick["id"], finished, timeout=RAY_WAIT)
         assert done["state"] == "done" and done["iteration"] == 150, done
         assert done["finished"] > both_painting  # the two ran at once, one on each worker node
         assert client.get(f"/api/jobs/{quick['id']}/result").status_code == 200
@@ -260,13 +260,13 @@ def test_the_cluster_gone_ends_the_batch_in_one_line(tmp_path):
             "ray", "--workers", "1", "--quiet"]
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": "local"})
     try:
-        deadline = time.monotonic() + 300
-        while not ((out / "manifest.jsonl").exists() and '"input"' in (out / "manifest.jsonl").read_text()
-                   ) and time.monotonic() < deadline:
+        deadline = time.monotonic() + RAY_WAIT
+        while not ((out / "manifest.jsonl").exists() and '"input"' in (out / "manifest.jsonl").read_text()):
+            assert time.monotonic() < deadline and process.poll() is None, "the first picture was never recorded"
             time.sleep(0.05)
         [raylet] = [pid for pid, words in children(process.pid).items() if words[0].endswith("/raylet")]
         os.kill(raylet, signal.SIGKILL)
-        _, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=RAY_WAIT)
     finally:
         process.kill()
     ours = [line for line in err.splitlines() if line.startswith("stylecraft:")]

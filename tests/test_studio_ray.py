@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import RAY_WAIT
 from test_studio import finished, new_job, studio, wait_for
 
 ray = pytest.importorskip("ray")
@@ -68,14 +69,15 @@ def test_a_killed_progress_actor_is_started_again_and_the_job_goes_on(local_clus
     """Before: the job failed ("The actor died unexpectedly"), with no retry."""
     with studio(tmp_path, engine="ray", device="auto") as client:
         job = new_job(client, size=32, iterations=4000)
-        at = wait_for(client, job["id"], lambda j: j["state"] == "running" and j["iteration"] > 2)["iteration"]
+        at = wait_for(client, job["id"], lambda j: j["state"] == "running" and j["iteration"] > 2,
+                      timeout=RAY_WAIT)["iteration"]
         session = ray._private.worker._global_node.get_session_dir_path()  # this cluster's, not another's
         [channel] = [pid for pid in _titled("ray::_Channel") if leftovers._holds_files_in(pid, session)]
         os.kill(channel, signal.SIGKILL)
-        going = wait_for(client, job["id"], lambda j: finished(j) or j["iteration"] > at + 20)
+        going = wait_for(client, job["id"], lambda j: finished(j) or j["iteration"] > at + 20, timeout=RAY_WAIT)
         assert going["state"] == "running", going
         assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 200  # a stop reaches the new actor
-        ended = wait_for(client, job["id"], finished)
+        ended = wait_for(client, job["id"], finished, timeout=RAY_WAIT)
         assert ended["state"] == "cancelled" and ended["error"] is None, ended
 
 
