@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -271,5 +272,8 @@ def test_the_cluster_gone_ends_the_batch_in_one_line(tmp_path):
         process.kill()
     ours = [line for line in err.splitlines() if line.startswith("stylecraft:")]
     assert process.returncode == 1 and len(ours) == 1, err[-3000:]
-    assert ours[0].startswith("stylecraft: error: the Ray cluster is gone (this machine's raylet died); painted 1")
-    assert "1 picture(s) left" in ours[0] and (out / "photo00.png").is_file()
+    said = re.match(r"stylecraft: error: the Ray cluster is gone \(this machine's raylet died\); painted (\d) "
+                    r"picture\(s\) .*; (\d) picture\(s\) left", ours[0])
+    assert said is not None, ours[0]
+    painted, left = int(said[1]), int(said[2])  # on busy cores Ray may have finished both before the kill
+    assert painted >= 1 and painted + left == 2 and len(list(out.glob("*.png"))) == painted
