@@ -73,7 +73,6 @@ def train(name: str, steps: int, precision: str) -> tuple[Path, float, float]:
     fresh = settings.pop("fresh", None) is not None
     records = manifest()
     out = MODELS / f"{name}-{steps}.pt"
-    out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "stylecraft", "train", "--quiet",
                "--style", *[str(PAINTINGS / r["file"]) for r in records],
                "--names", ",".join(style_name(r["file"]) for r in records), "--data", str(PHOTOS), "-o", str(out),
@@ -115,6 +114,7 @@ def main() -> int:
     if not PAINTINGS.is_dir() or not PHOTOS.is_dir():
         print("train_efficiency: ../shared/paintings and ../shared/train are needed", file=sys.stderr)
         return 2
+    MODELS.mkdir(parents=True, exist_ok=True)
     names = args.variants.split(",") if args.variants else list(VARIANTS)
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
