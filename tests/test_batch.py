@@ -208,9 +208,15 @@ def test_the_first_signal_stops_the_whole_batch_in_the_optimiser(tmp_path, monke
         return real(*args, **options)
 
     monkeypatch.setattr(batch, "run", run_and_signal)
+    # A shell without job control starts a background pytest with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler (the two suites where this failed were started so): a terminal's handler here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     out = tmp_path / "out"
-    code = main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
-                 "--size", "32", "--iterations", "20", "--quiet"])
+    try:
+        code = main(["batch", str(tmp_path / "in"), "-o", str(out), "--style", str(tmp_path / "style.png"),
+                     "--size", "32", "--iterations", "20", "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 130, (started, steps[:5], capsys.readouterr().err)  # what the second picture's loop saw
     assert len(started) == 2  # the third picture never started
     [line] = capsys.readouterr().err.strip().splitlines()
