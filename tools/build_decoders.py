@@ -3,7 +3,6 @@
     python tools/build_decoders.py devdata/run/decoders.pt --command "stylecraft train-decoders ..."
     python tools/build_decoders.py built-in.pt --add relu5_1.pt --command "..."   # a level trained on its own joins
 
-
 Held-out reconstruction: every photo of ../shared/images/content (never trained on) at 512 px, each level's PSNR
 and relative feature error. The table goes into the card and is printed as Markdown; the file is written
 float16 to src/stylecraft/universal/builtin/decoders.pt (at most 15 MB).
