@@ -5,8 +5,10 @@ The built-in styles' network paints (torch, so that no export is made); frames a
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ fastapi = pytest.importorskip("fastapi")
 pytest.importorskip("websockets")
 from starlette.websockets import WebSocketDisconnect  # noqa: E402 - after the skip
 
+from stylecraft.studio import app as studio_app  # noqa: E402 - needs fastapi
 from stylecraft.studio.live import JPEG_QUALITY  # noqa: E402 - needs fastapi
 
 LIVE = "ws://127.0.0.1/api/live"
@@ -221,3 +224,25 @@ def test_live_prints_the_link_to_its_page(tmp_path: Path) -> None:
         process.wait(30)
     link = line.split("open ", 1)[1].split()[0]
     assert link.startswith("http://127.0.0.1:") and link.endswith(f"/live?token={TOKEN}")
+
+
+def test_the_studio_sends_each_message_at_once() -> None:
+    """The studio's connections have Nagle's algorithm off, as asyncio sets it where the listening socket names
+    TCP. Before: it did not, and each painted frame waited about 40 ms behind its metadata message for a delayed
+    acknowledgement (the live view's round trip at 320x180 lost a fifth of its frames to it)."""
+    listening = studio_app._listen("127.0.0.1", 0)
+
+    async def nodelay() -> int:
+        found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def accepted(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            found.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        async with await asyncio.start_server(accepted, sock=listening):
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            value = await asyncio.wait_for(found, 30)
+            writer.close()
+        return value
+
+    assert asyncio.run(nodelay())
