@@ -72,10 +72,15 @@ class FlowEstimator:
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         map_x, map_y = grid_x + backward[..., 0], grid_y + backward[..., 1]
         there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        loop = np.square(backward + there).sum(-1)
-        tolerance = 0.01 * (np.square(backward).sum(-1) + np.square(there).sum(-1)) + 0.5
+        loop = _squared_length(backward + there)
+        tolerance = 0.01 * (_squared_length(backward) + _squared_length(there)) + 0.5
         inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
         return Motion(backward, ((loop <= tolerance) & inside).astype(np.float32))
+
+
+def _squared_length(flow: np.ndarray) -> np.ndarray:
+    """Each offset's squared length; a sum over the last axis of two takes ten times as long in numpy."""
+    return np.asarray(flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1])
 
 
 def warping_error(frames: list[np.ndarray], motions: list[Motion]) -> float:
