@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="auto (the default): bf16 where the CPU has it natively")
     parser.add_argument("--transform", default=universal.PaintConfig().transform)
-    parser.add_argument("--levels", help="the cascade's levels, deepest first (default: all four)")
+    parser.add_argument("--levels", help="the cascade's levels, deepest first (default: relu4_1,relu3_1,relu2_1)")
     parser.add_argument("--strength", type=float, default=universal.PaintConfig().strength)
     parser.add_argument("--palette", action=argparse.BooleanOptionalAction, default=universal.PaintConfig().palette)
     parser.add_argument("--json", type=Path)
@@ -102,7 +102,8 @@ def main() -> int:
     summary = {"cpu": cpu_model(), "threads": __import__("torch").get_num_threads(), "size": args.size,
                "pairs": len(rows), "pairs_meeting_target": sum(bool(r["meets"]) for r in rows),
                "config": {"transform": config.transform, "levels": list(config.levels),
-                          "strength": config.strength, "palette": config.palette,
+                          "strength": config.strength, "level_strengths": config.level_strengths(),
+                          "palette": config.palette,
                           "precision": loaded.painter.runtime.precision},
                "decoders": universal.load_decoders(args.decoders)[1].get("steps"), "seconds": timing}
     print_table(rows, summary, use_peer)

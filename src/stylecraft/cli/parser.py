@@ -19,9 +19,9 @@ from ..feedforward.settings import PRECISIONS as RUNTIME_PRECISIONS
 from ..feedforward.settings import TILE as REALTIME_TILE
 from ..optimize.settings import INITS, MODES, OPTIMIZERS, PRESETS, SCALE_SPLIT, TransferConfig
 from ..studio.config import LIVE_BACKENDS, StudioConfig
+from ..universal.settings import LEVEL_SHARE, TRANSFORMS, DecoderConfig, PaintConfig
 from ..universal.settings import LEVELS as UNIVERSAL_LEVELS
 from ..universal.settings import TILE as UNIVERSAL_TILE
-from ..universal.settings import TRANSFORMS, DecoderConfig, PaintConfig
 from ..video.settings import FRAME_ITERATIONS as VIDEO_FRAME_ITERATIONS
 from ..video.settings import STABILITY as VIDEO_STABILITY
 from ..video.settings import TEMPORAL_WEIGHT as VIDEO_TEMPORAL_WEIGHT
@@ -392,9 +392,9 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
                                         "style transfer): the photo's features take the painting's statistics at "
                                         "each level and are decoded.")
     painting.add_argument("--strength", type=number, help="how far toward the painting, 0 (the photo) to 1 "
-                          f"(default {ONE_PASS.strength:g})")
+                          f"(default {ONE_PASS.strength:g}; relu4_1 moves {LEVEL_SHARE['relu4_1']:g} of it)")
     painting.add_argument("--strengths", type=floats, help="one strength per level, deepest first, instead of "
-                          "--strength")
+                          "--strength (1,1,1: every level the whole way)")
     painting.add_argument("--style-size", type=integer, help="the painting's long side, which sets the scale of "
                           f"its strokes (default {ONE_PASS.style_size})")
     painting.add_argument("--levels", type=names, help=f"the levels of the cascade, deepest first, from "
