@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ pytest.importorskip("websockets")
 from starlette.websockets import WebSocketDisconnect  # noqa: E402 - after the skip
 
 from stylecraft.studio import app as studio_app  # noqa: E402 - needs fastapi
-from stylecraft.studio.live import JPEG_QUALITY  # noqa: E402 - needs fastapi
+from stylecraft.studio.live import JPEG_QUALITY, Painters  # noqa: E402 - needs fastapi
 
 LIVE = "ws://127.0.0.1/api/live"
 ORIGIN = {"origin": BASE}
@@ -152,6 +153,27 @@ def test_frames_beyond_the_rate_limit_close_the_socket(tmp_path: Path) -> None:
         for _ in range(5):
             socket.send_bytes(jpeg(make_content()))
         assert close_of(socket) == (1008, "more than 3 frames a second")
+
+
+def test_a_refused_connection_ends_only_after_its_work_in_a_thread(tmp_path: Path, monkeypatch) -> None:
+    """Before: a socket refused while its style loaded left the loading thread running, and one still inside
+    OpenVINO when the process exited aborted it ("terminate called without an active exception")."""
+    ended: list[str] = []
+    load = Painters.load
+
+    def slow_load(self: Painters, style: str) -> Any:
+        threading.Event().wait(1.0)
+        found = load(self, style)
+        ended.append(style)
+        return found
+
+    monkeypatch.setattr(Painters, "load", slow_load)
+    with studio(tmp_path, max_live_fps=3, live_backend="torch") as client, \
+            client.websocket_connect(LIVE, headers=ORIGIN) as socket:
+        for _ in range(5):
+            socket.send_bytes(jpeg(make_content()))
+        assert close_of(socket) == (1008, "more than 3 frames a second")
+        assert ended == [FIRST_STYLE]
 
 
 def test_a_burst_of_frames_is_answered_only_with_the_latest(tmp_path: Path) -> None:
