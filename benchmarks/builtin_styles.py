@@ -101,7 +101,7 @@ def main() -> int:
     if not (SHARED / "images").is_dir():
         print("builtin_styles: ../shared/images is needed", file=sys.stderr)
         return 2
-    builtin = feedforward.load_model(args.network) if args.network else load_builtin()
+    builtin = feedforward.styles.as_builtin(feedforward.load_model(args.network)) if args.network else load_builtin()
     styles = args.styles.split(",") if args.styles else names(builtin)
     photos = [SHARED / "images" / "content" / p for p in args.photos.split(",")] if args.photos else sorted(
         (SHARED / "images" / "content").glob("*.jpg"))
@@ -150,7 +150,8 @@ def time_1024(network: Path, name: str, photo: Path, work: Path, repeats: int,
     found = {}
     backends = [("torch", "fp32"), ("onnx", "fp32")] + ([("openvino", "bf16")] if runtime.cpu_has_bf16() else [])
     for backend, precision in backends:
-        loaded = api.load_style_model(network, backend=backend, precision=precision, style=name, device="cpu")
+        loaded = feedforward.styles.as_builtin(
+            api.load_style_model(network, backend=backend, precision=precision, style=name, device="cpu"))
         api.apply_model(loaded, source)  # warm-up
         times = []
         for _ in range(repeats):

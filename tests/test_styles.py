@@ -8,16 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_content, make_style
+from PIL import Image
 
-from stylecraft import api, feedforward
+from stylecraft import api, feedforward, images
 from stylecraft.cli import main
 from stylecraft.errors import ConfigError
 from stylecraft.feedforward import StyleModel, TransformerNet
 from stylecraft.feedforward.net import StyleNorm
-from stylecraft.feedforward.styles import builtin_file, load_builtin, names, open_model, painting, parse_mix
+from stylecraft.feedforward.styles import (
+    builtin_file,
+    load_builtin,
+    names,
+    open_model,
+    painting,
+    palette_paintings,
+    parse_mix,
+)
 
 TINY = {"size": 64, "batch_size": 2, "network_width": "compact", "device": "cpu"}
 
@@ -208,3 +218,58 @@ def test_a_video_is_painted_with_a_built_in_style_by_name(tmp_path: Path, capsys
     original = describe(clip)
     assert painted["frames"] == 6
     assert abs(painted["pictures"][0].astype(float) - original["pictures"][0]).mean() > 3  # it was painted
+
+
+def _colour_gap(picture: Image.Image, painting: Image.Image) -> float:
+    """How far a picture's colours are from a painting's, as distributions: the mean over channels of the
+    distance between their quantiles (the 1-D Wasserstein distance, 0..1)."""
+    levels = np.linspace(0, 1, 101)
+    ours, theirs = (np.quantile(np.asarray(p.convert("RGB"), np.float64).reshape(-1, 3) / 255, levels, axis=0)
+                    for p in (picture, painting))
+    return float(np.abs(ours - theirs).mean())
+
+
+@builtin
+def test_a_built_in_style_takes_its_painting_s_palette_unless_told_not_to() -> None:
+    photo = make_content(96, 72)
+    model = api.load_style_model("shipwreck")
+    plain = api.apply_model(model, photo, palette=False)
+    network_alone = images.to_pil(feedforward.apply(model.net, images.to_tensor(photo)))
+    assert np.array_equal(np.asarray(plain), np.asarray(network_alone))  # off: the network's own colours
+    painted = api.apply_model(model, photo)  # on by default: the painting ships beside the network
+    shipwreck = Image.open(builtin_file().with_name("shipwreck.jpg"))
+    assert _colour_gap(painted, shipwreck) < 0.5 * _colour_gap(plain, shipwreck)  # measured 0.009 against 0.034
+    kept = api.apply_model(model, photo, preserve_color=True)  # the photo's colours win: no palette step
+    assert np.array_equal(np.asarray(kept), np.asarray(api.apply_model(model, photo, preserve_color=True,
+                                                                       palette=False)))
+    assert not np.array_equal(np.asarray(kept), np.asarray(plain))
+    assert {path.name: share for path, share in palette_paintings(open_model("great-wave:0.7,udnie:0.3"))} == {
+        "great-wave.jpg": 0.7, "udnie.jpg": 0.3}
+    assert [path.name for path, _ in palette_paintings(open_model(builtin_file(), "udnie"))] == ["udnie.jpg"]
+
+
+def test_only_a_network_that_ships_its_painting_takes_a_palette(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    feedforward.save_model(TransformerNet(width=4, residual_blocks=1), tmp_path / "own.pt", {"style": "x"})
+    make_content().save(tmp_path / "photo.png")
+    assert palette_paintings(open_model(tmp_path / "own.pt")) == []
+    default = api.apply_model(tmp_path / "own.pt", tmp_path / "photo.png")  # no palette step, no error
+    assert np.array_equal(np.asarray(default), np.asarray(api.apply_model(tmp_path / "own.pt", tmp_path /
+                                                                          "photo.png", palette=False)))
+    with pytest.raises(ConfigError, match="ships no painting"):
+        api.apply_model(tmp_path / "own.pt", tmp_path / "photo.png", palette=True)
+    assert main(["apply", str(tmp_path / "own.pt"), str(tmp_path / "photo.png"), "-o", str(tmp_path / "out.png"),
+                 "--palette"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "ships no painting" in error[0] and not (tmp_path / "out.png").exists()
+
+
+@builtin
+def test_an_export_of_a_built_in_style_keeps_its_palette() -> None:
+    pytest.importorskip("onnxruntime")
+    loaded = api.load_style_model("great-wave:0.6,starry-night:0.4", backend="onnx", device="cpu")
+    assert {path.name: share for path, share in palette_paintings(loaded)} == {
+        "great-wave.jpg": 0.6, "starry-night.jpg": 0.4}
+    torch_painted = api.apply_model("great-wave:0.6,starry-night:0.4", make_content(), device="cpu")
+    onnx_painted = api.apply_model(loaded, make_content())
+    assert np.abs(np.asarray(torch_painted, np.int16) - np.asarray(onnx_painted, np.int16)).mean() < 2

@@ -1,7 +1,7 @@
 """Train and package stylecraft's built-in styles: one network for the six public-domain paintings of
 ../shared/paintings, trained by stylecraft's own `train` command on ../shared/train.
 
-    python tools/build_styles.py train [--steps 6000] [--size 256] [--device auto] [--precision auto]
+    python tools/build_styles.py train [--steps 6000] [--size 256] [--style-size 512] [--device auto] [--precision auto]
     python tools/build_styles.py package [--checkpoint-only]
 
 `train` runs `stylecraft train` with every painting, resuming from its checkpoint when one is there, else
@@ -76,7 +76,8 @@ def train_command(args: argparse.Namespace) -> tuple[list[str], str]:
     records = manifest()
     command = ["stylecraft", "train", "--style", *[str(PAINTINGS / r["file"]) for r in records],
                "--names", ",".join(style_name(r["file"]) for r in records), "--data", str(PHOTOS), "-o", str(WORK),
-               "--steps", str(args.steps), "--size", str(args.size), "--batch-size", str(args.batch_size),
+               "--steps", str(args.steps), "--size", str(args.size), "--style-size", str(args.style_size or args.size),
+               "--batch-size", str(args.batch_size),
                "--width", args.width, "--device", args.device, "--precision", args.precision,
                "--checkpoint-every", "100", "--sample-every", "500", "--color-weight", str(args.color_weight),
                "--spike-weight", str(args.spike_weight)]
@@ -267,6 +268,8 @@ def main() -> int:
     run = sub.add_parser("train")
     run.add_argument("--steps", type=int, default=6000)
     run.add_argument("--size", type=int, default=256)
+    run.add_argument("--style-size", type=int, help="the paintings' long side, which sets the scale of the strokes "
+                     "(default: --size)")
     run.add_argument("--batch-size", type=int, default=4)
     run.add_argument("--width", default="full")
     run.add_argument("--device", default="auto")

@@ -4,18 +4,19 @@ images in, PIL images out; inputs are validated here."""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import torch
 from PIL import Image
 
-from .. import checks, feedforward, files, images, report
+from .. import checks, colour, feedforward, files, images, report
 from ..errors import ConfigError, ImageError, WeightsError
 from ..features import FeatureNetwork
 from ..feedforward.settings import BACKENDS as BACKENDS
@@ -25,6 +26,7 @@ from ..photos import PhotoFolder
 from ..progress import Stop
 from ..runtime import DEVICES, Runtime
 from ..torchfile import load_safely, save_atomically
+from ..universal.paint import COLOURS_SIDE
 from .one_pass import OnePass, is_painting, load_one_pass
 from .transfer import route
 from .version import version
@@ -241,14 +243,17 @@ def export_model(model: str | os.PathLike[str], output: str | os.PathLike[str], 
 
 def apply_model(model: str | os.PathLike[str] | Model, image: ImageInput, *, size: int | None = None,
                 preserve_color: bool = False, device: str = "auto", tile: int | None = None,
-                backend: str = "auto", precision: str = "auto", style: str | None = None) -> Image.Image:
+                backend: str = "auto", precision: str = "auto", style: str | None = None,
+                palette: bool | None = None) -> Image.Image:
     """Paint ``image`` in one pass: with a trained real-time network (a model file, an exported ``.onnx`` file),
     a painting (``painting.jpg``, or a blend), or what :func:`load_style_model` or :func:`.load_one_pass` loaded
     (load once to paint many pictures). A picture with a side over ``tile`` pixels runs in exact tiles of that
-    size (the rule of the optimiser's ``tile`` too; default 2048 for a network, 1024 for a painting)."""
+    size (the rule of the optimiser's ``tile`` too; default 2048 for a network, 1024 for a painting).
+    ``palette`` as for :func:`apply_many`."""
     loaded = model if isinstance(model, (feedforward.StyleModel, OnePass)) else load_style_model(
-        model, backend=backend, device=device, precision=precision)
-    [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile)
+        model, backend=backend, device=device, precision=precision, style=style)
+    [(_, picture)] = apply_many(loaded, [image], size=size, preserve_color=preserve_color, tile=tile,
+                                palette=palette)
     if isinstance(picture, ImageError):
         raise picture
     return picture
@@ -316,18 +321,26 @@ def plan_tile(model: Model, size: tuple[int, int], count: int, tile: int | None,
 
 
 def apply_many(model: Model, sources: Sequence[Source], *, batch_size: int = 4,
-               size: int | None = None, preserve_color: bool = False, tile: int | None = None
-               ) -> Iterator[tuple[Source, Image.Image | ImageError]]:
+               size: int | None = None, preserve_color: bool = False, tile: int | None = None,
+               palette: bool | None = None) -> Iterator[tuple[Source, Image.Image | ImageError]]:
     """Paint many pictures, in order, running pictures of the same size together in batches of ``batch_size``.
 
     ``size`` and ``tile`` are checked against their bounds (``checks.BOUNDS``), and each picture's size against
     the pixel limit and the memory free (:func:`plan_tile`) before it is resized. Yields each source with its
     picture, or with the ImageError that kept it from being read or painted, so that one bad file does not stop
     a folder.
+
+    ``palette`` moves each picture's colours to its painting's whole palette (``colour.match_palette``) after
+    painting; None (the default) does so for a built-in style (it ships its painting) and for a painting as its
+    ``PaintConfig`` says, and not for another network, for which True is a ConfigError. ``preserve_color``
+    keeps the photo's colours instead.
     """
     checks.within("batch_size", batch_size)
     checks.within("size", size)
     checks.within("tile", tile, "one_pass_tile")
+    if isinstance(model, OnePass):
+        model = model if palette is None else replace(model, config=model.config.replace(palette=palette))
+    paintings = _palette_of(model, palette, preserve_color)
     count = min(batch_size, len(sources))
     for start in range(0, len(sources), batch_size):
         chunk = sources[start:start + batch_size]
@@ -348,8 +361,32 @@ def apply_many(model: Model, sources: Sequence[Source], *, batch_size: int = 4,
             batch = torch.cat([tensors[i] for i in indices])
             painted = paint_tensor(model, batch, preserve_color=preserve_color, tile=chosen)
             for row, index in enumerate(indices):
-                results[index] = images.to_pil(painted[row:row + 1])
+                one = painted[row:row + 1]
+                results[index] = images.to_pil(colour.match_palette(one, *paintings) if paintings else one)
         yield from zip(chunk, results, strict=True)
+
+
+def _palette_of(model: Model, palette: bool | None,
+                preserve_color: bool) -> tuple[list[torch.Tensor], list[float]] | None:
+    """The colours of the paintings a network's pictures are moved to, and their shares (None: no palette step;
+    a painting's palette is its own ``PaintConfig``'s)."""
+    if isinstance(model, OnePass) or palette is False or preserve_color:
+        return None
+    found = feedforward.styles.palette_paintings(model)
+    if not found:
+        if palette:
+            raise ConfigError("`palette` goes with a built-in style or a painting: this network ships no painting "
+                              "to take the colours of")
+        return None
+    return [_painting_colours(path) for path, _ in found], [share for _, share in found]
+
+
+@functools.lru_cache(maxsize=16)
+def _painting_colours(path: Path) -> torch.Tensor:
+    """A shipped painting's colours, read once: at most ``universal.COLOURS_SIDE`` px long, as the one-pass
+    palette keeps them."""
+    picture = images.to_tensor(images.load_image(path))
+    return images.resize_long_side(picture, min(COLOURS_SIDE, max(picture.shape[-2:])))
 
 
 def _all_styles(model: str | os.PathLike[str] | None) -> feedforward.StyleModel:

@@ -121,7 +121,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from ..photos import find_photos  # loads torch: not for --help
 
     if not api.is_painting(args.model):
-        given = [name for name in ONE_PASS_OPTIONS if getattr(args, name) is not None]
+        given = [name for name in ONE_PASS_OPTIONS if name != "palette" and getattr(args, name) is not None]
         if given:
             flag = "mask" if given[0] == "masks" else given[0].replace("_", "-")
             raise UsageError(f"--{flag} goes with a painting (a picture file), not a network")
@@ -144,7 +144,7 @@ def run_apply(args: argparse.Namespace) -> int:
         args.model, backend=args.backend, device=args.device, precision=args.precision, style=args.style)
     destination = dict(zip(sources, targets, strict=True))
     painted = api.apply_many(model, sources, batch_size=args.batch_size, size=args.size,
-                             preserve_color=args.preserve_color, tile=args.tile)
+                             preserve_color=args.preserve_color, tile=args.tile, palette=args.palette)
     failed: list[str] = []
     began = time.perf_counter()
     with _ProgressBar("apply", "image", args, shown=len(sources) > 1) as bar:

@@ -402,8 +402,9 @@ def add_apply(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     painting.add_argument("--transform", choices=TRANSFORMS, help="wct: whitening and colouring (the painting's "
                           f"covariance); adain: its mean and spread alone (default {ONE_PASS.transform})")
     painting.add_argument("--palette", action=argparse.BooleanOptionalAction, help="move the picture's colours "
-                          "to the painting's (their mean and covariance) after decoding (default "
-                          f"{'on' if ONE_PASS.palette else 'off'})")
+                          "to the painting's whole palette after painting: a painting's or a built-in style's "
+                          f"(default {'on' if ONE_PASS.palette else 'off'} for both; another network ships no "
+                          "painting)")
     painting.add_argument("--mask", action="append", dest="masks", metavar="MASK", help="a region for each "
                           "painting, in order (white: its region); the photo is kept where no mask covers it")
     painting.add_argument("--decoders", help="a decoders file from `stylecraft train-decoders` (default: the "

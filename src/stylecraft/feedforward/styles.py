@@ -43,7 +43,24 @@ def load_builtin() -> StyleModel:
     if not path.is_file():
         raise WeightsError("this installation of stylecraft has no built-in styles (stylecraft/feedforward/builtin/"
                            "styles.pt is missing)")
-    return load_model(path)
+    return as_builtin(load_model(path))
+
+
+def as_builtin(model: StyleModel) -> StyleModel:
+    """``model`` (a network of the built-in styles: the shipped one, or a candidate to ship) marked as painting
+    the built-in paintings, which :func:`palette_paintings` then finds; its styles and blends keep the mark, and
+    so does its ONNX export."""
+    model.metadata["builtin"] = True
+    return model
+
+
+def palette_paintings(model: StyleModel) -> list[tuple[Path, float]]:
+    """The shipped paintings a built-in style or blend paints, each with its share (for the palette step of
+    ``api.apply_many``); none for another network, which ships no painting."""
+    if not model.metadata.get("builtin"):
+        return []
+    blend = model.metadata.get("blend") or {names(model)[0]: 1.0}
+    return [(builtin_file().with_name(f"{name}.jpg"), float(share)) for name, share in blend.items()]
 
 
 def records(model: StyleModel) -> list[dict[str, Any]]:
@@ -100,7 +117,10 @@ def open_model(model: str | os.PathLike[str], style: str | None = None) -> Style
     built-in styles."""
     path = Path(model)
     if path.exists() or path.suffix.lower() in (".pt", ".pth", ".ckpt", ".onnx") or os.sep in str(model):
-        return painting(load_model(path), style)
+        loaded = load_model(path)
+        shipped = builtin_file()
+        is_builtin = path.exists() and shipped.exists() and path.samefile(shipped)
+        return painting(as_builtin(loaded) if is_builtin else loaded, style)
     if style is not None:
         raise ConfigError(f"`style` goes with a network file of several styles; a built-in style is named in place "
                           f"of the model ({model} is no file)")
