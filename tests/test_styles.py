@@ -246,6 +246,9 @@ def test_a_built_in_style_takes_its_painting_s_palette_unless_told_not_to() -> N
     assert {path.name: share for path, share in palette_paintings(open_model("great-wave:0.7,udnie:0.3"))} == {
         "great-wave.jpg": 0.7, "udnie.jpg": 0.3}
     assert [path.name for path, _ in palette_paintings(open_model(builtin_file(), "udnie"))] == ["udnie.jpg"]
+    by_file = api.apply_model(builtin_file(), photo, style="udnie")  # the file's style, as its name paints it
+    assert np.array_equal(np.asarray(by_file), np.asarray(api.apply_model("udnie", photo)))
+    assert not np.array_equal(np.asarray(by_file), np.asarray(api.apply_model(builtin_file(), photo)))
 
 
 def test_only_a_network_that_ships_its_painting_takes_a_palette(tmp_path: Path,
