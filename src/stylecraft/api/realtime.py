@@ -40,7 +40,7 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
                   network: FeatureNetwork | None = None, device: str = "auto", precision: str = "auto",
                   sample: ImageInput | None = None, resume: str | os.PathLike[str] | None = None,
                   names: Sequence[str] | None = None, add_to: str | os.PathLike[str] | None = None,
-                  init: str | os.PathLike[str] | None = None,
+                  init: str | os.PathLike[str] | None = None, teacher: str | os.PathLike[str] | None = None,
                   callbacks: Sequence[Callable[[feedforward.TrainProgress], None]] = (), stop: Stop | None = None,
                   **options: object) -> feedforward.TrainResult:
     """Train a real-time network on the photos under ``data`` to paint in ``style``; write it to ``output``.
@@ -48,7 +48,9 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
     Several styles train one network of several (each by its name in ``names``, default the files' names);
     ``add_to`` names a trained network of several styles to which the styles are added by training their
     scales and shifts alone. ``init`` names a trained network (of the same width and styles) to start from,
-    with a fresh optimiser: training goes on where another run (or another machine) left off. ``options``
+    with a fresh optimiser: training goes on where another run (or another machine) left off. ``teacher`` names a
+    trained network of the same styles (any width) whose pictures the new one learns to copy besides
+    (``teacher_weight``): a compact network learns from a full one. ``options``
     override fields of ``config`` (:class:`~stylecraft.feedforward.TrainConfig`) or of ``network`` (the loss
     network, :class:`FeatureNetwork`). A checkpoint (``output`` + ``.ckpt``) is
     written every ``checkpoint_every`` steps and at the end; ``resume`` continues from one. ``sample`` is the
@@ -65,7 +67,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
     base = _base(add_to) if add_to is not None else None
     style_names = _style_names(styles, names, feedforward.styles.names(base) if base else [])
     start = _start(init, config, style_names, resume, add_to) if init is not None else None
-    output = files.check_writable(output, [*styles, sample, resume, add_to, init])
+    taught_by = _teacher(teacher, style_names, add_to) if teacher is not None else None
+    output = files.check_writable(output, [*styles, sample, resume, add_to, init, teacher])
     checkpoint_path = output.with_name(output.name + ".ckpt")
     runtime = Runtime.resolve(device, precision)
     processes, own_device = feedforward.distributed.start(runtime.device)
@@ -88,7 +91,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
                                    on_checkpoint=lambda payload: save_atomically({**payload, "steps_before": before},
                                                                                  checkpoint_path),
                                    processes=processes, stop=stop,
-                                   base=cast(feedforward.TransformerNet, base.net) if base else None)
+                                   base=cast(feedforward.TransformerNet, base.net) if base else None,
+                                   teacher=cast(feedforward.TransformerNet, taught_by.net) if taught_by else None)
         if not processes.main:
             return result
         save_atomically({**result.checkpoint, "steps_before": before}, checkpoint_path)
@@ -104,6 +108,8 @@ def train_network(style: ImageInput | Sequence[ImageInput], data: str | os.PathL
         thumbnails = [thumbnail for _, thumbnail in fingerprints]
         if start is not None:
             metadata["initialised_from"] = str(init)
+        if taught_by is not None:
+            metadata["taught_by"] = str(teacher)
         if base is not None:
             metadata["added_to"] = str(add_to)
             records = feedforward.styles.records(base) + records
@@ -139,6 +145,20 @@ def _start(init: str | os.PathLike[str], config: feedforward.TrainConfig, names:
         raise ConfigError(f"`init` {init}: a network of width {net.width} painting {', '.join(found)}; this run "
                           f"trains width {config.channels()} on {', '.join(names)}")
     return start
+
+
+def _teacher(teacher: str | os.PathLike[str], names: Sequence[str], add_to: object) -> feedforward.StyleModel:
+    """The trained network a run learns to copy: the same styles, in the same order, of any width."""
+    if add_to is not None:
+        raise ConfigError("`teacher` goes without `add_to` (which trains the new styles' scales and shifts alone)")
+    taught_by = feedforward.load_model(teacher)
+    net = taught_by.net
+    found = feedforward.styles.names(taught_by) if isinstance(net, feedforward.TransformerNet) and net.styles > 1 \
+        else None
+    if not isinstance(net, feedforward.TransformerNet) or net.styles != len(names) or found not in (None, list(names)):
+        raise ConfigError(f"`teacher` {teacher}: a network painting {', '.join(found or ['one style'])}; this run "
+                          f"trains {', '.join(names)}")
+    return taught_by
 
 
 def _style_names(styles: Sequence[ImageInput], names: Sequence[str] | None, taken: Sequence[str]) -> list[str]:

@@ -83,7 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..feedforward.distributed import from_environment
 
     args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
-    output = files.check_writable(args.output, [*args.style, args.sample, args.resume, args.add_to, args.init])
+    output = files.check_writable(args.output, [*args.style, args.sample, args.resume, args.add_to, args.init,
+                                                args.teacher])
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}
     config = TrainConfig().replace(**options)
     network = FeatureNetwork(model=args.model, weights=args.weights)
@@ -94,6 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         result = api.train_network(args.style, args.data, output, config=config, network=network,
                                    device=args.device, precision=args.precision, sample=args.sample,
                                    resume=args.resume, names=args.names, add_to=args.add_to, init=args.init,
+                                   teacher=args.teacher,
                                    callbacks=[report.TrainSamples(samples, config.sample_every), bar])
     where = f"{output} ({result.steps} steps, {result.skipped} unreadable photos skipped)"
     return _finish(args, result.stopped, where, "network")

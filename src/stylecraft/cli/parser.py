@@ -326,6 +326,10 @@ def add_train(sub: argparse._SubParsersAction[Parser], common: Parser) -> None:
     train.add_argument("--resume", help="continue from a checkpoint (OUTPUT.ckpt)")
     train.add_argument("--init", help="start from a trained network's weights (same width and styles), with a "
                        "fresh optimiser")
+    train.add_argument("--teacher", help="a trained network of the same styles (any width) whose pictures this one "
+                       "learns to copy besides the losses: a compact network learns from a full one")
+    train.add_argument("--teacher-weight", type=number, help=f"weight of the L1 distance to the teacher's pictures "
+                       f"(default {t.teacher_weight:g})")
     train.add_argument("--seed", type=integer, help=f"default {t.seed}")
     train.add_argument("--workers", type=integer, help="data-loading processes (default 0)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")

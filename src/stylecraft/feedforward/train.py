@@ -95,6 +95,7 @@ class _Session:
     processes: Processes
     steps: int
     step: int = 0
+    teacher: TransformerNet | None = None
 
 
 def extended(base: TransformerNet, added: int) -> TransformerNet:
@@ -121,7 +122,8 @@ def _only_rows(net: TransformerNet, rows: Sequence[int]) -> list[torch.nn.Parame
 
 
 def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: PhotoFolder, runtime: Runtime,
-             resume: dict[str, Any] | None, processes: Processes, base: TransformerNet | None) -> _Session:
+             resume: dict[str, Any] | None, processes: Processes, base: TransformerNet | None,
+             teacher: TransformerNet | None) -> _Session:
     torch.manual_seed(config.seed)
     random.seed(config.seed + processes.rank)  # the crops differ between processes
     net = TransformerNet(width=config.channels(), styles=len(styles)) if base is None else extended(base, len(styles))
@@ -153,8 +155,10 @@ def _session(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data
     with runtime.work():
         style_targets = [objective.style_targets([style.to(runtime.device)], [1.0]) for style in styles]
         colour_targets = [objective.colour_target([style.to(runtime.device)], [1.0]) for style in styles]
+    if teacher is not None:
+        teacher = teacher.to(runtime.device).eval().requires_grad_(False)
     return _Session(config, net, model, optimizer, objective, style_targets, colour_targets, rows, loader, sampler,
-                    runtime, processes, steps, step)
+                    runtime, processes, steps, step, teacher)
 
 
 @contextlib.contextmanager
@@ -178,6 +182,8 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     turn = session.step % len(session.rows)  # the styles take turns
     if session.net.styles > 1:
         session.net.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
+        if session.teacher is not None:
+            session.teacher.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
     with runtime.work():
         targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn],
                           session.colour_targets[turn])
@@ -190,6 +196,11 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
         if config.spike_weight:
             terms["spikes"] = config.spike_weight * torch.stack([spike_penalty(x) for x in inputs]).mean()
             terms["total"] = terms["total"] + terms["spikes"]
+        if session.teacher is not None:
+            with torch.no_grad(), runtime.autocast():
+                taught = session.teacher(batch).float()
+            terms["teacher"] = config.teacher_weight * F.l1_loss(output.float(), taught)
+            terms["total"] = terms["total"] + terms["teacher"]
         session.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         session.optimizer.step()
@@ -201,12 +212,15 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
           runtime: Runtime, resume: dict[str, Any] | None = None,
           callbacks: Sequence[Callable[[TrainProgress], None]] = (),
           on_checkpoint: Callable[[dict[str, Any]], None] | None = None, processes: Processes = SINGLE,
-          stop: Stop | None = None, base: TransformerNet | None = None) -> TrainResult:
+          stop: Stop | None = None, base: TransformerNet | None = None,
+          teacher: TransformerNet | None = None) -> TrainResult:
     """Train a TransformerNet to paint in ``styles`` ((1, 3, H, W) tensors at their working size; one network
     of several styles when there are several); ``config`` is validated by the caller.
 
     With ``base``, a trained network of several styles, the result is ``base`` with the new styles added,
     trained by their scales and shifts alone (the convolutions and the base's styles are kept as they are).
+    With ``teacher``, a trained network of the same styles in the same order (any width), the loss adds the L1
+    distance to its pictures, weighed by ``config.teacher_weight``.
 
     ``resume`` is a checkpoint dict (``state_dict``, ``optimizer``, ``step``) to continue from, or a
     ``state_dict`` alone to start from those weights with a fresh optimiser;
@@ -215,7 +229,7 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
     "cancelled" or "interrupted". With several ``processes`` (see ``distributed``) each trains on its shard
     of ``data`` and only the main one calls ``callbacks`` and ``on_checkpoint``.
     """
-    session = _session(config, vgg, styles, data, runtime, resume, processes, base)
+    session = _session(config, vgg, styles, data, runtime, resume, processes, base, teacher)
     net, device = session.net, runtime.device
 
     def stylise_sample() -> torch.Tensor:
