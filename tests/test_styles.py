@@ -183,14 +183,19 @@ def test_the_command_line_paints_with_a_built_in_name_or_blend(tmp_path: Path, c
     assert (tmp_path / "sheet.png").stat().st_size > 0
 
 
-def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> None:
+def _photos_and_two_styles(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A folder of three little photos, and two striped styles named a and b."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for index in range(3):
         make_content(72, 64).rotate(45 * index).save(photos / f"p{index}.jpg")
     for index, name in enumerate(("a", "b")):
         make_style(seed=index).save(tmp_path / f"{name}.png")
-    styles = [tmp_path / "a.png", tmp_path / "b.png"]
+    return photos, [tmp_path / "a.png", tmp_path / "b.png"]
+
+
+def test_training_goes_on_from_a_trained_network_with_init(tmp_path: Path) -> None:
+    photos, styles = _photos_and_two_styles(tmp_path)
     api.train_network(styles, photos, tmp_path / "first.pt", steps=3, **TINY)
     api.train_network(styles, photos, tmp_path / "again.pt", steps=2, lr=0.0, init=tmp_path / "first.pt", **TINY)
     first, again = feedforward.load_model(tmp_path / "first.pt"), feedforward.load_model(tmp_path / "again.pt")
@@ -283,13 +288,7 @@ def test_an_export_of_a_built_in_style_keeps_its_palette() -> None:
 
 
 def test_a_compact_network_learns_to_paint_like_its_teacher(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for index in range(3):
-        make_content(72, 64).rotate(45 * index).save(photos / f"p{index}.jpg")
-    for index, name in enumerate(("a", "b")):
-        make_style(seed=index).save(tmp_path / f"{name}.png")
-    styles = [tmp_path / "a.png", tmp_path / "b.png"]
+    photos, styles = _photos_and_two_styles(tmp_path)
     teacher = spread(TransformerNet(width=16, residual_blocks=1, styles=2))
     feedforward.save_model(teacher, tmp_path / "teacher.pt", {"styles": [{"name": "a"}, {"name": "b"}]})
     only_the_teacher = {"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0, "saturation_weight": 0.0,

@@ -181,9 +181,10 @@ def _take_step(session: _Session, batch: torch.Tensor) -> dict[str, torch.Tensor
     batch = batch.to(runtime.device, memory_format=memory_format)
     turn = session.step % len(session.rows)  # the styles take turns
     if session.net.styles > 1:
-        session.net.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
+        mix = F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist()
+        session.net.select(mix)
         if session.teacher is not None:
-            session.teacher.select(F.one_hot(torch.tensor(session.rows[turn]), session.net.styles).tolist())
+            session.teacher.select(mix)
     with runtime.work():
         targets = Targets(session.objective.content_targets(batch, config.loss_margin), session.style_targets[turn],
                           session.colour_targets[turn])
