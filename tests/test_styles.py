@@ -304,3 +304,6 @@ def test_a_compact_network_learns_to_paint_like_its_teacher(tmp_path: Path) -> N
         api.train_network([tmp_path / "a.png"], photos, tmp_path / "x.pt", steps=1, teacher=tmp_path / "teacher.pt",
                           add_to=tmp_path / "teacher.pt", names=["c"], **TINY)
     assert not (tmp_path / "x.pt").exists()
+    assert main(["train", "--style", str(styles[0]), "--data", str(photos), "-o", str(tmp_path / "x.pt"),
+                 "--teacher-weight", "5"]) == 2  # a weight with nothing to weigh
+    assert not (tmp_path / "x.pt").exists()

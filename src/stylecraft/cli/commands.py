@@ -83,6 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..feedforward.distributed import from_environment
 
     args.quiet = args.quiet or not from_environment().main  # under torchrun, rank 0 speaks for all
+    if args.teacher_weight is not None and args.teacher is None:
+        raise UsageError("--teacher-weight goes with --teacher (a trained network to learn from)")
     output = files.check_writable(args.output, [*args.style, args.sample, args.resume, args.add_to, args.init,
                                                 args.teacher])
     options = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None}

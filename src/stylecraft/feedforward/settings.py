@@ -40,7 +40,7 @@ class TrainConfig:
     zero padding makes its features there unlike anywhere else, and the network can learn to paint a dotted
     line along the edges to match the style with them. ``teacher_weight`` weighs the L1 distance between the
     network's pictures and a trained teacher network's (``train_network``'s ``teacher``), which a compact network
-    learns from a full one by in far fewer steps than from the losses alone.
+    learns from a full one in far fewer steps than from the losses alone.
     """
 
     size: int = 256
